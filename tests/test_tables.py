@@ -1,0 +1,321 @@
+"""Result rows (read/gather/settings), the ELUE and hash-ablation tables, and the Pareto plots."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from hashee.errors import HasheeError
+from hashee.plots import pareto_plots
+from hashee.results import (
+    ROW_COLUMNS,
+    format_setting,
+    gather,
+    load_paper,
+    parse_setting,
+    read_runs,
+    split_setting,
+    write_runs,
+)
+from hashee.tables import DELTA, elue_table, hash_ablation_table, paper_model, table_notes, write_tables
+
+REF = pd.DataFrame({
+    "task": ["SST-2"] * 3 + ["MRPC"] * 3,
+    "layers": [1, 2, 3] * 2,
+    "perf": [80.0, 84.0, 86.0, 70.0, 80.0, 82.0],
+    "mflops": [1000.0, 2000.0, 3000.0] * 2,
+    "provenance": "measured: static minilm layers 1..3, config demo",
+})
+FREQ = "hash=frequency,layers=6"
+
+
+def row(task, method, setting, seed, perf, mflops, speedup, split="test", **extra):
+    metric = "acc_f1" if task == "MRPC" else "acc"
+    return {"task": task, "method": method, "setting": setting, "seed": seed, "split": split, "metric": metric,
+            "perf": perf, "mflops": mflops, "speedup": speedup, "wall_ms": math.nan, "device": "cpu",
+            "n_instances": 10, **extra}
+
+
+def make_runs():
+    # hashee: two tasks, two seeds. SST-2 84.5 ± 0.71 at 2500 MFLOPs (gap -0.5), 5.2x;
+    # MRPC 83.5 ± 0.71 at 1500 (p_EB 75, gap +8.5), 4.6x -> ELUE (−0.5 + 8.5)/2 = 4.00.
+    # pabee: SST-2 only, one seed -> no std, "–" on MRPC, no score.
+    # hashee hash=mi: SST-2 only, one seed (an ablation row).
+    return pd.DataFrame([
+        row("SST-2", "hashee", FREQ, 1, 84.0, 2500.0, 5.0),
+        row("SST-2", "hashee", FREQ, 2, 85.0, 2500.0, 5.4),
+        row("MRPC", "hashee", FREQ, 1, 83.0, 1500.0, 4.6),
+        row("MRPC", "hashee", FREQ, 2, 84.0, 1500.0, 4.6),
+        row("SST-2", "pabee", "layers=6,patience=3", 1, 83.0, 2000.0, 3.0),
+        row("SST-2", "hashee", "hash=mi,layers=6", 1, 86.0, 2800.0, 3.2),
+        row("SST-2", "hashee", FREQ, 1, 90.0, 2500.0, 5.0, split="dev"),  # not on the test table
+    ], columns=ROW_COLUMNS)
+
+
+def by_row(table, method, kind, setting=None):
+    hits = table[(table["method"] == method) & (table["row"] == kind)]
+    if setting is not None:
+        hits = hits[hits["setting"] == setting]
+    assert len(hits) == 1, hits
+    return hits.iloc[0]
+
+
+# --- result rows -------------------------------------------------------------------------------
+
+def test_setting_round_trip_and_errors():
+    assert parse_setting("hash=frequency,layers=6") == {"hash": "frequency", "layers": "6"}
+    assert parse_setting("") == {} and parse_setting(float("nan")) == {}
+    for s in ["layers=6,patience=3", "patience=3,layers=6", "b=1,a=2"]:
+        assert format_setting(parse_setting(s)) == s  # order kept, not sorted
+    assert format_setting({"layers": 6, "threshold": 0.5, "flag": True}) == "layers=6,threshold=0.5,flag=true"
+    assert split_setting("layers=6,patience=3") == ("layers=6", "patience=3")
+    for bad in ["layers", "layers=6,,patience=3", "a=1,a=2", "=3", "a="]:
+        with pytest.raises(HasheeError):
+            parse_setting(bad)
+    with pytest.raises(HasheeError):
+        format_setting({"hash": "a,b"})
+
+
+def test_read_runs_missing_columns_named(tmp_path):
+    path = tmp_path / "runs.csv"
+    make_runs().drop(columns=["mflops", "speedup"]).to_csv(path, index=False)
+    with pytest.raises(HasheeError) as err:
+        read_runs(path)
+    assert str(path) in str(err.value) and "mflops, speedup" in str(err.value)
+    with pytest.raises(HasheeError, match="not found"):
+        read_runs(tmp_path / "absent.csv")
+
+
+def test_write_read_runs_round_trip(tmp_path):
+    path = tmp_path / "runs.csv"
+    runs = make_runs()
+    write_runs(runs, path)
+    back = read_runs(path)
+    assert list(back.columns) == ROW_COLUMNS
+    assert back["seed"].dtype == "int64" and back["wall_ms"].isna().all()
+    pd.testing.assert_series_equal(back["perf"], runs["perf"])
+
+
+def test_gather_joins_batch_one_timings(tmp_path):
+    runs = make_runs()
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    runs.iloc[:3].to_csv(a, index=False)
+    runs.iloc[3:].to_csv(b, index=False)
+    times = tmp_path / "time.csv"
+    pd.DataFrame([
+        {"task": "SST-2", "method": "hashee", "setting": FREQ, "seed": 1, "batch_size": 1, "wall_ms": 7.5,
+         "device": "NVIDIA H100", "dtype": "float32"},
+        {"task": "SST-2", "method": "hashee", "setting": FREQ, "seed": 1, "batch_size": 32, "wall_ms": 99.0,
+         "device": "NVIDIA H100", "dtype": "float32"},
+    ]).to_csv(times, index=False)
+    out = tmp_path / "out" / "runs.csv"
+    gathered = gather([b, a], [times], out)
+    assert out.is_file() and len(gathered) == len(runs)
+    assert list(gathered["task"].drop_duplicates()) == ["SST-2", "MRPC"]  # task-table order
+    timed = gathered[(gathered["task"] == "SST-2") & (gathered["method"] == "hashee")
+                     & (gathered["setting"] == FREQ) & (gathered["seed"] == 1)]
+    assert list(timed["wall_ms"]) == [7.5, 7.5]  # dev and test rows of that model; batch 1, not 32
+    assert set(timed["device"]) == {"NVIDIA H100"}
+    assert gathered["wall_ms"].isna().sum() == len(runs) - 2
+    pd.testing.assert_frame_equal(read_runs(out), gathered)
+
+
+def test_gather_errors(tmp_path):
+    runs = make_runs()
+    a = tmp_path / "a.csv"
+    runs.to_csv(a, index=False)
+    with pytest.raises(HasheeError, match="duplicate result row"):
+        gather([a, a], [], tmp_path / "runs.csv")
+    bad = tmp_path / "bad.csv"
+    runs.drop(columns=["split"]).to_csv(bad, index=False)
+    with pytest.raises(HasheeError, match=r"bad.csv.*split"):
+        gather([a, bad], [], tmp_path / "runs.csv")
+    times = tmp_path / "time.csv"
+    pd.DataFrame([{"task": "SST-2", "method": "hashee", "setting": "hash=frequency", "seed": 1,
+                   "batch_size": 1, "wall_ms": 1.0, "device": "cpu", "dtype": "float32"}]).to_csv(times, index=False)
+    with pytest.raises(HasheeError, match="matches no result row"):
+        gather([a], [times], tmp_path / "runs.csv")
+    assert not (tmp_path / "runs.csv").exists()
+    with pytest.raises(HasheeError, match="no rows files"):
+        gather([], [], tmp_path / "runs.csv")
+
+
+# --- ELUE table ---------------------------------------------------------------------------------
+
+def test_paper_model_mapping():
+    assert paper_model("hashee", FREQ) == "HashEE"
+    assert paper_model("hashee", "hash=mi,layers=6") is None and paper_model("hashee", "hash=frequency") is None
+    assert paper_model("static", "layers=3") == "ElasticBERT-3L"  # default backbone: ElasticBERT
+    assert paper_model("static", "layers=3,backbone=bert-base-uncased") == "BERT-3L"
+    assert paper_model("static", "layers=3", backbone="roberta-base") == "RoBERTa-3L"
+    assert paper_model("static", "layers=6") is None
+    assert paper_model("berxit", "backbone=bert") == "BERxiT w/ BERT"
+    assert paper_model("berxit", "") == "BERxiT w/ ElasticBERT"
+    assert paper_model("static", "layers=3,backbone=minilm") is None
+
+
+def test_elue_table_cells_paper_and_delta():
+    table = elue_table(make_runs(), REF)
+    assert list(table.columns) == ["method", "setting", "row", "SST-2", "MRPC", "ELUE score"]
+    ours = by_row(table, "hashee", "ours", FREQ)
+    assert ours["SST-2"] == "84.5 ± 0.71 (5.2×)"
+    assert ours["MRPC"] == "83.5 ± 0.71 (4.6×)"
+    assert ours["ELUE score"] == "4.00"
+    paper = by_row(table, "hashee", "paper")
+    assert (paper["setting"], paper["SST-2"], paper["MRPC"], paper["ELUE score"]) == \
+        ("HashEE", "85.5 (4.8×)", "84.0 (4.8×)", "1.20")
+    delta = by_row(table, "hashee", DELTA)
+    assert (delta["SST-2"], delta["MRPC"], delta["ELUE score"]) == ("-1.0 (+0.4×)", "-0.5 (-0.2×)", "+2.80")
+
+    pabee = by_row(table, "pabee", "ours")
+    assert pabee["setting"] == "layers=6 [patience=*]"
+    assert pabee["SST-2"] == "83.0 (3.0×)"  # one seed: no std
+    assert pabee["MRPC"] == "–" and pabee["ELUE score"] == "–"
+    assert by_row(table, "pabee", "paper")["MRPC"] == "75.2 (3.5×)"
+    p_delta = by_row(table, "pabee", DELTA)
+    assert (p_delta["SST-2"], p_delta["MRPC"], p_delta["ELUE score"]) == ("-0.1 (+0.1×)", "–", "–")
+    # Order: baselines before HashEE; paper and Δ rows right under their model.
+    assert list(table["row"][:3]) == ["ours", "paper", DELTA] and table["method"].iloc[0] == "pabee"
+
+
+def test_elue_table_without_paper_rows():
+    table = elue_table(make_runs(), REF, paper=False)
+    assert set(table["row"]) == {"ours"} and len(table) == 3
+
+
+def test_elue_table_sweep_best_point_chosen_on_dev():
+    s3, s4 = "layers=6,patience=3", "layers=6,patience=4"
+    runs = pd.DataFrame([
+        # test: patience=4 is better (gap -0.4 vs -1.0) ...
+        row("SST-2", "pabee", s3, 1, 83.0, 2000.0, 3.0),
+        row("SST-2", "pabee", s4, 1, 84.6, 2500.0, 2.5),
+        # ... but dev picks patience=3 (gap +2.0 vs 0.0): the shown point is not selected on test.
+        row("SST-2", "pabee", s3, 1, 86.0, 2000.0, 3.0, split="dev"),
+        row("SST-2", "pabee", s4, 1, 85.0, 2500.0, 2.5, split="dev"),
+    ], columns=ROW_COLUMNS)
+    table = elue_table(runs, REF, paper=False)
+    ours = by_row(table, "pabee", "ours")
+    assert ours["SST-2"] == "83.0 (3.0×)"
+    assert ours["ELUE score"] == "-1.00" and ours["ELUE (all points)"] == "-0.70"
+    assert any("SST-2 patience=3" in n for n in table.attrs["notes"])
+
+    fallback = elue_table(runs[runs["split"] == "test"], REF, paper=False)
+    ours = by_row(fallback, "pabee", "ours")
+    assert ours["SST-2"] == "84.6 (2.5×)†" and ours["ELUE score"] == "-0.40"
+    assert any("† chosen on test" in n for n in fallback.attrs["notes"])
+    on_test = elue_table(runs, REF, paper=False, select_on="test")
+    assert by_row(on_test, "pabee", "ours")["SST-2"] == "84.6 (2.5×)"  # asked for: no † mark
+
+
+def test_elue_table_reference_missing_task():
+    with pytest.raises(HasheeError, match="no points for task.*MRPC"):
+        elue_table(make_runs(), REF[REF["task"] == "SST-2"])
+
+
+def test_elue_table_policy_error_raises_for_out_of_range():
+    runs = pd.DataFrame([row("SST-2", "static", "layers=6", 1, 90.0, 6000.0, 2.0)], columns=ROW_COLUMNS)
+    assert by_row(elue_table(runs, REF), "static", "ours")["ELUE score"] == "-2.00"  # extend: p_EB 92
+    assert by_row(elue_table(runs, REF, "clamp"), "static", "ours")["ELUE score"] == "4.00"
+    with pytest.raises(HasheeError, match="outside"):
+        elue_table(runs, REF, "error")
+
+
+# --- hash ablation --------------------------------------------------------------------------------
+
+def test_hash_ablation_table():
+    table = hash_ablation_table(make_runs())
+    assert list(table.columns) == ["hash", "layers", "row", "SST-2", "SNLI", "MRPC", "speed-up"]
+    assert list(table["row"]) == ["ours", "paper: ElasticBERT-6L", DELTA] * 2
+    freq = table.iloc[0]
+    assert (freq["hash"], freq["layers"], freq["SST-2"], freq["SNLI"], freq["MRPC"], freq["speed-up"]) == \
+        ("frequency", "6", "84.5 ± 0.71", "–", "83.5 ± 0.71", "4.9×")
+    paper = table.iloc[1]
+    assert (paper["hash"], paper["SST-2"], paper["SNLI"], paper["MRPC"], paper["speed-up"]) == \
+        ("Frequency", "85.5 ± 0.41", "89.6", "84.0 ± 0.27", "4.9×")  # SNLI std not published
+    delta = table.iloc[2]
+    assert (delta["SST-2"], delta["SNLI"], delta["MRPC"], delta["speed-up"]) == ("-1.0", "–", "-0.5", "+0.0×")
+    mi = table.iloc[3:]
+    assert list(mi["hash"]) == ["mi", "MI", "MI"]
+    assert list(mi["SST-2"]) == ["86.0", "85.5 ± 0.49", "+0.5"]
+    assert list(mi["speed-up"]) == ["3.2×", "3.3×", "-0.1×"]
+
+
+def test_hash_ablation_without_hashee_runs():
+    runs = make_runs()
+    table = hash_ablation_table(runs[runs["method"] == "pabee"])
+    assert len(table) == 0 and any("No 'hashee' runs" in n for n in table.attrs["notes"])
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+def write_inputs(tmp_path, runs=None, ref=None):
+    runs_path, ref_path = tmp_path / "runs.csv", tmp_path / "reference.csv"
+    (make_runs() if runs is None else runs).to_csv(runs_path, index=False)
+    (REF if ref is None else ref).to_csv(ref_path, index=False)
+    return runs_path, ref_path
+
+
+def test_write_tables_markdown_csv_latex(tmp_path):
+    runs_path, ref_path = write_inputs(tmp_path)
+    out = tmp_path / "tables"
+    paths = write_tables(runs_path, ref_path, out, beyond="clamp", config_name="demo")
+    assert sorted(p.name for p in paths) == sorted(f"{s}.{e}" for s in ("elue", "hash_ablation")
+                                                   for e in ("md", "csv", "tex"))
+    md = (out / "elue.md").read_text()
+    for text in ["84.5 ± 0.71 (5.2×)", "83.0 (3.0×)", "| –", "85.5 (4.8×)", "-1.0 (+0.4×)", "+2.80",
+                 DELTA, "policy 'clamp'", "Synthetic demo data", "not comparable with the paper",
+                 "measured: static minilm layers 1..3, config demo", "-5.47", "-3.70"]:
+        assert text in md, text
+    ablation_md = (out / "hash_ablation.md").read_text()
+    assert "85.5 ± 0.41" in ablation_md and "policy 'clamp'" in ablation_md and "-5.47" in ablation_md
+
+    table = elue_table(make_runs(), REF, "clamp")
+    back = pd.read_csv(out / "elue.csv", dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(back, table.astype(str).reset_index(drop=True), check_dtype=False)
+
+    tex = (out / "elue.tex").read_text()
+    assert r"\begin{tabular}" in tex and r"84.5 $\pm$ 0.71 (5.2$\times$)" in tex
+    assert "±" not in tex.split(r"\end{tabular}")[0] and "% " in tex
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
+
+
+def test_notes_for_real_config():
+    notes = table_notes(REF, "extend", config_name="elue")
+    assert not any("Synthetic" in n for n in notes)
+    assert any("linear extension" in n for n in notes)
+
+
+def test_write_tables_errors_leave_out_dir_unchanged(tmp_path):
+    out = tmp_path / "tables"
+    out.mkdir()
+    (out / "elue.md").write_text("previous")
+    runs_path, ref_path = write_inputs(tmp_path, runs=make_runs().drop(columns=["perf", "device"]))
+    with pytest.raises(HasheeError) as err:
+        write_tables(runs_path, ref_path, out)
+    assert str(runs_path) in str(err.value) and "perf, device" in str(err.value)
+    runs_path, ref_path = write_inputs(tmp_path, ref=REF[REF["task"] == "MRPC"])
+    with pytest.raises(HasheeError, match="SST-2"):
+        write_tables(runs_path, ref_path, out)
+    runs_path, ref_path = write_inputs(tmp_path)
+    with pytest.raises(HasheeError, match="policy"):
+        write_tables(runs_path, ref_path, out, beyond="nearest")
+    assert [p.name for p in out.iterdir()] == ["elue.md"] and (out / "elue.md").read_text() == "previous"
+    with pytest.raises(HasheeError):
+        write_tables(runs_path, ref_path, tmp_path / "fresh", beyond="nearest")
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_paper_tables_ship_with_package():
+    assert set(load_paper("elue_test.csv")["model"]) >= {"HashEE", "PABEE", "ElasticBERT-3L"}
+    with pytest.raises(HasheeError, match="paper table"):
+        load_paper("glue")
+
+
+# --- plots ----------------------------------------------------------------------------------------
+
+def test_pareto_plots_write_pngs(tmp_path):
+    paths = pareto_plots(make_runs(), REF, tmp_path / "plots")
+    assert [p.name for p in paths] == ["pareto_SST-2.png", "pareto_MRPC.png"]
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["pareto_MRPC.png", "pareto_SST-2.png"]
