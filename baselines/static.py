@@ -1,0 +1,13 @@
+"""Static models: a backbone truncated to its first n layers, fine-tuned normally.
+
+BERT-nL, ElasticBERT-nL (n = 1..12 is also the ELUE reference curve), RoBERTa-3L, ALBERT-3L, and
+the offline default's truncations of MiniLM. Every token runs every layer it has.
+"""
+
+from hashee.methods import Method, register
+
+
+@register
+class Static(Method):
+    name = "static"
+    setting_defaults = {"layers": ""}

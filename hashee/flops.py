@@ -1,0 +1,151 @@
+"""Per-instance FLOPs with fvcore, in ELUE's convention (ElasticBERT's ptflops-fork counter).
+
+Every place where fvcore and ELUE's counter differ is handled here, and only here:
+- Linear / matmul / bmm: both count one per multiply-add (prod(input) x out_features); fvcore's
+  own handles are kept.
+- `scaled_dot_product_attention`: fvcore has no handle and would silently drop the attention
+  matmuls. Ours counts ELUE's per-head L_q*L_k (scaling) + d*L_q*L_k (scores) + L_q*L_k (softmax)
+  + d*L_q*L_k (context).
+- softmax: ELUE counts one per element (fvcore: nothing).
+- LayerNorm: ELUE counts 2 per element (fvcore: 5 with an affine transform).
+- Embedding lookups, GELU/tanh, residual adds, and the index ops that pack active tokens: 0 in
+  both (`ZERO_COST_OPS`). Any other op fvcore cannot count raises: a new op that costs FLOPs must
+  get a handle here, never be dropped in silence.
+- Bias additions: 0 in both conventions.
+
+FLOPs of an instance = sum over its trace (hashee.trace) of the FLOPs of each named module on its
+traced shape. fvcore traces each distinct (module, shape) once and the result is cached, so a
+10,000-instance test set costs one trace per distinct shape, not per instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from math import prod
+
+import torch
+from fvcore.nn import FlopCountAnalysis
+from torch import nn
+
+from .errors import HasheeError
+from .trace import ModuleCall, Trace
+
+ZERO_COST_OPS = {
+    "aten::add", "aten::add_", "aten::sub", "aten::rsub", "aten::mul", "aten::div", "aten::neg",
+    "aten::gelu", "aten::tanh", "aten::relu", "aten::sigmoid", "aten::embedding", "aten::dropout",
+    "aten::index", "aten::index_select", "aten::index_put", "aten::index_put_", "aten::index_copy",
+    "aten::cumsum", "aten::lt", "aten::gt", "aten::ge", "aten::le", "aten::eq", "aten::ne",
+    "aten::nonzero", "aten::masked_fill", "aten::where", "aten::zeros", "aten::ones", "aten::arange",
+    "aten::expand", "aten::expand_as", "aten::repeat", "aten::cat", "aten::stack", "aten::gather",
+    "aten::scatter", "aten::clone", "aten::contiguous", "aten::floor_divide", "aten::remainder",
+    "aten::max", "aten::min", "aten::argmax", "aten::sum", "aten::mean", "aten::abs", "aten::log",
+    "aten::exp", "aten::pow", "aten::sqrt", "aten::clamp", "aten::fill_", "aten::zero_", "aten::new_zeros",
+    "aten::full", "aten::full_like", "aten::zeros_like", "aten::ones_like", "aten::bitwise_and",
+    "aten::bitwise_or", "aten::logical_and", "aten::logical_or", "aten::any", "aten::all", "aten::topk",
+    "aten::sort", "aten::to", "aten::type_as", "aten::copy_", "aten::scalar_tensor", "aten::item",
+    "aten::log_softmax", "aten::lstm",
+}
+
+
+def _shape(value) -> list[int]:
+    return value.type().sizes()
+
+
+def sdpa_flop_jit(inputs, outputs) -> int:
+    """ELUE: per head L_q*L_k + d*L_q*L_k + L_q*L_k + L_q*L_k*d."""
+    q, k = _shape(inputs[0]), _shape(inputs[1])
+    *batch_heads, length_q, head_dim = q
+    length_k = k[-2]
+    return prod(batch_heads) * (2 * length_q * length_k + 2 * head_dim * length_q * length_k)
+
+
+def softmax_flop_jit(inputs, outputs) -> int:
+    return prod(_shape(inputs[0]))
+
+
+def layer_norm_flop_jit(inputs, outputs) -> int:
+    return 2 * prod(_shape(inputs[0]))
+
+
+HANDLES = {
+    "aten::scaled_dot_product_attention": sdpa_flop_jit,
+    "aten::softmax": softmax_flop_jit,
+    "aten::layer_norm": layer_norm_flop_jit,
+}
+
+
+def count_module_flops(module: nn.Module, inputs: tuple) -> int:
+    analysis = FlopCountAnalysis(module, inputs).set_op_handle(**HANDLES)
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    analysis.tracer_warnings("none")
+    total = analysis.total()
+    costly = set(analysis.unsupported_ops()) - ZERO_COST_OPS
+    if costly:
+        raise HasheeError(f"FLOPs: fvcore cannot count op(s) {', '.join(sorted(costly))} in "
+                          f"{type(module).__name__}; add a handle in hashee/flops.py")
+    return int(total)
+
+
+class FlopCounter:
+    """FLOPs of traced module calls, one fvcore trace per distinct (name, shape)."""
+
+    def __init__(self, modules: dict[str, nn.Module]):
+        self.modules = modules
+        self._cache: dict[ModuleCall, int] = {}
+
+    def call_flops(self, call: ModuleCall) -> int:
+        if call not in self._cache:
+            module = self.modules.get(call.name)
+            if module is None:
+                raise HasheeError(f"FLOPs: trace names module {call.name!r} that the model does not define; "
+                                  f"known: {', '.join(sorted(self.modules))}")
+            device = next(module.parameters(), torch.zeros(())).device
+            was_training = module.training
+            module.eval()
+            with torch.no_grad():
+                self._cache[call] = count_module_flops(module, (torch.zeros(call.shape, device=device),))
+            module.train(was_training)
+        return self._cache[call]
+
+    def trace_flops(self, trace: Trace) -> int:
+        return sum(self.call_flops(call) for call in trace)
+
+    def mean_mflops(self, traces: Iterable[Trace]) -> float:
+        values = [self.trace_flops(t) for t in traces]
+        return sum(values) / len(values) / 1e6 if values else float("nan")
+
+
+def bert_base_flops(lengths: Sequence[int], num_labels: int, cache: dict | None = None) -> list[int]:
+    """FLOPs of the full 12-layer BERT-base (hidden 768) on instances of these lengths: the paper's
+    speed-up denominator. Counted analytically from the same modules (random weights suffice)."""
+    from .modeling import EncoderConfig, FlopsHead, TokenExitEncoder, encoder_flop_modules
+
+    key = ("bert-base", num_labels)
+    if cache is not None and key in cache:
+        counter = cache[key]
+    else:
+        encoder = TokenExitEncoder(EncoderConfig())
+        modules = encoder_flop_modules(encoder)
+        modules["pooler"] = FlopsHead(encoder.pooler)
+        modules["classifier"] = FlopsHead(nn.Linear(768, num_labels))
+        counter = FlopCounter(modules)
+        if cache is not None:
+            cache[key] = counter
+    out = []
+    for length in lengths:
+        trace = (ModuleCall("emb", (length,)),
+                 *(ModuleCall(f"layer_{i}", (length, length, 768)) for i in range(1, 13)),
+                 ModuleCall("pooler", (768,)), ModuleCall("classifier", (768,)))
+        out.append(counter.trace_flops(trace))
+    return out
+
+
+def analytic_layer_flops(n_active: int, length: int, hidden: int, intermediate: int, heads: int) -> int:
+    """Independent analytic count of one token-exit layer in ELUE's convention (tests cross-check fvcore)."""
+    head_dim = hidden // heads
+    projections = n_active * hidden * hidden + 2 * length * hidden * hidden  # Q on active; K, V on all
+    attention = heads * (2 * n_active * length + 2 * head_dim * n_active * length)
+    output = n_active * hidden * hidden + 2 * n_active * hidden * intermediate
+    layer_norms = 2 * (2 * n_active * hidden)
+    return projections + attention + output + layer_norms

@@ -1,0 +1,216 @@
+"""The method registry: HashEE is one entry, every baseline (baselines/) is another.
+
+The trainer (hashee.training) and the evaluator (hashee.evaluation) know only this interface:
+- `build(config, task)`: the model, from an encoder config (weights come later, so a saved model
+  can be rebuilt without the pretrained checkpoint);
+- `init_from_backbone(model, backbone)`: copy pretrained weights in;
+- `stages(model, params)`: training stages — which parameters train, the loss, epochs, lr;
+- `inference_settings()`: the sweep of exit settings evaluated for one trained model;
+- `predict(model, batch, inference)`: outputs (B, num_labels) + one execution trace per instance;
+- `flop_modules(model)`: ELUE's `module_list`, name -> module run on a traced shape.
+Adding a method = one module that subclasses `Method` and decorates it with `@register`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import HasheeError, unknown_name
+from .modeling import EncoderConfig, SequenceClassifier, encoder_flop_modules, encoder_traces
+from .results import format_setting, parse_setting
+from .tasks import TaskSpec
+from .trace import Trace
+
+REGISTRY: dict[str, type[Method]] = {}
+
+
+def register(cls):
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def available_methods() -> dict[str, type[Method]]:
+    importlib.import_module("baselines")  # baselines register themselves on import
+    return REGISTRY
+
+
+def get_method(name: str, setting: str | dict = "") -> Method:
+    methods = available_methods()
+    if name not in methods:
+        raise unknown_name("method", name, methods)
+    settings = parse_setting(setting) if isinstance(setting, str) else dict(setting)
+    return methods[name](settings)
+
+
+@dataclass
+class Stage:
+    """One training stage: the parameters it trains (all others frozen), its loss, its schedule."""
+
+    name: str
+    parameters: Callable[[nn.Module], Iterable[nn.Parameter]]
+    loss: Callable[[nn.Module, dict], torch.Tensor]
+    epochs: float
+    lr: float
+    warmup: float
+    weight_decay: float
+    select_on_dev: bool = True  # keep the best epoch of this stage, chosen on dev
+
+
+@dataclass
+class Prediction:
+    outputs: torch.Tensor  # (B, num_labels) logits, or (B,) regression values
+    traces: list[Trace]
+
+
+def task_loss(task: TaskSpec, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    if task.is_regression:
+        return nn.functional.mse_loss(outputs.view(-1), labels.float())
+    return nn.functional.cross_entropy(outputs, labels)
+
+
+def decode(task: TaskSpec, outputs: torch.Tensor) -> torch.Tensor:
+    return outputs.view(-1).float() if task.is_regression else outputs.argmax(dim=-1)
+
+
+class Method:
+    name = "method"
+    supports_regression = True
+    # Settings keys a method understands, with defaults; unknown keys are an error.
+    setting_defaults: dict[str, str] = {}
+
+    def __init__(self, settings: dict[str, str]):
+        unknown = set(settings) - set(self.setting_defaults)
+        if unknown:
+            raise HasheeError(f"method {self.name}: unknown setting key(s) {', '.join(sorted(unknown))}; "
+                              f"valid: {', '.join(self.setting_defaults) or 'none'}")
+        self.given = dict(settings)  # as the user wrote them: this names the variant in results
+        self.settings = {**self.setting_defaults, **settings}
+        self.task: TaskSpec | None = None
+
+    def setting_text(self, inference: dict | None = None) -> str:
+        return format_setting({**self.given, **(inference or {})})
+
+    # --- helpers for settings ---
+    def int_setting(self, key: str) -> int | None:
+        value = self.settings.get(key)
+        if value in (None, "", "all"):
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise HasheeError(f"method {self.name}: setting {key}={value!r} is not an integer") from None
+
+    @property
+    def num_layers(self) -> int | None:
+        return self.int_setting("layers")
+
+    # --- the interface ---
+    def check_task(self, task: TaskSpec) -> None:
+        if task.is_regression and not self.supports_regression:
+            raise HasheeError(f"method {self.name} defines no regression exit and does not run on {task.name}")
+
+    def build(self, config: EncoderConfig, task: TaskSpec) -> nn.Module:
+        self.check_task(task)
+        self.task = task
+        return SequenceClassifier(config, task.num_labels)
+
+    def init_from_backbone(self, model: nn.Module, backbone) -> None:
+        from .backbones import load_exact
+
+        load_exact(model.bert, backbone.state_dict, backbone.name)
+
+    def stages(self, model: nn.Module, params) -> list[Stage]:
+        def loss(model, batch):
+            logits, _ = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+            return task_loss(self.task, logits, batch["labels"])
+
+        return [Stage("finetune", lambda m: m.parameters(), loss, params.epochs, params.lr, params.warmup,
+                      params.weight_decay)]
+
+    def inference_settings(self) -> list[dict[str, str]]:
+        return [{}]
+
+    def predict(self, model: nn.Module, batch: dict, inference: dict) -> Prediction:
+        logits, out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        return Prediction(logits, encoder_traces(batch["attention_mask"], out.active_counts,
+                                                 model.bert.config.hidden_size))
+
+    def flop_modules(self, model: nn.Module) -> dict[str, nn.Module]:
+        from .modeling import FlopsHead
+
+        modules = encoder_flop_modules(model.bert)
+        modules["pooler"] = FlopsHead(model.bert.pooler)
+        modules["classifier"] = FlopsHead(model.classifier)
+        return modules
+
+    # --- persistence: extra files a method saves beside its checkpoint (HashEE: its hash) ---
+    def save_extras(self, model: nn.Module, directory) -> None:
+        pass
+
+    def load_extras(self, model: nn.Module, directory, tokenizer) -> None:
+        pass
+
+
+@register
+class HashEE(Method):
+    """Hash-based token-level early exiting: each token exits at its hashed layer (HASHEE.md)."""
+
+    name = "hashee"
+    setting_defaults = {"hash": "frequency", "layers": "", "buckets": "6"}
+
+    def build(self, config, task):
+        model = super().build(config, task)
+        model.token_hash = None  # set by attach_hash (training) or load_extras (evaluation)
+        return model
+
+    def attach_hash(self, model, token_hash) -> None:
+        if token_hash.name != self.settings["hash"]:
+            raise HasheeError(f"hash file holds a {token_hash.name!r} hash but the setting asks for "
+                              f"{self.settings['hash']!r}")
+        if token_hash.num_layers != model.bert.num_layers:
+            raise HasheeError(f"hash was fitted for {token_hash.num_layers} layers, the model has "
+                              f"{model.bert.num_layers}")
+        model.token_hash = token_hash
+
+    def exit_layers(self, model, input_ids, generator=None):
+        if model.token_hash is None:
+            raise HasheeError("HashEE model has no hash attached (missing hash.pt beside the checkpoint?)")
+        # rand-incons draws per occurrence: from the global RNG while training (resumable with it),
+        # from the hash's own seeded generator at evaluation (deterministic).
+        if model.training and model.token_hash.name == "rand-incons" and generator is None:
+            generator = torch.default_generator
+        return model.token_hash.assign(input_ids.cpu(), generator=generator).to(input_ids.device)
+
+    def stages(self, model, params):
+        def loss(model, batch):
+            exits = self.exit_layers(model, batch["input_ids"])
+            logits, _ = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], exits)
+            return task_loss(self.task, logits, batch["labels"])
+
+        return [Stage("finetune", lambda m: m.parameters(), loss, params.epochs, params.lr, params.warmup,
+                      params.weight_decay)]
+
+    def predict(self, model, batch, inference):
+        exits = self.exit_layers(model, batch["input_ids"])
+        logits, out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], exits)
+        return Prediction(logits, encoder_traces(batch["attention_mask"], out.active_counts,
+                                                 model.bert.config.hidden_size))
+
+    def save_extras(self, model, directory) -> None:
+        model.token_hash.save(f"{directory}/hash.pt")
+
+    def load_extras(self, model, directory, tokenizer) -> None:
+        from pathlib import Path
+
+        from .hashing import TokenHash, vocab_fingerprint
+
+        path = Path(directory) / "hash.pt"
+        if not path.exists():
+            raise HasheeError(f"{directory}: HashEE checkpoint without its hash file hash.pt")
+        self.attach_hash(model, TokenHash.load(path, vocab_fingerprint=vocab_fingerprint(tokenizer),
+                                               vocab_size=model.bert.config.vocab_size))
