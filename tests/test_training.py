@@ -1,0 +1,84 @@
+"""The shared trainer: dev-only model selection, and a killed run that resumes ends identically."""
+
+import pytest
+import torch
+
+from hashee.backbones import load_backbone
+from hashee.data import load_task
+from hashee.demo_data import write_demo_data
+from hashee.evaluation import dev_scorer
+from hashee.methods import get_method
+from hashee.tasks import get_task
+from hashee.training import TrainParams, seed_everything, train
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("elue")
+    write_demo_data(data_dir, seed=0, size="tiny")
+    backbone = load_backbone("minilm", num_layers=2)
+    data = load_task("SST-2", data_dir, backbone.tokenizer, 32, splits=("train", "dev"))
+    return backbone, data
+
+
+def _run(backbone, data, workdir, on_step=None):
+    method = get_method("static", "layers=2")
+    seed_everything(7)
+    model = method.build(backbone.config, get_task("SST-2"))
+    method.init_from_backbone(model, backbone)
+    params = TrainParams(epochs=2, lr=1e-4, batch_size=8, max_length=32, checkpoint_every=2, seed=7)
+    pad = backbone.tokenizer.pad_token_id
+    result = train(method, model, data["train"], data["dev"], params, workdir, pad,
+                   dev_score=dev_scorer(method, data["dev"], pad, 16, "cpu"), on_step=on_step, progress=False)
+    return model, result
+
+
+def test_killed_run_resumes_to_identical_result(setup, tmp_path):
+    backbone, data = setup
+    straight_model, straight = _run(backbone, data, tmp_path / "straight")
+
+    def kill(step):
+        if step == 5:  # mid-epoch, after the step-4 checkpoint
+            raise Killed
+
+    with pytest.raises(Killed):
+        _run(backbone, data, tmp_path / "resumed", on_step=kill)
+    assert (tmp_path / "resumed" / "resume.pt").exists()
+    resumed_model, resumed = _run(backbone, data, tmp_path / "resumed")
+    assert [h["dev"] for h in resumed.history] == [h["dev"] for h in straight.history]
+    for (name, a), b in zip(straight_model.state_dict().items(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_best_checkpoint_is_chosen_on_dev(setup, tmp_path):
+    backbone, data = setup
+    scores = iter([50.0, 70.0, 60.0])
+    snapshots = []
+    method = get_method("static", "layers=2")
+    model = method.build(backbone.config, get_task("SST-2"))
+    method.init_from_backbone(model, backbone)
+
+    def fake_dev(model):
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return next(scores)
+
+    params = TrainParams(epochs=3, lr=1e-4, batch_size=8, checkpoint_every=0, seed=1)
+    result = train(method, model, data["train"], data["dev"], params, tmp_path, backbone.tokenizer.pad_token_id,
+                   dev_score=fake_dev, progress=False)
+    assert result.best_dev == 70.0
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, snapshots[1][name]), name  # epoch 2's weights, not the last epoch's
+
+
+def test_resume_refuses_another_run(setup, tmp_path):
+    backbone, data = setup
+    _run(backbone, data, tmp_path)
+    method = get_method("static", "layers=2")
+    model = method.build(backbone.config, get_task("SST-2"))
+    params = TrainParams(epochs=1, lr=3e-4, batch_size=8, seed=7)
+    with pytest.raises(RuntimeError, match="another run"):
+        train(method, model, data["train"], data["dev"], params, tmp_path, 0, progress=False)
