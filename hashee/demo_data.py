@@ -599,7 +599,8 @@ def resolve_sizes(size: str = "small", sizes: Mapping | None = None) -> dict[str
 
 def write_demo_data(out_dir, seed: int = 0, size: str = "small", sizes: Mapping | None = None,
                     tasks=None) -> Path:
-    """Write `<out_dir>/<TASK>/{train,dev,test}.tsv` for the six tasks (or `tasks`); returns out_dir."""
+    """Write `<out_dir>/<TASK>/{train,dev,test,test_full}.tsv` for the six tasks (or `tasks`); returns
+    out_dir. test_full.tsv is the labelled test split (see below)."""
     out_dir = Path(out_dir)
     counts = resolve_sizes(size, sizes)
     for name in tasks or list(_GENERATORS):
@@ -609,10 +610,17 @@ def write_demo_data(out_dir, seed: int = 0, size: str = "small", sizes: Mapping 
             # One stream per (seed, task, split): resizing one split leaves the others unchanged.
             rng = random.Random(f"hashee-demo/{seed}/{name}/{split}")
             rows = _GENERATORS[name](rng, n)
-            lines = _lines(name, split, rows)
-            assert all("\n" not in line and "\r" not in line for line in lines)
-            newline = "\r\n" if name in CRLF_TASKS else "\n"
-            text = ("\ufeff" if name in BOM_TASKS else "") + newline.join(lines) + newline
-            with atomic_path(out_dir / name / f"{split}.tsv") as tmp:
-                tmp.write_bytes(text.encode("utf-8"))
+            _write_lines(out_dir / name / f"{split}.tsv", name, _lines(name, split, rows))
+            if split == "test":
+                # ELUE keeps test labels private; like txsun1997/HashEE's ELUE_data we also write the
+                # labelled test set as test_full.tsv (train/dev layout), so the demo can score test.
+                _write_lines(out_dir / name / "test_full.tsv", name, _lines(name, "dev", rows))
     return out_dir
+
+
+def _write_lines(path: Path, name: str, lines: list[str]) -> None:
+    assert all("\n" not in line and "\r" not in line for line in lines)
+    newline = "\r\n" if name in CRLF_TASKS else "\n"
+    text = ("\ufeff" if name in BOM_TASKS else "") + newline.join(lines) + newline
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(text.encode("utf-8"))

@@ -87,26 +87,41 @@ def count_module_flops(module: nn.Module, inputs: tuple) -> int:
     return int(total)
 
 
+def architecture(module: nn.Module) -> tuple:
+    """What a module's FLOPs can depend on besides its input shape: its submodule types and
+    parameter shapes (and hyper-parameters such as the number of heads). Modules that agree here
+    (the layers of one encoder) share their counts."""
+    parts = []
+    for name, sub in module.named_modules():
+        extras = tuple(sorted((k, v) for k, v in vars(sub).items()
+                              if not k.startswith("_") and isinstance(v, (int, float, str, bool))))
+        params = tuple((n, tuple(p.shape)) for n, p in sub.named_parameters(recurse=False))
+        parts.append((name, type(sub).__qualname__, extras, params))
+    return tuple(parts)
+
+
 class FlopCounter:
-    """FLOPs of traced module calls, one fvcore trace per distinct (name, shape)."""
+    """FLOPs of traced module calls: one fvcore trace per distinct (architecture, shape)."""
 
     def __init__(self, modules: dict[str, nn.Module]):
         self.modules = modules
-        self._cache: dict[ModuleCall, int] = {}
+        self._signatures = {name: architecture(module) for name, module in modules.items()}
+        self._cache: dict[tuple, int] = {}
 
     def call_flops(self, call: ModuleCall) -> int:
-        if call not in self._cache:
-            module = self.modules.get(call.name)
-            if module is None:
-                raise HasheeError(f"FLOPs: trace names module {call.name!r} that the model does not define; "
-                                  f"known: {', '.join(sorted(self.modules))}")
+        module = self.modules.get(call.name)
+        if module is None:
+            raise HasheeError(f"FLOPs: trace names module {call.name!r} that the model does not define; "
+                              f"known: {', '.join(sorted(self.modules))}")
+        key = (self._signatures[call.name], call.shape)
+        if key not in self._cache:
             device = next(module.parameters(), torch.zeros(())).device
             was_training = module.training
             module.eval()
             with torch.no_grad():
-                self._cache[call] = count_module_flops(module, (torch.zeros(call.shape, device=device),))
+                self._cache[key] = count_module_flops(module, (torch.zeros(call.shape, device=device),))
             module.train(was_training)
-        return self._cache[call]
+        return self._cache[key]
 
     def trace_flops(self, trace: Trace) -> int:
         return sum(self.call_flops(call) for call in trace)

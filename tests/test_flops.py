@@ -63,3 +63,20 @@ def test_unknown_module_in_trace():
     from hashee.trace import ModuleCall
     with pytest.raises(HasheeError, match="exit_9"):
         FlopCounter({}).call_flops(ModuleCall("exit_9", (4,)))
+
+
+def test_identical_layers_share_one_trace_but_different_ones_do_not(monkeypatch):
+    import hashee.flops as flops_module
+    from hashee.trace import ModuleCall
+
+    calls = []
+    real = flops_module.count_module_flops
+    monkeypatch.setattr(flops_module, "count_module_flops", lambda m, i: calls.append(1) or real(m, i))
+    config = EncoderConfig(hidden_size=32, num_heads=2, intermediate_size=64, num_layers=3)
+    modules = encoder_flop_modules(TokenExitEncoder(config))
+    modules["wide"] = encoder_flop_modules(TokenExitEncoder(EncoderConfig(
+        hidden_size=32, num_heads=2, intermediate_size=128, num_layers=1)))["layer_1"]
+    counter = FlopCounter(modules)
+    same = {counter.call_flops(ModuleCall(f"layer_{i}", (5, 8, 32))) for i in (1, 2, 3)}
+    assert len(same) == 1 and len(calls) == 1
+    assert counter.call_flops(ModuleCall("wide", (5, 8, 32))) > same.pop() and len(calls) == 2

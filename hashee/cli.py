@@ -1,0 +1,404 @@
+"""`hashee <verb>`: the command line the workflow's rules call. Thin: parse arguments, call the
+library, write outputs atomically (temporary name, then rename). User errors print one line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import HasheeError
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise HasheeError(f"--device {name}: no CUDA device is available on this machine")
+    return torch.device(name)
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+# ---------------------------------------------------------------- demo-data
+def cmd_demo_data(args) -> None:
+    from .demo_data import write_demo_data
+    from .io import atomic_dir
+
+    with atomic_dir(args.out) as tmp:
+        write_demo_data(tmp, seed=args.seed, size=args.size)
+    print(f"wrote synthetic ELUE-layout data (seed {args.seed}, size {args.size}) to {args.out}")
+
+
+# ---------------------------------------------------------------- fit-hash
+def _fitting_data(task, data_dir, tokenizer, max_length):
+    """Token ids and labels of train + dev (never test) for fitting a hash."""
+    from .data import load_task
+
+    data = load_task(task.name, data_dir, tokenizer, max_length, splits=("train", "dev"))
+    ids = list(data["train"]["input_ids"]) + list(data["dev"]["input_ids"])
+    labels = list(data["train"]["labels"]) + list(data["dev"]["labels"])
+    return ids, labels
+
+
+def fit_hash_for(task, backbone, hash_name, num_layers, buckets, seed, data_dir, max_length):
+    from .hashing import fit_hash, vocab_fingerprint
+
+    ids, labels = _fitting_data(task, data_dir, backbone.tokenizer, max_length)
+    tok = backbone.tokenizer
+    return fit_hash(hash_name, ids, labels, vocab_size=backbone.config.vocab_size, num_layers=num_layers,
+                    num_buckets=buckets, special_ids=tuple(tok.all_special_ids), seed=seed,
+                    fingerprint=vocab_fingerprint(tok),
+                    word_embeddings=backbone.state_dict["embeddings.word_embeddings.weight"],
+                    is_regression=task.is_regression)
+
+
+def cmd_fit_hash(args) -> None:
+    from .backbones import load_backbone
+    from .hashing import HASH_NAMES
+    from .tasks import get_task
+
+    if args.hash not in HASH_NAMES:
+        raise HasheeError(f"unknown hash {args.hash!r}; valid: {', '.join(HASH_NAMES)}")
+    task = get_task(args.task)
+    backbone = load_backbone(args.backbone, args.layers)
+    token_hash = fit_hash_for(task, backbone, args.hash, backbone.config.num_layers, args.buckets, args.seed,
+                              args.data_dir, args.max_length)
+    token_hash.save(args.out)
+    print(f"fitted {args.hash} hash for {task.name} ({backbone.config.num_layers} layers) -> {args.out}")
+
+
+# ---------------------------------------------------------------- train
+def cmd_train(args) -> None:
+    import torch
+
+    from .backbones import load_backbone
+    from .checkpoint import save_trained
+    from .data import load_task
+    from .evaluation import dev_scorer
+    from .hashing import TokenHash, vocab_fingerprint
+    from .io import atomic_dir
+    from .methods import get_method
+    from .tasks import get_task
+    from .training import TrainParams, seed_everything, train
+
+    task = get_task(args.task)
+    method = get_method(args.method, args.setting)
+    method.check_task(task)
+    device = _device(args.device)
+    params = TrainParams(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
+                         warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip,
+                         checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision)
+    backbone = load_backbone(args.backbone, method.num_layers)
+    seed_everything(args.seed)
+    model = method.build(backbone.config, task)
+    method.init_from_backbone(model, backbone)
+    tokenizer = backbone.tokenizer
+    if args.method == "hashee":
+        if args.hash_file:
+            token_hash = TokenHash.load(args.hash_file, vocab_fingerprint=vocab_fingerprint(tokenizer),
+                                        vocab_size=backbone.config.vocab_size)
+        else:
+            token_hash = fit_hash_for(task, backbone, method.settings["hash"], backbone.config.num_layers,
+                                      int(method.settings["buckets"]), args.seed, args.data_dir, args.max_length)
+        method.attach_hash(model, token_hash)
+    elif args.hash_file:
+        raise HasheeError(f"--hash-file is only for method hashee, not {args.method}")
+    cache_dir = Path(args.workdir) / "tokenized"
+    data = load_task(task.name, args.data_dir, tokenizer, args.max_length, splits=("train", "dev"),
+                     cache_dir=cache_dir)
+    scorer = dev_scorer(method, data["dev"], tokenizer.pad_token_id, params.eval_batch_size, device)
+    result = train(method, model, data["train"], data["dev"], params, args.workdir, tokenizer.pad_token_id,
+                   device, dev_score=scorer, progress=not args.quiet)
+    meta = {"backbone": backbone.name, "seed": args.seed, "train_params": params.to_dict(),
+            "dev_history": result.history, "best_dev": result.best_dev, "torch": torch.__version__}
+    with atomic_dir(args.out) as tmp:
+        save_trained(tmp, method, model.cpu(), tokenizer, task, meta)
+    print(f"trained {method.name} [{method.setting_text()}] on {task.name}: best dev {result.best_dev:.2f} -> {args.out}")
+
+
+# ---------------------------------------------------------------- evaluate
+def cmd_evaluate(args) -> None:
+    import pandas as pd
+
+    from .checkpoint import load_trained
+    from .data import load_task
+    from .evaluation import cost_summary, evaluate_split, result_row
+    from .flops import FlopCounter
+    from .io import atomic_dir, write_csv_atomic
+    from .results import ROW_COLUMNS
+    from .trace import format_trace
+
+    device = _device(args.device)
+    trained = load_trained(args.model, device=device)
+    method, model, task = trained.method, trained.model, trained.task
+    max_length = trained.meta["train_params"]["max_length"]
+    splits = tuple(args.splits.split(","))
+    data = load_task(task.name, args.data_dir, trained.tokenizer, max_length, splits=splits)
+    pad = trained.tokenizer.pad_token_id
+    counter = FlopCounter(method.flop_modules(model.cpu()))
+    model.to(device)
+    cache: dict = {}
+    rows, predictions = [], {}
+    seed = trained.meta["seed"]
+    for inference in method.inference_settings():
+        setting = method.setting_text(inference)
+        for split in splits:
+            result = evaluate_split(method, model, data[split], inference, pad, args.batch_size, device,
+                                    progress=not args.quiet, desc=f"{task.name} {split} {setting}")
+            model.cpu()
+            mflops, speedup = cost_summary(counter, result.traces, task.num_labels, cache)
+            model.to(device)
+            if split != "test":
+                perf = result.metric(task)
+            else:
+                labels_file = args.test_labels or _labelled_test_file(args.data_dir, task)
+                perf = _score_test_labels(task, result, labels_file) if labels_file else float("nan")
+            rows.append(result_row(task, method, inference, seed, split, perf, mflops, speedup, len(result.traces)))
+            if split == "test":
+                predictions[setting] = pd.DataFrame({
+                    "index": result.index, "pred": result.predictions,
+                    "modules": [format_trace(t) for t in result.traces]})
+    write_csv_atomic(args.out, pd.DataFrame(rows, columns=ROW_COLUMNS))
+    if args.predictions:
+        with atomic_dir(args.predictions) as tmp:
+            for number, frame in enumerate(predictions.values()):
+                frame.to_csv(tmp / f"point{number:02d}.tsv", sep="\t", index=False)
+            (tmp / "points.json").write_text(json.dumps(
+                {f"point{n:02d}.tsv": s for n, s in enumerate(predictions)}, indent=2))
+    print(pd.DataFrame(rows)[["task", "method", "setting", "split", "perf", "mflops", "speedup"]]
+          .to_string(index=False))
+
+
+def _labelled_test_file(data_dir, task):
+    """`<TASK>/test_full.tsv` (labelled test, as txsun1997/HashEE ships it) when present, else None:
+    ELUE's own test labels are private and test perf comes from the leaderboard."""
+    path = Path(data_dir) / task.name / "test_full.tsv"
+    return path if path.exists() else None
+
+
+def _score_test_labels(task, result, labels_file):
+    """Test labels are private on ELUE; a user holding them (e.g. demo data) may pass them explicitly."""
+    import numpy as np
+
+    from .data import read_split
+    from .metrics import compute_metric
+
+    # test_full.tsv lists the test rows in test.tsv's order, labelled: row i is index i.
+    gold = dict(enumerate(ex.label for ex in read_split(task, labels_file, split="dev")))
+    try:
+        labels = np.array([gold[int(i)] for i in result.index])
+    except KeyError as err:
+        raise HasheeError(f"{labels_file}: no label for test index {err.args[0]}") from None
+    return compute_metric(task, result.predictions, labels)
+
+
+# ---------------------------------------------------------------- time
+def cmd_time(args) -> None:
+    import pandas as pd
+    import torch
+
+    from .checkpoint import load_trained
+    from .data import load_task
+    from .io import write_csv_atomic
+    from .timing import time_inference
+
+    device = _device(args.device)
+    trained = load_trained(args.model, device=device)
+    method, task = trained.method, trained.task
+    data = load_task(task.name, args.data_dir, trained.tokenizer, trained.meta["train_params"]["max_length"],
+                     splits=("test",))["test"]
+    if args.max_instances and len(data) > args.max_instances:
+        data = data.select(range(args.max_instances))
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    rows = []
+    for inference in method.inference_settings():
+        for batch_size in args.batch_sizes:
+            timing = time_inference(method, trained.model, data, inference, batch_size,
+                                    trained.tokenizer.pad_token_id, args.repeats, args.warmup, device, dtype)
+            rows.append({"task": task.name, "method": method.name, "setting": method.setting_text(inference),
+                         "seed": trained.meta["seed"], **timing})
+    frame = pd.DataFrame(rows)
+    write_csv_atomic(args.out, frame)
+    print(frame[["setting", "batch_size", "wall_ms", "device", "dtype"]].to_string(index=False))
+
+
+# ---------------------------------------------------------------- gather / reference / tables
+def cmd_gather(args) -> None:
+    from .results import gather
+
+    gather(args.rows, args.times or [], args.out)
+    print(f"gathered {len(args.rows)} rows files -> {args.out}")
+
+
+def cmd_reference(args) -> None:
+    from .score import reference_from_runs
+
+    reference_from_runs(args.runs, args.method, args.out, provenance=args.provenance)
+    print(f"reference curve ({args.method}) -> {args.out}")
+
+
+def cmd_tables(args) -> None:
+    from .plots import pareto_plots
+    from .results import read_runs
+    from .score import read_reference
+    from .tables import write_tables
+
+    write_tables(args.runs, args.reference, args.out_dir, beyond=args.beyond, config_name=args.config_name)
+    if args.plots_dir:
+        pareto_plots(read_runs(args.runs), read_reference(args.reference), args.plots_dir)
+    print(f"tables -> {args.out_dir}" + (f", plots -> {args.plots_dir}" if args.plots_dir else ""))
+
+
+# ---------------------------------------------------------------- submission
+def cmd_submit(args) -> None:
+    from .submit import write_submission
+
+    write_submission(args.predictions, args.model, args.out_dir, zip_path=args.zip)
+    print(f"ELUE submission -> {args.out_dir}" + (f" and {args.zip}" if args.zip else ""))
+
+
+def cmd_validate_submission(args) -> int:
+    from .submit import validate_submission
+
+    problems = validate_submission(args.directory, args.data_dir, tasks=args.tasks.split(",") if args.tasks else None)
+    for problem in problems:
+        print(problem)
+    if problems:
+        return 1
+    print(f"{args.directory}: submission is valid")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hashee", description=__doc__)
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = sub.add_parser("demo-data", help="write the synthetic offline ELUE-layout data set")
+    p.add_argument("out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", default="small", choices=["small", "tiny"])
+    p.set_defaults(func=cmd_demo_data)
+
+    p = sub.add_parser("fit-hash", help="fit one of the five hash functions on train+dev")
+    p.add_argument("--task", required=True)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--backbone", default="minilm")
+    p.add_argument("--hash", required=True)
+    p.add_argument("--layers", type=int, default=None, help="truncate the backbone to its first n layers")
+    p.add_argument("--buckets", type=int, default=6)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_fit_hash)
+
+    p = sub.add_parser("train", help="fine-tune a method on a task (best checkpoint on dev; resumable)")
+    p.add_argument("--task", required=True)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--method", required=True)
+    p.add_argument("--setting", default="", help="training setting, e.g. hash=frequency,layers=6")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--backbone", default="minilm")
+    p.add_argument("--hash-file", default=None, help="HashEE: a hash from fit-hash (default: fit one now)")
+    p.add_argument("--epochs", type=float, default=3)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--warmup", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workdir", required=True, help="resume checkpoints live here (not an output)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="dev/test metrics, per-instance FLOPs and test predictions")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--splits", default="dev,test")
+    p.add_argument("--test-labels", default=None,
+                   help="a labelled TSV (train/dev layout) for the test split; default: <TASK>/test_full.tsv if present "
+                        "(ELUE keeps test labels private; the demo data writes them)")
+    p.add_argument("--config-name", default="")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+    p.add_argument("--predictions", default=None, help="directory for test prediction TSVs (index, pred, modules)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("time", help="wall-clock time of a trained model (GPU: CUDA events)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--batch-sizes", type=_int_list, default=[1, 32])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--max-instances", type=int, default=0)
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_time)
+
+    p = sub.add_parser("gather", help="concatenate per-job rows into runs.csv, joining batch-1 wall time")
+    p.add_argument("--out", required=True)
+    p.add_argument("--rows", nargs="+", required=True)
+    p.add_argument("--times", nargs="*", default=[])
+    p.set_defaults(func=cmd_gather)
+
+    p = sub.add_parser("reference", help="ELUE reference curve points from the static runs")
+    p.add_argument("--runs", required=True)
+    p.add_argument("--method", default="static")
+    p.add_argument("--provenance", default="")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_reference)
+
+    p = sub.add_parser("tables", help="ELUE and ablation tables (md/csv/tex) and Pareto plots")
+    p.add_argument("--runs", required=True)
+    p.add_argument("--reference", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--plots-dir", default=None)
+    p.add_argument("--config-name", default="")
+    p.add_argument("--beyond", default="extend", choices=["extend", "clamp", "error"])
+    p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("submit", help="write an ELUE submission folder (+ zip)")
+    p.add_argument("--predictions", nargs="+", required=True, help="one predictions dir per task (from evaluate)")
+    p.add_argument("--model", nargs="+", required=True, help="the trained model dir of each task, same order")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--zip", default=None)
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("validate-submission", help="check a submission folder against the task test files")
+    p.add_argument("directory")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all six)")
+    p.set_defaults(func=cmd_validate_submission)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        code = args.func(args)
+    except HasheeError as err:
+        print(f"hashee {args.verb}: error: {err}", file=sys.stderr)
+        return 2
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
