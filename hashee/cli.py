@@ -145,9 +145,8 @@ def cmd_evaluate(args) -> None:
     splits = tuple(args.splits.split(","))
     data = load_task(task.name, args.data_dir, trained.tokenizer, max_length, splits=splits)
     pad = trained.tokenizer.pad_token_id
-    counter = FlopCounter(method.flop_modules(model.cpu()))
+    counter = FlopCounter(method.flop_modules(model.cpu()), cache_dir=args.flops_cache)
     model.to(device)
-    cache: dict = {}
     rows, predictions = [], {}
     seed = trained.meta["seed"]
     for inference in method.inference_settings():
@@ -155,8 +154,8 @@ def cmd_evaluate(args) -> None:
         for split in splits:
             result = evaluate_split(method, model, data[split], inference, pad, args.batch_size, device,
                                     progress=not args.quiet, desc=f"{task.name} {split} {setting}")
-            model.cpu()
-            mflops, speedup = cost_summary(counter, result.traces, task.num_labels, cache)
+            model.cpu()  # fvcore traces on CPU
+            mflops, speedup = cost_summary(counter, result.traces, task.num_labels)
             model.to(device)
             if split != "test":
                 perf = result.metric(task)
@@ -168,6 +167,11 @@ def cmd_evaluate(args) -> None:
                 predictions[setting] = pd.DataFrame({
                     "index": result.index, "pred": result.predictions,
                     "modules": [format_trace(t) for t in result.traces]})
+    counter.save()
+    if args.time_out:  # in the same process: a job's start-up costs more than timing a small test set
+        test_set = data["test"] if "test" in data else load_task(
+            task.name, args.data_dir, trained.tokenizer, max_length, splits=("test",))["test"]
+        _write_times(trained, test_set, args, device, args.time_out)
     write_csv_atomic(args.out, pd.DataFrame(rows, columns=ROW_COLUMNS))
     if args.predictions:
         with atomic_dir(args.predictions) as tmp:
@@ -175,8 +179,9 @@ def cmd_evaluate(args) -> None:
                 frame.to_csv(tmp / f"point{number:02d}.tsv", sep="\t", index=False)
             (tmp / "points.json").write_text(json.dumps(
                 {f"point{n:02d}.tsv": s for n, s in enumerate(predictions)}, indent=2))
-    print(pd.DataFrame(rows)[["task", "method", "setting", "split", "perf", "mflops", "speedup"]]
-          .to_string(index=False))
+    if not args.quiet:
+        print(pd.DataFrame(rows)[["task", "method", "setting", "split", "perf", "mflops", "speedup"]]
+              .to_string(index=False))
 
 
 def _labelled_test_file(data_dir, task):
@@ -203,33 +208,38 @@ def _score_test_labels(task, result, labels_file):
 
 
 # ---------------------------------------------------------------- time
-def cmd_time(args) -> None:
+def _write_times(trained, test_set, args, device, out) -> None:
     import pandas as pd
     import torch
 
-    from .checkpoint import load_trained
-    from .data import load_task
     from .io import write_csv_atomic
     from .timing import time_inference
 
-    device = _device(args.device)
-    trained = load_trained(args.model, device=device)
-    method, task = trained.method, trained.task
-    data = load_task(task.name, args.data_dir, trained.tokenizer, trained.meta["train_params"]["max_length"],
-                     splits=("test",))["test"]
-    if args.max_instances and len(data) > args.max_instances:
-        data = data.select(range(args.max_instances))
+    if args.max_instances and len(test_set) > args.max_instances:
+        test_set = test_set.select(range(args.max_instances))
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
-    rows = []
+    method, rows = trained.method, []
     for inference in method.inference_settings():
         for batch_size in args.batch_sizes:
-            timing = time_inference(method, trained.model, data, inference, batch_size,
+            timing = time_inference(method, trained.model.to(device), test_set, inference, batch_size,
                                     trained.tokenizer.pad_token_id, args.repeats, args.warmup, device, dtype)
-            rows.append({"task": task.name, "method": method.name, "setting": method.setting_text(inference),
+            rows.append({"task": trained.task.name, "method": method.name, "setting": method.setting_text(inference),
                          "seed": trained.meta["seed"], **timing})
     frame = pd.DataFrame(rows)
-    write_csv_atomic(args.out, frame)
-    print(frame[["setting", "batch_size", "wall_ms", "device", "dtype"]].to_string(index=False))
+    write_csv_atomic(out, frame)
+    if not getattr(args, "quiet", False):
+        print(frame[["setting", "batch_size", "wall_ms", "device", "dtype"]].to_string(index=False))
+
+
+def cmd_time(args) -> None:
+    from .checkpoint import load_trained
+    from .data import load_task
+
+    device = _device(args.device)
+    trained = load_trained(args.model, device=device)
+    test_set = load_task(trained.task.name, args.data_dir, trained.tokenizer,
+                         trained.meta["train_params"]["max_length"], splits=("test",))["test"]
+    _write_times(trained, test_set, args, device, args.out)
 
 
 # ---------------------------------------------------------------- gather / reference / tables
@@ -280,6 +290,14 @@ def cmd_validate_submission(args) -> int:
 
 
 # ---------------------------------------------------------------- parser
+def _timing_options(p) -> None:
+    p.add_argument("--batch-sizes", type=_int_list, default=[1, 32], help="timing batch sizes (ELUE: 1)")
+    p.add_argument("--repeats", type=int, default=5, help="timed passes; the median is reported")
+    p.add_argument("--warmup", type=int, default=1, help="untimed passes first")
+    p.add_argument("--max-instances", type=int, default=0, help="time the first N test instances (0: all)")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast dtype on GPU")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hashee", description=__doc__)
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -337,19 +355,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True)
     p.add_argument("--predictions", default=None, help="directory for test prediction TSVs (index, pred, modules)")
+    p.add_argument("--flops-cache", default=None, help="directory of FLOPs counts shared between jobs")
+    p.add_argument("--time-out", default=None, help="also time the model (as `hashee time`) into this CSV")
+    _timing_options(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("time", help="wall-clock time of a trained model (GPU: CUDA events)")
     p.add_argument("--model", required=True)
     p.add_argument("--data-dir", required=True)
-    p.add_argument("--batch-sizes", type=_int_list, default=[1, 32])
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--max-instances", type=int, default=0)
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True)
+    _timing_options(p)
     p.set_defaults(func=cmd_time)
 
     p = sub.add_parser("gather", help="concatenate per-job rows into runs.csv, joining batch-1 wall time")

@@ -57,11 +57,11 @@ def dev_scorer(method: Method, dataset, pad_token_id: int, batch_size: int, devi
     return score
 
 
-def cost_summary(counter: FlopCounter, traces: list[Trace], num_labels: int, cache: dict) -> tuple[float, float]:
+def cost_summary(counter: FlopCounter, traces: list[Trace], num_labels: int) -> tuple[float, float]:
     """(mean MFLOPs per instance, speed-up vs 12-layer BERT-base on the same lengths)."""
     flops = [counter.trace_flops(t) for t in traces]
-    lengths = [t[0].shape[0] for t in traces]  # the 'emb' call carries the sequence length
-    reference = bert_base_flops(lengths, num_labels, cache)
+    lengths = [t[0].shape[0] for t in traces]  # the first call ('emb') carries the sequence length
+    reference = bert_base_flops(lengths, num_labels)
     return float(np.mean(flops)) / 1e6, float(np.sum(reference) / np.sum(flops))
 
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from .errors import HasheeError, unknown_name
 from .modeling import EncoderConfig, SequenceClassifier, encoder_flop_modules, encoder_traces
-from .results import format_setting, parse_setting
+from .settings import format_setting, parse_setting
 from .tasks import TaskSpec
 from .trace import Trace
 

@@ -12,8 +12,6 @@ import math
 import warnings
 
 import numpy as np
-from scipy import stats
-from sklearn.metrics import accuracy_score, f1_score
 
 from .errors import HasheeError
 from .tasks import TaskSpec
@@ -58,6 +56,10 @@ def metric_parts(task: TaskSpec, predictions, labels) -> dict[str, float]:
         raise HasheeError(f"{task.name}: {len(predictions)} predictions for {len(labels)} labels")
     if len(labels) == 0:
         raise HasheeError(f"{task.name}: no predictions to score")
+    # Imported here: scipy and scikit-learn add a second to every job's start-up.
+    from scipy import stats
+    from sklearn.metrics import accuracy_score, f1_score
+
     if task.metric == "acc":
         return {"acc": 100.0 * accuracy_score(labels, predictions)}
     if task.metric == "acc_f1":

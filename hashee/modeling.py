@@ -20,9 +20,16 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers.activations import ACT2FN
 
 from .trace import ModuleCall, Trace
+
+# The activations BERT-family checkpoints name (transformers' ACT2FN, without importing transformers).
+ACTIVATIONS = {
+    "gelu": lambda: nn.GELU(),
+    "gelu_new": lambda: nn.GELU(approximate="tanh"),
+    "gelu_pytorch_tanh": lambda: nn.GELU(approximate="tanh"),
+    "relu": lambda: nn.ReLU(),
+}
 
 
 @dataclass
@@ -128,7 +135,9 @@ class Intermediate(nn.Module):
     def __init__(self, config: EncoderConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.act = ACT2FN[config.hidden_act]
+        if config.hidden_act not in ACTIVATIONS:
+            raise ValueError(f"hidden_act {config.hidden_act!r} not supported; valid: {', '.join(ACTIVATIONS)}")
+        self.act = ACTIVATIONS[config.hidden_act]()
 
     def forward(self, x):
         return self.act(self.dense(x))

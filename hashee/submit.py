@@ -52,6 +52,7 @@ from pathlib import Path
 from . import __version__
 from .errors import HasheeError, unknown_name
 from .io import atomic_dir, atomic_path
+from .modeling import ACTIVATIONS as MODEL_ACTIVATIONS
 from .tasks import TASKS, TaskSpec
 from .trace import Trace, format_trace, parse_trace
 
@@ -62,26 +63,18 @@ POINTS_FILE = "points.json"  # written by `hashee evaluate --predictions`
 FORMAT = 1
 FLOPS_TOLERANCE = 0.01
 MAX_ROW_PROBLEMS = 10
-ACTIVATIONS = ("gelu", "gelu_new", "relu")
 
 
 # ====================================================================== model.py generation
 
 _ACTIVATIONS_SOURCE = '''\
-class _Activations:
-    """transformers.activations.ACT2FN reduced to what the backbones use; a fresh module per lookup."""
-
-    def __getitem__(self, name):
-        if name == "gelu":
-            return nn.GELU()
-        if name == "gelu_new":
-            return nn.GELU(approximate="tanh")
-        if name == "relu":
-            return nn.ReLU()
-        raise KeyError(f"activation {name!r} not in this model file (gelu, gelu_new, relu)")
-
-
-ACT2FN = _Activations()
+# hashee.modeling.ACTIVATIONS: the activations BERT-family checkpoints name.
+ACTIVATIONS = {
+    "gelu": lambda: nn.GELU(),
+    "gelu_new": lambda: nn.GELU(approximate="tanh"),
+    "gelu_pytorch_tanh": lambda: nn.GELU(approximate="tanh"),
+    "relu": lambda: nn.ReLU(),
+}
 '''
 
 _HEADER = '''\
@@ -162,9 +155,9 @@ def model_file_source(trained) -> str:
     unknown = set(config) - set(EncoderConfig.__dataclass_fields__)
     if unknown:
         raise HasheeError(f"model of {task.name}: meta.json encoder_config has unknown key(s) {', '.join(sorted(unknown))}")
-    if config.get("hidden_act", "gelu") not in ACTIVATIONS:
+    if config.get("hidden_act", "gelu") not in MODEL_ACTIVATIONS:
         raise HasheeError(f"model of {task.name}: activation {config['hidden_act']!r} is not one the ELUE model file "
-                          f"defines ({', '.join(ACTIVATIONS)})")
+                          f"defines ({', '.join(MODEL_ACTIVATIONS)})")
     parts = [_HEADER.format(task=task.name, method=method.name, setting=method.setting_text() or "-",
                             num_labels=task.num_labels, version=__version__), _ACTIVATIONS_SOURCE]
     parts += _modeling_source()

@@ -1,0 +1,36 @@
+# hashee-bench: HashEE and early-exit baselines on ELUE.
+#   snakemake --cores 8 all                                  offline demo (config/config.yaml)
+#   snakemake --cores 8 --configfile config/paper.yaml all   the paper's setup (real ELUE data)
+# Stages, one file each under workflow/rules/; config checked against workflow/schemas/.
+
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/hashes.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/reference.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/submission.smk"
+
+
+localrules:
+    all,
+    gather,
+    reference,
+    tables,
+    submission,
+    zip_submission,
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_output(),

@@ -1,0 +1,279 @@
+"""The Snakemake workflow through the real `snakemake` command: lint, planned job counts per
+config, clear config/data errors, ruff, and the tiny config end to end.
+
+Every run works in a temporary folder (`--snakefile <repo>/Snakefile`, cwd = tmp), so nothing
+lands in the repository's results/. Expected job counts are computed here from the config files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEFILE = ROOT / "Snakefile"
+BIN = Path(sys.executable).parent
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+REGRESSION_TASK = "STS-B"
+HASH_METHODS = {"hashee"}
+
+
+def _snakemake() -> list[str]:
+    exe = BIN / "snakemake"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "snakemake"]
+
+
+def _env(**extra) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"ELUE_DIR", "SNAKEMAKE_PROFILE"}}
+    env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])  # the venv's hashee and python
+    env.update(extra)
+    return env
+
+
+def run_snakemake(args, cwd, env=None, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([*_snakemake(), "--snakefile", str(SNAKEFILE), *args], cwd=cwd, env=env or _env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def load_config(name: str) -> dict:
+    with open(ROOT / "config" / name) as fh:
+        return yaml.safe_load(fh)
+
+
+def planned_runs(cfg: dict) -> list[tuple[str, str, str, int]]:
+    skip = set(cfg.get("regression_skip") or [])
+    return [(task, method, setting, seed)
+            for task in cfg["tasks"]
+            for method, settings in cfg["methods"].items()
+            if not (task == REGRESSION_TASK and method in skip)
+            for setting in settings
+            for seed in cfg["seeds"]]
+
+
+def expected_jobs(cfg: dict) -> dict[str, int]:
+    """Jobs per rule the config implies: per run train+evaluate (which also times), a hash per HashEE run,
+    demo data when generated, and one of each compile step plus `all`."""
+    runs = planned_runs(cfg)
+    counts = {
+        "demo_data": 1 if cfg["data"]["demo"]["generate"] else 0,
+        "fit_hash": sum(1 for run in runs if run[1] in HASH_METHODS),
+        "train": len(runs),
+        "evaluate": len(runs),
+        "gather": 1,
+        "reference": 1,
+        "tables": 1,
+        "submission": 1,
+        "zip_submission": 1,
+        "all": 1,
+    }
+    return {rule: n for rule, n in counts.items() if n}
+
+
+def job_stats(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> count (without the total)."""
+    assert "Job stats:" in output, output[-3000:]
+    table = output.split("Job stats:", 1)[1]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        counts[match.group(1)] = int(match.group(2))
+    total = counts.pop("total")
+    assert total == sum(counts.values())
+    return counts
+
+
+def write_placeholder_elue(root: Path, tasks) -> Path:
+    """Header-only TSVs in the ELUE layout: enough for planning, no instances."""
+    from hashee.tasks import get_task
+
+    for name in tasks:
+        spec = get_task(name)
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for split in ("train", "dev"):
+            (root / name / f"{split}.tsv").write_text("\t".join(spec.labeled_header) + "\n")
+        (root / name / "test.tsv").write_text("\t".join(spec.test_header) + "\n")
+    return root
+
+
+# ------------------------------------------------------------------------------------------ lint
+
+
+def test_lint_default_config_is_clean():
+    out = subprocess.run([*_snakemake(), "--lint"], cwd=ROOT, env=_env(), capture_output=True, text=True,
+                         timeout=600)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    assert "Congratulations, your workflow is in a good condition" in text, text
+
+
+def test_ruff_is_clean():
+    ruff = BIN / "ruff"
+    cmd = [str(ruff)] if ruff.exists() else [sys.executable, "-m", "ruff"]
+    out = subprocess.run([*cmd, "check", "."], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+# ------------------------------------------------------------------------------------- planning
+
+
+@pytest.mark.parametrize("config_name", ["config.yaml", "tiny.yaml", "paper.yaml"])
+def test_dry_run_plans_the_jobs_the_config_implies(tmp_path, config_name):
+    cfg = load_config(config_name)
+    extra = {}
+    if not cfg["data"]["demo"]["generate"]:
+        extra["ELUE_DIR"] = str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"]))
+    work = tmp_path / "work"
+    work.mkdir()
+    out = run_snakemake(["all", "-n", "--configfile", str(ROOT / "config" / config_name)], work, _env(**extra))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert job_stats(out.stdout) == expected_jobs(cfg)
+    assert not (work / "results").exists()
+
+
+def test_paper_config_is_the_paper_setup():
+    cfg = load_config("paper.yaml")
+    assert cfg["backbone"] == "fnlp/elasticbert-base"
+    assert cfg["seeds"] == [2021, 42, 7]
+    assert cfg["data"]["elue_dir"].startswith("$") and "ELUE_DIR" in cfg["data"]["elue_dir"]
+    assert cfg["methods"]["static"] == [f"layers={n}" for n in range(1, 13)]
+    hashes = ["frequency", "rand-incons", "rand-cons", "mi", "clustered"]
+    assert sorted(cfg["methods"]["hashee"]) == sorted(f"hash={h},layers={n}" for h in hashes for n in (6, 12))
+    assert cfg["submission"] == {"method": "hashee", "setting": "hash=frequency,layers=6"}
+
+
+def test_regression_skip_drops_sts_b(tmp_path):
+    cfg = load_config("tiny.yaml")
+    cfg["regression_skip"] = ["static"]
+    out = run_snakemake(["all", "-n", "--configfile", str(ROOT / "config" / "tiny.yaml"),
+                         "--config", "regression_skip=[static]"], tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert job_stats(out.stdout) == expected_jobs(cfg)
+    assert "train/STS-B/static/" not in out.stdout
+    assert "train/STS-B/hashee/" in out.stdout
+
+
+def test_shell_commands_call_the_cli_verbs(tmp_path):
+    out = run_snakemake(["all", "-n", "-p", "--configfile", str(ROOT / "config" / "tiny.yaml")], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout
+    for verb in ("demo-data", "fit-hash", "train", "evaluate", "time", "gather", "reference", "tables",
+                 "submit", "validate-submission"):
+        assert f"hashee {verb} " in text, verb
+    assert ("python -m hashee.gpu_slots --slots 0 --lock-dir .snakemake/gpu-locks/$(uname -n) -- hashee train "
+            in text)
+    assert "--hash-file results/tiny/hashes/SST-2/hash=frequency,layers=2/42/hash.pt" in text
+    assert "--workdir work/tiny/SST-2/static/layers=1/42 --out results/tiny/train/SST-2/static/layers=1/42/model" in text
+
+
+# --------------------------------------------------------------------------------------- errors
+
+
+def _error_lines(out) -> str:
+    return out.stdout + out.stderr
+
+
+def test_config_error_names_the_key_and_what_was_expected(tmp_path):
+    out = run_snakemake(["-n", "--configfile", str(ROOT / "config" / "tiny.yaml"), "--config", "seeds=abc"],
+                        tmp_path)
+    assert out.returncode != 0
+    lines = [line for line in _error_lines(out).splitlines() if line.startswith("config key")]
+    assert lines == ["config key 'seeds': 'abc' is not of type 'array' -- expected a non-empty list of "
+                     "non-negative integer seeds"]
+
+
+def test_cross_key_error_names_the_key(tmp_path):
+    out = run_snakemake(["-n", "--configfile", str(ROOT / "config" / "tiny.yaml"),
+                         "--config", "reference={method: deebert}"], tmp_path)
+    assert out.returncode != 0
+    assert "config key 'reference.method': 'deebert' is not a key of 'methods'" in _error_lines(out)
+
+
+def test_missing_data_names_the_path_and_the_config_key(tmp_path):
+    empty = tmp_path / "elue"
+    empty.mkdir()
+    out = run_snakemake(["-n", "--configfile", str(ROOT / "config" / "paper.yaml")], tmp_path,
+                        _env(ELUE_DIR=str(empty)))
+    assert out.returncode != 0
+    text = _error_lines(out)
+    assert f"missing ELUE data file {empty}/SST-2/train.tsv" in text
+    assert "config key 'data.elue_dir'" in text
+
+
+def test_unset_elue_dir_names_the_variable(tmp_path):
+    out = run_snakemake(["-n", "--configfile", str(ROOT / "config" / "paper.yaml")], tmp_path)
+    assert out.returncode != 0
+    assert "environment variable ELUE_DIR is not set" in _error_lines(out)
+
+
+def test_schema_names_match_the_library():
+    from hashee.hashing import HASH_NAMES
+    from hashee.score import POLICIES
+    from hashee.tasks import TASKS
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    props = schema["properties"]
+    assert props["tasks"]["items"]["enum"] == list(TASKS)
+    assert props["reference"]["properties"]["beyond"]["enum"] == list(POLICIES)
+    pattern = props["methods"]["properties"]["hashee"]["items"]["pattern"]
+    assert sorted(re.search(r"hash=\(([^)]*)\)", pattern).group(1).split("|")) == sorted(HASH_NAMES)
+    common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    assert f"ELUE_TASKS = {list(TASKS)!r}".replace("'", '"') in common
+
+
+# ----------------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+def test_tiny_config_end_to_end(tmp_path):
+    """The whole DAG on config/tiny.yaml through the real snakemake command, in tmp."""
+    env = _env()
+    if shutil.which("hashee", path=env["PATH"]) is None:
+        pytest.fail("the `hashee` CLI is not installed in this environment: run `make test` "
+                    "(it does pip install -e '.[test]')")
+    cfg = load_config("tiny.yaml")
+    repo_results = sorted((ROOT / "results").glob("*")) if (ROOT / "results").exists() else []
+    config_args = ["--configfile", str(ROOT / "config" / "tiny.yaml")]
+
+    # Targets first: --configfile takes every following word as a config file.
+    out = run_snakemake(["all", "--cores", "2", *config_args], tmp_path, env, timeout=3600)
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-6000:]
+
+    results = tmp_path / "results" / cfg["name"]
+    import pandas as pd
+
+    runs = pd.read_csv(results / "runs.csv", dtype={"setting": str})
+    got = set(zip(runs["task"], runs["method"], runs["setting"], runs["seed"].astype(int)))
+    assert got == set(planned_runs(cfg))
+    assert "dev" in set(runs["split"])
+    for table in ("elue", "hash_ablation"):
+        for ext in ("md", "csv", "tex"):
+            assert (results / "tables" / f"{table}.{ext}").stat().st_size > 0
+    for task in cfg["tasks"]:
+        assert (results / "plots" / f"pareto_{task}.png").stat().st_size > 0
+    submission = results / "submission"
+    entries = {p.name for p in submission.iterdir()} | {p.stem for p in submission.iterdir()}
+    assert set(cfg["tasks"]) <= entries, sorted(entries)
+    with zipfile.ZipFile(results / "submission.zip") as archive:
+        names = {n.rstrip("/") for n in archive.namelist()}
+    files = {str(p.relative_to(submission)) for p in submission.rglob("*") if p.is_file()}
+    assert files <= names
+    assert (tmp_path / "logs" / cfg["name"] / "train").is_dir()
+    assert list((tmp_path / "benchmarks" / cfg["name"]).rglob("*.tsv"))
+    assert not list(results.rglob("*.tmp")) and not list(results.rglob("*.partial*"))
+
+    again = run_snakemake(["all", "--cores", "2", *config_args], tmp_path, env, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    now = sorted((ROOT / "results").glob("*")) if (ROOT / "results").exists() else []
+    assert now == repo_results, "the end-to-end test wrote into the repository's results/"

@@ -1,0 +1,40 @@
+# The ELUE submission of one method/setting (first seed): test predictions per task with their
+# `modules` traces, checked by the validator, then zipped for upload.
+
+
+rule submission:
+    input:
+        unpack(submission_input),
+    output:
+        directory(f"{RESULTS}/submission"),
+    log:
+        f"{LOGS}/submission/submission.log",
+    benchmark:
+        f"{BENCHMARKS}/submission/submission.tsv"
+    params:
+        data_dir=data_dir,
+        tasks=",".join(TASKS),
+    threads: 1
+    conda:
+        "../../environment.yml"
+    shell:
+        "(hashee submit --predictions {input.predictions:q} --model {input.models:q} --out-dir {output:q}"
+        " && hashee validate-submission {output:q} --data-dir {params.data_dir:q} --tasks {params.tasks:q})"
+        " > {log:q} 2>&1"
+
+
+rule zip_submission:
+    input:
+        f"{RESULTS}/submission",
+    output:
+        f"{RESULTS}/submission.zip",
+    log:
+        f"{LOGS}/submission/zip.log",
+    params:
+        partial=lambda wildcards, output: f"{output}.partial",
+    threads: 1
+    conda:
+        "../../environment.yml"
+    shell:
+        "(python -c 'import shutil, sys; shutil.make_archive(sys.argv[1], \"zip\", root_dir=sys.argv[2])'"
+        " {params.partial:q} {input:q} && mv {params.partial:q}.zip {output:q}) > {log:q} 2>&1"

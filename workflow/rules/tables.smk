@@ -1,0 +1,31 @@
+# Compiled results: the ELUE table, the hash ablation table (md/csv/tex) and one Pareto plot per task.
+
+
+rule tables:
+    input:
+        runs=f"{RESULTS}/runs.csv",
+        reference=f"{RESULTS}/reference.csv",
+    output:
+        elue_md=f"{RESULTS}/tables/elue.md",
+        elue_csv=f"{RESULTS}/tables/elue.csv",
+        elue_tex=f"{RESULTS}/tables/elue.tex",
+        ablation_md=f"{RESULTS}/tables/hash_ablation.md",
+        ablation_csv=f"{RESULTS}/tables/hash_ablation.csv",
+        ablation_tex=f"{RESULTS}/tables/hash_ablation.tex",
+        plots=[f"{RESULTS}/plots/pareto_{task}.png" for task in TASKS],
+    log:
+        f"{LOGS}/tables/tables.log",
+    benchmark:
+        f"{BENCHMARKS}/tables/tables.tsv"
+    params:
+        out_dir=lambda wildcards, output: str(Path(output.elue_md).parent),
+        plots_dir=lambda wildcards, output: str(Path(output.plots[0]).parent),
+        config_name=NAME,
+        beyond=REFERENCE["beyond"],
+    threads: 1
+    conda:
+        "../../environment.yml"
+    shell:
+        "hashee tables --runs {input.runs:q} --reference {input.reference:q}"
+        " --out-dir {params.out_dir:q} --plots-dir {params.plots_dir:q}"
+        " --config-name {params.config_name:q} --beyond {params.beyond} > {log:q} 2>&1"

@@ -1,0 +1,45 @@
+# Fine-tune one model per task x method x setting x seed; best-on-dev model under results/,
+# resumable checkpoints under work/ (deliberately not an output: a killed job resumes).
+
+
+rule train:
+    input:
+        unpack(train_input),
+    output:
+        model=directory(f"{RESULTS}/train/{RUN}/model"),
+    log:
+        f"{LOGS}/train/{RUN}.log",
+    benchmark:
+        f"{BENCHMARKS}/train/{RUN}.tsv"
+    params:
+        data_dir=data_dir,
+        backbone=config["backbone"],
+        hash_file=hash_file_arg,
+        epochs=TRAIN["epochs"],
+        lr=TRAIN["lr"],
+        batch_size=TRAIN["batch_size"],
+        max_length=max_length,
+        warmup=TRAIN["warmup"],
+        weight_decay=TRAIN["weight_decay"],
+        clip=TRAIN["clip"],
+        checkpoint_every=TRAIN["checkpoint_every"],
+        workdir=f"{WORK}/{RUN}",
+        gpus=GPUS,
+        gpu_locks=GPU_LOCK_DIR,
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        "../../environment.yml"
+    shell:
+        "OMP_NUM_THREADS={threads} python -m hashee.gpu_slots --slots {params.gpus} --lock-dir {params.gpu_locks:q}/$(uname -n) --"
+        " hashee train --task {wildcards.task:q} --data-dir {params.data_dir:q}"
+        " --method {wildcards.method:q} --setting {wildcards.setting:q} --seed {wildcards.seed}"
+        " --backbone {params.backbone:q} {params.hash_file}"
+        " --epochs {params.epochs} --lr {params.lr} --batch-size {params.batch_size}"
+        " --max-length {params.max_length} --warmup {params.warmup}"
+        " --weight-decay {params.weight_decay} --clip {params.clip}"
+        " --checkpoint-every {params.checkpoint_every}"
+        " --workdir {params.workdir:q} --out {output.model:q} --quiet > {log:q} 2>&1"
