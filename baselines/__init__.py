@@ -4,4 +4,12 @@ Adding a baseline: write `baselines/<name>.py` with a `hashee.methods.Method` su
 with `@register`, import it below, and list it under `methods:` in the config.
 """
 
-from . import static  # noqa: F401
+from . import (
+    berxit,  # noqa: F401
+    cascadebert,  # noqa: F401
+    deebert,  # noqa: F401
+    elasticbert,  # noqa: F401
+    fastbert,  # noqa: F401
+    pabee,  # noqa: F401
+    static,  # noqa: F401
+)
