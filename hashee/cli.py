@@ -65,16 +65,29 @@ def fit_hash_for(task, backbone, hash_name, num_layers, buckets, seed, data_dir,
 def cmd_fit_hash(args) -> None:
     from .backbones import load_backbone
     from .hashing import HASH_NAMES
+    from .settings import parse_setting
     from .tasks import get_task
 
-    if args.hash not in HASH_NAMES:
-        raise HasheeError(f"unknown hash {args.hash!r}; valid: {', '.join(HASH_NAMES)}")
     task = get_task(args.task)
-    backbone = load_backbone(args.backbone, args.layers)
-    token_hash = fit_hash_for(task, backbone, args.hash, backbone.config.num_layers, args.buckets, args.seed,
-                              args.data_dir, args.max_length)
-    token_hash.save(args.out)
-    print(f"fitted {args.hash} hash for {task.name} ({backbone.config.num_layers} layers) -> {args.out}")
+    specs = []
+    if args.hash:  # one hash, flags form
+        specs.append(({"hash": args.hash, "layers": args.layers}, args.out))
+    for setting, out in zip(args.setting or [], args.setting_out or []):
+        fields = parse_setting(setting)
+        specs.append(({"hash": fields.get("hash"), "layers": fields.get("layers")}, out))
+    if not specs or len(args.setting or []) != len(args.setting_out or []) or (args.hash and not args.out):
+        raise HasheeError("fit-hash needs --hash H --out FILE, or pairs of --setting S --setting-out FILE")
+    backbone = load_backbone(args.backbone)  # all layers: a hash only needs the embeddings and vocabulary
+    for fields, out in specs:
+        if fields["hash"] not in HASH_NAMES:
+            raise HasheeError(f"unknown hash {fields['hash']!r}; valid: {', '.join(HASH_NAMES)}")
+        num_layers = int(fields["layers"]) if fields["layers"] else backbone.config.num_layers
+        if not 1 <= num_layers <= backbone.config.num_layers:
+            raise HasheeError(f"hash for {num_layers} layers: backbone {args.backbone} has {backbone.config.num_layers}")
+        token_hash = fit_hash_for(task, backbone, fields["hash"], num_layers, args.buckets, args.seed,
+                                  args.data_dir, args.max_length)
+        token_hash.save(out)
+        print(f"fitted {fields['hash']} hash for {task.name} ({num_layers} layers) -> {out}")
 
 
 # ---------------------------------------------------------------- train
@@ -312,12 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True)
     p.add_argument("--data-dir", required=True)
     p.add_argument("--backbone", default="minilm")
-    p.add_argument("--hash", required=True)
-    p.add_argument("--layers", type=int, default=None, help="truncate the backbone to its first n layers")
+    p.add_argument("--hash", help="one of the five hash functions (or use --setting/--setting-out pairs)")
+    p.add_argument("--layers", type=int, default=None, help="exit layers of the model (default: all)")
+    p.add_argument("--out", help="hash file for --hash")
+    p.add_argument("--setting", action="append", help="a HashEE setting, e.g. hash=mi,layers=6 (repeatable)")
+    p.add_argument("--setting-out", action="append", help="hash file for the --setting at the same position")
     p.add_argument("--buckets", type=int, default=6)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_fit_hash)
 
     p = sub.add_parser("train", help="fine-tune a method on a task (best checkpoint on dev; resumable)")

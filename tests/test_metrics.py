@@ -60,3 +60,14 @@ def test_accepts_tensors():
 def test_bad_inputs(task, predictions, labels, problem):
     with pytest.raises(HasheeError, match=problem):
         compute_metric(get_task(task), predictions, labels)
+
+
+def test_accuracy_agrees_with_scikit_learn():
+    import numpy as np
+    from sklearn.metrics import accuracy_score
+
+    from hashee.metrics import _accuracy
+
+    rng = np.random.default_rng(0)
+    predictions, labels = rng.integers(0, 3, 200), rng.integers(0, 3, 200)
+    assert _accuracy(predictions, labels) == accuracy_score(labels, predictions)

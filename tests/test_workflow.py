@@ -64,7 +64,8 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
     runs = planned_runs(cfg)
     counts = {
         "demo_data": 1 if cfg["data"]["demo"]["generate"] else 0,
-        "fit_hash": sum(1 for run in runs if run[1] in HASH_METHODS),
+        # one job per task and seed fits every HashEE setting's hash
+        "fit_hash": len({(run[0], run[3]) for run in runs if run[1] in HASH_METHODS}),
         "train": len(runs),
         "evaluate": len(runs),
         "gather": 1,

@@ -133,6 +133,7 @@ NAME = config["name"]
 TASKS = config["tasks"]
 SEEDS = config["seeds"]
 METHODS = config["methods"]
+HASH_SETTINGS = METHODS.get("hashee", [])  # one fit_hash job per task and seed fits them all
 REGRESSION_SKIP = set(config["regression_skip"])
 DEMO = config["data"]["demo"]
 ELUE_DIR = resolve_elue_dir(config["data"]["elue_dir"]).rstrip("/")
@@ -148,7 +149,6 @@ LOGS = f"logs/{NAME}"
 BENCHMARKS = f"benchmarks/{NAME}"
 WORK = f"work/{NAME}"
 RUN = "{task}/{method}/{setting}/{seed}"
-HASH_RUN = "{task}/{setting}/{seed}"
 # GPU slot locks are per host (a shared file system must not serialize a cluster's GPUs).
 GPU_LOCK_DIR = ".snakemake/gpu-locks"
 
@@ -198,7 +198,9 @@ def get_final_output():
 def data_files(task):
     """<elue_dir>/<TASK>/{train,dev,test}.tsv; without demo generation they must exist already."""
     files = [f"{ELUE_DIR}/{task}/{split}.tsv" for split in SPLITS]
-    if not DEMO["generate"]:
+    if DEMO["generate"]:
+        files.append(f"{ELUE_DIR}/{task}/test_full.tsv")  # labelled test (demo only)
+    else:
         missing = [f for f in files if not os.path.isfile(f)]
         if missing:
             raise WorkflowError(

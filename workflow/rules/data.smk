@@ -5,7 +5,8 @@ if DEMO["generate"]:
 
     rule demo_data:
         output:
-            [f"{ELUE_DIR}/{task}/{split}.tsv" for task in ELUE_TASKS for split in SPLITS],
+            # test_full.tsv: the labelled test split (ELUE keeps its own private), so the demo scores test.
+            [f"{ELUE_DIR}/{task}/{split}.tsv" for task in ELUE_TASKS for split in [*SPLITS, "test_full"]],
         log:
             f"{LOGS}/data/demo_data.log",
         benchmark:

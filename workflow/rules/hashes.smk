@@ -1,20 +1,23 @@
-# Fit one hash (token -> exit layer) per task, hash setting and seed, on train+dev.
+# Fit the hashes (token -> exit layer) of every HashEE setting of a task and seed on train+dev,
+# in one job: the backbone and data load once.
 
 
 rule fit_hash:
     input:
         data=task_data,
     output:
-        f"{RESULTS}/hashes/{HASH_RUN}/hash.pt",
+        [f"{RESULTS}/hashes/{{task}}/{setting}/{{seed}}/hash.pt" for setting in HASH_SETTINGS],
     log:
-        f"{LOGS}/hashes/{HASH_RUN}.log",
+        f"{LOGS}/hashes/{{task}}/{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/hashes/{HASH_RUN}.tsv"
+        f"{BENCHMARKS}/hashes/{{task}}/{{seed}}.tsv"
     params:
         data_dir=data_dir,
         backbone=config["backbone"],
-        hash=lambda wildcards: setting_fields(wildcards.setting)["hash"],
-        layers=lambda wildcards: setting_fields(wildcards.setting)["layers"],
+        pairs=lambda wildcards, output: " ".join(
+            f"--setting {shlex.quote(setting)} --setting-out {shlex.quote(out)}"
+            for setting, out in zip(HASH_SETTINGS, output)
+        ),
         buckets=config["hash"]["buckets"],
         max_length=max_length,
     threads: 1
@@ -25,6 +28,6 @@ rule fit_hash:
         "../../environment.yml"
     shell:
         "OMP_NUM_THREADS={threads} hashee fit-hash --task {wildcards.task:q} --data-dir {params.data_dir:q}"
-        " --backbone {params.backbone:q} --hash {params.hash:q} --layers {params.layers}"
+        " --backbone {params.backbone:q} {params.pairs}"
         " --buckets {params.buckets} --max-length {params.max_length} --seed {wildcards.seed}"
-        " --out {output:q} > {log:q} 2>&1"
+        " > {log:q} 2>&1"
