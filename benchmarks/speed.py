@@ -10,8 +10,13 @@ packing overhead is never hidden behind a slow baseline.
   (a) the offline default backbone (MiniLM-L6-H384) with the frequency hash fitted on demo SST-2;
   (b) a 6-layer, hidden-768 encoder with tokens spread evenly over the 6 layers (special tokens last).
 
-Usage: python benchmarks/speed.py [--device cpu|cuda] [--repeats N] [--batch-sizes 32,1]
-Targets (issue 3): ratio >= 0.95 on CPU, >= 0.85 on GPU.
+Dynamic baselines (issue 6), same definitions: each instance-exit method runs its own heads and
+batched loop (exited instances leave the batch) with a controlled exit pattern spread evenly over
+the layers, against the same model with no early exit; CascadeBERT passes half of the batch on
+(threshold at the median confidence of its small model), against its large model alone.
+
+Usage: python benchmarks/speed.py [--device cpu|cuda] [--repeats N] [--batch-sizes 32,1] [--only token|dynamic]
+Targets: token exits (issue 3) ratio >= 0.95 on CPU, >= 0.85 on GPU; dynamic methods (issue 6) >= 0.9.
 """
 
 from __future__ import annotations
@@ -110,22 +115,122 @@ def even_spread_case(batch_size):
     return encoder, ids, exits
 
 
+def benchmark_inputs(batch_size):
+    """`batch_size` instances of exactly LENGTH tokens of demo text ([CLS] ... [SEP])."""
+    _, ids, _ = default_backbone_case(batch_size)
+    return ids
+
+
+def force_exits(method, targets):
+    """Make a multi-exit method exit instance i after layer targets[i], through its own loop."""
+    base_init = method.init_exit_state
+
+    def init_exit_state(batch_size, device):
+        return {**base_init(batch_size, device), "forced": targets[:batch_size].to(device)}
+
+    method.init_exit_state = init_exit_state
+    method.exit_decision = lambda outputs, layer, state, inference: state["forced"] <= layer
+    return method
+
+
+def dynamic_ratios(batch_size, device, repeats):
+    from hashee.backbones import load_backbone
+    from hashee.methods import get_method
+    from hashee.tasks import get_task
+
+    backbone = load_backbone("minilm")
+    ids = benchmark_inputs(batch_size)
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
+    task = get_task("SNLI")
+    layers = backbone.config.num_layers
+    targets = torch.arange(batch_size) % layers + 1  # exits spread evenly over the layers
+    ratios = []
+    for name in ("deebert", "fastbert", "pabee", "berxit", "elasticbert-entropy", "elasticbert-patience"):
+        method = get_method(name, "layers=6")
+        torch.manual_seed(0)
+        model = method.build(backbone.config, task)
+        method.init_from_backbone(model, backbone)
+        first = method.inference_settings()[0]
+        full = force_exits(get_method(name, "layers=6"), torch.full_like(targets, layers))
+        full.task = method.task
+        forced = force_exits(method, targets)
+        # `full` and `forced` share the model; only the exit pattern differs.
+        ratios.append(_compare(name, full, forced, model, batch, first, device, repeats))
+    method = get_method("cascadebert", "layers=6,small_layers=2")
+    torch.manual_seed(0)
+    model = method.build(backbone.config, task)
+    method.init_from_backbone(model, backbone)
+    with torch.inference_mode():
+        small_logits, _ = model.models[0](batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    median = torch.softmax(small_logits, -1).max(-1).values.median().item()
+    ratios.append(_cascade(method, model, batch, median, device, repeats))
+    return ratios
+
+
+def _compare(name, full_method, fast_method, model, batch, inference, device, repeats):
+    counter = FlopCounter(fast_method.flop_modules(model.cpu()))
+    model.to(device).eval()
+    batch = {k: v.to(device) for k, v in batch.items()}
+    with torch.inference_mode():
+        fast = fast_method.predict(model, batch, inference)
+        full = full_method.predict(model, batch, inference)
+        t_fast = timed(lambda: fast_method.predict(model, batch, inference), device, repeats)
+        t_full = timed(lambda: full_method.predict(model, batch, inference), device, repeats)
+    return _report(name, batch, counter, full.traces, fast.traces, t_full, t_fast)
+
+
+def _cascade(method, model, batch, threshold, device, repeats):
+    from hashee.modeling import encoder_traces
+
+    counter = FlopCounter(method.flop_modules(model.cpu()))
+    large = model.models[-1].to(device).eval()
+    model.to(device).eval()
+    batch = {k: v.to(device) for k, v in batch.items()}
+    inference = {method.sweep_key: f"{threshold:.6f}"}
+    args = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    with torch.inference_mode():
+        fast = method.predict(model, batch, inference)
+        _, out = large(*args)
+        t_fast = timed(lambda: method.predict(model, batch, inference), device, repeats)
+        t_full = timed(lambda: large(*args), device, repeats)
+    hidden = large.bert.config.hidden_size
+    full_traces = [tuple(c.__class__(f"m2.{c.name}", c.shape) for c in trace)
+                   for trace in encoder_traces(batch["attention_mask"].cpu(), out.active_counts.cpu(), hidden)]
+    return _report("cascadebert (half passed on)", batch, counter, full_traces, fast.traces, t_full, t_fast)
+
+
+def _report(name, batch, counter, full_traces, fast_traces, t_full, t_fast):
+    flops_speedup = sum(map(counter.trace_flops, full_traces)) / sum(map(counter.trace_flops, fast_traces))
+    wall_speedup = t_full / t_fast
+    print(f"{name:<34} batch {batch['input_ids'].shape[0]:>2}  FLOPs x{flops_speedup:.2f}  wall x{wall_speedup:.2f}  "
+          f"ratio {wall_speedup / flops_speedup:.3f}   (full {t_full * 1e3:.1f} ms, early exits {t_fast * 1e3:.1f} ms)")
+    return wall_speedup / flops_speedup
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--batch-sizes", default="32,1")
+    parser.add_argument("--only", choices=["token", "dynamic"], default=None)
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} length={LENGTH}")
-    ratios = []
-    for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
-        for name, case in [("(a) MiniLM-L6 + frequency hash", default_backbone_case),
-                           ("(b) 6L-768, tokens spread evenly", even_spread_case)]:
-            encoder, ids, exits = case(batch_size)
-            ratios.append(measure(name, encoder, ids, exits, device, args.repeats))
-    target = 0.95 if device.type == "cpu" else 0.85
-    print(f"min ratio {min(ratios):.3f} (target >= {target} on {device.type})")
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    if args.only != "dynamic":
+        ratios = []
+        for batch_size in batch_sizes:
+            for name, case in [("(a) MiniLM-L6 + frequency hash", default_backbone_case),
+                               ("(b) 6L-768, tokens spread evenly", even_spread_case)]:
+                encoder, ids, exits = case(batch_size)
+                ratios.append(measure(name, encoder, ids, exits, device, args.repeats))
+        target = 0.95 if device.type == "cpu" else 0.85
+        print(f"token exits: min ratio {min(ratios):.3f} (target >= {target} on {device.type})")
+    if args.only != "token":
+        ratios = []
+        for batch_size in batch_sizes:
+            ratios += dynamic_ratios(batch_size, device, args.repeats)
+        print(f"dynamic methods: min ratio {min(ratios):.3f} (target >= 0.9)")
 
 
 if __name__ == "__main__":

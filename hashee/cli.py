@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -136,6 +137,8 @@ def cmd_train(args) -> None:
             "dev_history": result.history, "best_dev": result.best_dev, "torch": torch.__version__}
     with atomic_dir(args.out) as tmp:
         save_trained(tmp, method, model.cpu(), tokenizer, task, meta)
+    # The model is written: resume checkpoints (hundreds of MB per run) have served their purpose.
+    shutil.rmtree(args.workdir, ignore_errors=True)
     print(f"trained {method.name} [{method.setting_text()}] on {task.name}: best dev {result.best_dev:.2f} -> {args.out}")
 
 

@@ -14,6 +14,7 @@ Adding a method = one module that subclasses `Method` and decorates it with `@re
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -35,8 +36,34 @@ def register(cls):
 
 
 def available_methods() -> dict[str, type[Method]]:
-    importlib.import_module("baselines")  # baselines register themselves on import
+    """The registry: baselines/ registers itself on import, and so does every module named in
+    $HASHEE_PLUGINS (comma-separated module names or .py paths; the config's `plugins` key sets it)."""
+    importlib.import_module("baselines")
+    for plugin in filter(None, (m.strip() for m in os.environ.get("HASHEE_PLUGINS", "").split(","))):
+        _import_plugin(plugin)
     return REGISTRY
+
+
+def _import_plugin(plugin: str) -> None:
+    """A module name, or the path of a .py file (imported once under a private name)."""
+    try:
+        if plugin.endswith(".py"):
+            import importlib.util
+            import sys
+
+            name = f"hashee_plugin_{abs(hash(os.path.abspath(plugin)))}"
+            if name in sys.modules:
+                return
+            spec = importlib.util.spec_from_file_location(name, plugin)
+            if spec is None or not os.path.isfile(plugin):
+                raise ImportError(f"no such file {plugin}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        else:
+            importlib.import_module(plugin)
+    except ImportError as err:
+        raise HasheeError(f"HASHEE_PLUGINS: cannot import method module {plugin!r} ({err})") from None
 
 
 def get_method(name: str, setting: str | dict = "") -> Method:

@@ -112,6 +112,7 @@ def train(method: Method, model: torch.nn.Module, train_set, dev_set, params: Tr
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     resume_file = workdir / "resume.pt"
+    best_file = workdir / "best.pt"  # the stage's best dev weights, written only when they improve
     seed_everything(params.seed)
     model.to(device)
     stages = method.stages(model, params)
@@ -126,6 +127,8 @@ def train(method: Method, model: torch.nn.Module, train_set, dev_set, params: Tr
                                f"(method or parameters differ); delete {workdir} to start afresh")
         state = saved["state"]
         model.load_state_dict(saved["model"])
+        if state["best_dev"] is not None:
+            state["best"] = torch.load(best_file, map_location="cpu", weights_only=True)
     result = TrainResult(history=state["history"])
 
     for stage_index in range(state["stage"], len(stages)):
@@ -191,7 +194,10 @@ def train(method: Method, model: torch.nn.Module, train_set, dev_set, params: Tr
                 if state["best_dev"] is None or score > state["best_dev"]:
                     state["best_dev"] = score
                     state["best"] = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
-            _save_resume(resume_file, model, optimizer, scheduler, scaler, state, params, method)
+                    with atomic_path(best_file) as tmp:
+                        torch.save(state["best"], tmp)
+            if epoch + 1 < num_epochs or stage_index + 1 < len(stages):  # nothing to resume after the last
+                _save_resume(resume_file, model, optimizer, scheduler, scaler, state, params, method)
         if resuming:  # killed after this stage's last epoch: its loop did not run to restore the RNG
             _set_rng_state(saved["rng"])
         bar.close()
@@ -206,8 +212,9 @@ def train(method: Method, model: torch.nn.Module, train_set, dev_set, params: Tr
 
 
 def _save_resume(path, model, optimizer, scheduler, scaler, state, params, method) -> None:
+    # The best weights live in best.pt (saved when they improve), not in every resume checkpoint.
     with atomic_path(path) as tmp:
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-                    "rng": _rng_state(), "state": state, "params": params.to_dict(),
+                    "rng": _rng_state(), "state": {**state, "best": None}, "params": params.to_dict(),
                     "method": (method.name, method.settings)}, tmp)

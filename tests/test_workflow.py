@@ -167,9 +167,10 @@ def test_shell_commands_call_the_cli_verbs(tmp_path):
     out = run_snakemake(["all", "-n", "-p", "--configfile", str(ROOT / "config" / "tiny.yaml")], tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
-    for verb in ("demo-data", "fit-hash", "train", "evaluate", "time", "gather", "reference", "tables",
+    for verb in ("demo-data", "fit-hash", "train", "evaluate", "gather", "reference", "tables",
                  "submit", "validate-submission"):
         assert f"hashee {verb} " in text, verb
+    assert "--time-out results/tiny/evaluate/" in text  # evaluate also times, in the same process
     assert ("python -m hashee.gpu_slots --slots 0 --lock-dir .snakemake/gpu-locks/$(uname -n) -- hashee train "
             in text)
     assert "--hash-file results/tiny/hashes/SST-2/hash=frequency,layers=2/42/hash.pt" in text
@@ -242,8 +243,14 @@ def test_tiny_config_end_to_end(tmp_path):
         pytest.fail("the `hashee` CLI is not installed in this environment: run `make test` "
                     "(it does pip install -e '.[test]')")
     cfg = load_config("tiny.yaml")
+    # Adding a baseline = one module + one config line: the README's worked example, registered
+    # from outside the repository through `plugins`, runs through the same DAG.
+    cfg["plugins"] = [str(ROOT / "docs" / "examples" / "fixed_exit.py")]
+    cfg["methods"]["fixed-exit"] = ["layers=2"]
+    config_file = tmp_path / "tiny_with_toy.yaml"
+    config_file.write_text(yaml.safe_dump(cfg))
     repo_results = sorted((ROOT / "results").glob("*")) if (ROOT / "results").exists() else []
-    config_args = ["--configfile", str(ROOT / "config" / "tiny.yaml")]
+    config_args = ["--configfile", str(config_file)]
 
     # Targets first: --configfile takes every following word as a config file.
     out = run_snakemake(["all", "--cores", "2", *config_args], tmp_path, env, timeout=3600)
@@ -253,9 +260,21 @@ def test_tiny_config_end_to_end(tmp_path):
     import pandas as pd
 
     runs = pd.read_csv(results / "runs.csv", dtype={"setting": str})
-    got = set(zip(runs["task"], runs["method"], runs["setting"], runs["seed"].astype(int)))
-    assert got == set(planned_runs(cfg))
+    planned = set(planned_runs(cfg))
+
+    def training_run(row):  # a row's setting is its training setting, plus the sweep point if any
+        for task, method, setting, seed in planned:
+            if (row.task, row.method, row.seed) == (task, method, seed) and (
+                    row.setting == setting or row.setting.startswith(setting + ",")):
+                return task, method, setting, seed
+        raise AssertionError(f"runs.csv row not planned by the config: {row}")
+
+    assert {training_run(row) for row in runs.itertuples()} == planned
     assert "dev" in set(runs["split"])
+    toy = runs[(runs["method"] == "fixed-exit") & (runs["split"] == "test")]
+    assert sorted(toy["setting"]) == ["layers=2,exit=1", "layers=2,exit=2"]  # its sweep, one row per point
+    assert toy.sort_values("setting")["mflops"].is_monotonic_increasing  # exiting later costs more
+    assert runs["perf"][runs["split"] == "test"].notna().all()  # the demo's labelled test scores
     for table in ("elue", "hash_ablation"):
         for ext in ("md", "csv", "tex"):
             assert (results / "tables" / f"{table}.{ext}").stat().st_size > 0

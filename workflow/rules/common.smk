@@ -133,6 +133,10 @@ NAME = config["name"]
 TASKS = config["tasks"]
 SEEDS = config["seeds"]
 METHODS = config["methods"]
+# Out-of-tree methods (module names or .py files) the jobs' `hashee` commands import.
+PLUGINS = [str(Path(p).resolve()) if p.endswith(".py") else p for p in config.get("plugins", [])]
+if PLUGINS:
+    os.environ.update(HASHEE_PLUGINS=",".join(PLUGINS))
 HASH_SETTINGS = METHODS.get("hashee", [])  # one fit_hash job per task and seed fits them all
 REGRESSION_SKIP = set(config["regression_skip"])
 DEMO = config["data"]["demo"]
@@ -239,6 +243,15 @@ def train_input(wildcards):
 
 def hash_file_arg(wildcards, input):
     return f"--hash-file {shlex.quote(input.hash)}" if "hash" in input.keys() else ""
+
+
+def train_param(key):
+    """A train key for a job: train_by_method[<method>][key] if set, else train[key]."""
+
+    def value(wildcards):
+        return config.get("train_by_method", {}).get(wildcards.method, {}).get(key, TRAIN[key])
+
+    return value
 
 
 def max_length(wildcards):
