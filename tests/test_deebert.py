@@ -19,15 +19,8 @@ LENGTHS = [9, 5, 7, 3, 8, 6, 9, 4]
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    from hashee.backbones import load_backbone
-    from hashee.data import load_task
-    from hashee.demo_data import write_demo_data
-
-    data_dir = tmp_path_factory.mktemp("elue")
-    write_demo_data(data_dir, seed=0, size="tiny")
-    backbone = load_backbone("minilm", num_layers=2)
-    return backbone, load_task("SST-2", data_dir, backbone.tokenizer, 32, splits=("train", "dev"))
+def setup(minilm2, tiny_task):
+    return minilm2, tiny_task("SST-2")
 
 
 def tiny(seed=0):

@@ -226,15 +226,8 @@ def test_paper_defaults():
 
 # ---------------------------------------------------------------------------- persistence, trainer
 @pytest.fixture(scope="module")
-def real(tmp_path_factory):
-    from hashee.backbones import load_backbone
-    from hashee.data import load_task
-    from hashee.demo_data import write_demo_data
-
-    data_dir = tmp_path_factory.mktemp("elue")
-    write_demo_data(data_dir, seed=0, size="tiny")
-    backbone = load_backbone("minilm", num_layers=2)
-    return backbone, lambda task: load_task(task, data_dir, backbone.tokenizer, 32, splits=("train", "dev"))
+def real(minilm2, tiny_task):
+    return minilm2, tiny_task
 
 
 @pytest.mark.parametrize("name,task", [("elasticbert-entropy", "SST-2"), ("elasticbert-patience", "STS-B")])

@@ -188,16 +188,8 @@ def test_shared_pooler_is_stored_once():
 
 # ---------------------------------------------------------------------------- persistence, trainer
 @pytest.fixture(scope="module")
-def real(tmp_path_factory):
-    from hashee.backbones import load_backbone
-    from hashee.data import load_task
-    from hashee.demo_data import write_demo_data
-
-    data_dir = tmp_path_factory.mktemp("elue")
-    write_demo_data(data_dir, seed=0, size="tiny")
-    backbone = load_backbone("minilm", num_layers=2)
-    return backbone, data_dir, lambda task: load_task(task, data_dir, backbone.tokenizer, 32,
-                                                       splits=("train", "dev"))
+def real(minilm2, tiny_elue, tiny_task):
+    return minilm2, tiny_elue, tiny_task
 
 
 def test_save_load_round_trip_preserves_predictions(real, tmp_path):

@@ -3,9 +3,6 @@
 import pytest
 import torch
 
-from hashee.backbones import load_backbone
-from hashee.data import load_task
-from hashee.demo_data import write_demo_data
 from hashee.evaluation import dev_scorer
 from hashee.methods import get_method
 from hashee.tasks import get_task
@@ -17,12 +14,8 @@ class Killed(Exception):
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("elue")
-    write_demo_data(data_dir, seed=0, size="tiny")
-    backbone = load_backbone("minilm", num_layers=2)
-    data = load_task("SST-2", data_dir, backbone.tokenizer, 32, splits=("train", "dev"))
-    return backbone, data
+def setup(minilm2, tiny_task):
+    return minilm2, tiny_task("SST-2")
 
 
 def _run(backbone, data, workdir, on_step=None):
@@ -30,7 +23,7 @@ def _run(backbone, data, workdir, on_step=None):
     seed_everything(7)
     model = method.build(backbone.config, get_task("SST-2"))
     method.init_from_backbone(model, backbone)
-    params = TrainParams(epochs=2, lr=1e-4, batch_size=8, max_length=32, checkpoint_every=2, seed=7)
+    params = TrainParams(epochs=2, lr=1e-4, batch_size=8, max_length=32, checkpoint_every=4, seed=7)
     pad = backbone.tokenizer.pad_token_id
     result = train(method, model, data["train"], data["dev"], params, workdir, pad,
                    dev_score=dev_scorer(method, data["dev"], pad, 16, "cpu"), on_step=on_step, progress=False)
