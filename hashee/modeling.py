@@ -178,6 +178,11 @@ class Layer(nn.Module):
         flat = hidden.reshape(B * T, H)
         active_flat = active.reshape(-1).nonzero().squeeze(1)  # (N,) positions in B*T
         x = flat.index_select(0, active_flat)  # (N, H) packed active tokens
+        if B == 1:  # one sequence: the packed tokens are already its queries, no slots to scatter
+            ctx = self.attention.self(x.unsqueeze(0), hidden, key_mask)[0]
+            attn_out = self.attention.output(ctx, x)
+            out = self.output(self.intermediate(attn_out), attn_out)
+            return flat.index_copy(0, active_flat, out).view(B, T, H)
         # Attention needs each query next to its own sequence's keys: scatter the packed queries
         # into (B, n_max, H) slots. Only the attention core pays for this padding; the Q, output
         # and FFN projections (the bulk of a layer) run on the packed (N, H) tensor.
