@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from exit_helpers import alone, exit_layer
 
 from hashee.checkpoint import load_trained, save_trained
 from hashee.evaluation import dev_scorer
@@ -41,15 +42,6 @@ def make_batch(seed=0, labels=None):
     if labels is not None:
         batch["labels"] = labels
     return batch
-
-
-def alone(batch, i):
-    n = int(batch["attention_mask"][i].sum())
-    return {k: v[i:i + 1, :n] for k, v in batch.items()}
-
-
-def exit_layer(trace):
-    return sum(call.name.startswith("layer_") for call in trace)
 
 
 def nonzero(grad):

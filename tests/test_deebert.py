@@ -3,6 +3,7 @@ FLOPs = analytic count, batch = alone, save/load round trip."""
 
 import pytest
 import torch
+from exit_helpers import alone, exit_layer
 
 from baselines.multiexit import entropy
 from hashee.checkpoint import load_trained, save_trained
@@ -34,15 +35,6 @@ def make_batch(seed=0):
     ids = torch.randint(1, CONFIG.vocab_size, (len(LENGTHS), max(LENGTHS)), generator=generator)
     mask = (torch.arange(max(LENGTHS))[None, :] < torch.tensor(LENGTHS)[:, None]).long()
     return {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
-
-
-def alone(batch, i):
-    n = int(batch["attention_mask"][i].sum())
-    return {k: v[i:i + 1, :n] for k, v in batch.items()}
-
-
-def exit_layer(trace):
-    return sum(call.name.startswith("layer_") for call in trace)
 
 
 def test_sweep_and_threshold_zero_never_exits_early():

@@ -3,6 +3,7 @@ FLOPs of the self-attentive heads = analytic count, batch = alone, save/load rou
 
 import pytest
 import torch
+from exit_helpers import alone, exit_layer
 
 from baselines.fastbert import normalized_entropy
 from hashee.checkpoint import load_trained, save_trained
@@ -34,15 +35,6 @@ def make_batch(seed=0):
     ids = torch.randint(1, CONFIG.vocab_size, (len(LENGTHS), max(LENGTHS)), generator=generator)
     mask = (torch.arange(max(LENGTHS))[None, :] < torch.tensor(LENGTHS)[:, None]).long()
     return {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
-
-
-def alone(batch, i):
-    n = int(batch["attention_mask"][i].sum())
-    return {k: v[i:i + 1, :n] for k, v in batch.items()}
-
-
-def exit_layer(trace):
-    return sum(call.name.startswith("layer_") for call in trace)
 
 
 def test_normalised_entropy_is_in_unit_interval_and_speed_zero_never_exits():
