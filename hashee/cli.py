@@ -51,10 +51,11 @@ def _fitting_data(task, data_dir, tokenizer, max_length):
     return ids, labels
 
 
-def fit_hash_for(task, backbone, hash_name, num_layers, buckets, seed, data_dir, max_length):
+def fit_hash_for(task, backbone, hash_name, num_layers, buckets, seed, data_dir, max_length, fitting_data=None):
+    """`fitting_data`: (ids, labels) already read by the caller, so several hashes read the data once."""
     from .hashing import fit_hash, vocab_fingerprint
 
-    ids, labels = _fitting_data(task, data_dir, backbone.tokenizer, max_length)
+    ids, labels = fitting_data or _fitting_data(task, data_dir, backbone.tokenizer, max_length)
     tok = backbone.tokenizer
     return fit_hash(hash_name, ids, labels, vocab_size=backbone.config.vocab_size, num_layers=num_layers,
                     num_buckets=buckets, special_ids=tuple(tok.all_special_ids), seed=seed,
@@ -79,6 +80,7 @@ def cmd_fit_hash(args) -> None:
     if not specs or len(args.setting or []) != len(args.setting_out or []) or (args.hash and not args.out):
         raise HasheeError("fit-hash needs --hash H --out FILE, or pairs of --setting S --setting-out FILE")
     backbone = load_backbone(args.backbone)  # all layers: a hash only needs the embeddings and vocabulary
+    fitting_data = _fitting_data(task, args.data_dir, backbone.tokenizer, args.max_length)
     for fields, out in specs:
         if fields["hash"] not in HASH_NAMES:
             raise HasheeError(f"unknown hash {fields['hash']!r}; valid: {', '.join(HASH_NAMES)}")
@@ -86,7 +88,7 @@ def cmd_fit_hash(args) -> None:
         if not 1 <= num_layers <= backbone.config.num_layers:
             raise HasheeError(f"hash for {num_layers} layers: backbone {args.backbone} has {backbone.config.num_layers}")
         token_hash = fit_hash_for(task, backbone, fields["hash"], num_layers, args.buckets, args.seed,
-                                  args.data_dir, args.max_length)
+                                  args.data_dir, args.max_length, fitting_data)
         token_hash.save(out)
         print(f"fitted {fields['hash']} hash for {task.name} ({num_layers} layers) -> {out}")
 

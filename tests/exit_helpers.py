@@ -10,3 +10,11 @@ def alone(batch, i):
 def exit_layer(trace):
     """The layer an instance exited at: how many encoder layers its trace ran."""
     return sum(call.name.startswith("layer_") for call in trace)
+
+
+def widest_gap_midpoint(values) -> str:
+    """A threshold in the widest gap between per-instance scores, so some instances fall on each side."""
+    values = sorted(values)
+    gap, low = max((b - a, a) for a, b in zip(values, values[1:]))
+    assert gap > 1e-3
+    return repr(low + gap / 2)
