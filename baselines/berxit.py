@@ -119,10 +119,9 @@ class BERxiT(MultiExitMethod):
     def final_output(self, outputs, state):
         return outputs[:, :self.task.num_labels]
 
-    def predict(self, model, batch, inference):
+    def prepare(self, model):
         self._num_layers = model.num_layers  # head_calls needs it: the last exit has no LTE call
         self.link_lte(model)
-        return super().predict(model, batch, inference)
 
     def head_calls(self, layer, length, hidden):
         calls = [ModuleCall(f"exit_{layer}", (hidden,))]

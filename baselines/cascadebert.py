@@ -119,19 +119,35 @@ class CascadeBert(Method):
         return [{self.sweep_key: value} for value in self.sweep_values]
 
     def predict(self, model, batch, inference):
-        threshold = float(inference[self.sweep_key])
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         token_type_ids = batch.get("token_type_ids")
-        size, hidden_size = input_ids.shape[0], model.bert.config.hidden_size
         lengths = attention_mask.sum(dim=1)
-        rows = torch.arange(size, device=input_ids.device)  # instances still in the cascade
+
+        def run(index, rows):  # only the instances still in the cascade, padding re-trimmed
+            longest = int(lengths[rows].max())  # padding is on the right (hashee.data.collate)
+            return model.models[index](input_ids[rows, :longest], attention_mask[rows, :longest],
+                                       None if token_type_ids is None else token_type_ids[rows, :longest])[0]
+
+        return self._cascade(model, lengths, float(inference[self.sweep_key]), run)
+
+    def predict_sweep(self, model, batch, inferences):
+        """Every threshold from one pass of each model over the whole batch (its logits do not depend
+        on the threshold); `predict` is what timing runs."""
+        everyone = [sub(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))[0]
+                    for sub in model.models]
+        lengths = batch["attention_mask"].sum(dim=1)
+        return [self._cascade(model, lengths, float(inference[self.sweep_key]),
+                              lambda index, rows: everyone[index][rows]) for inference in inferences]
+
+    def _cascade(self, model, lengths, threshold, run):
+        """`run(model index, rows)` -> that model's logits for those instances."""
+        size, hidden_size = lengths.shape[0], model.bert.config.hidden_size
+        rows = torch.arange(size, device=lengths.device)  # instances still in the cascade
         final: list[torch.Tensor | None] = [None] * size
         models_run = [0] * size
         last = len(model.models) - 1
-        for index, sub in enumerate(model.models):
-            longest = int(lengths[rows].max())  # padding is on the right (hashee.data.collate)
-            logits, _ = sub(input_ids[rows, :longest], attention_mask[rows, :longest],
-                            None if token_type_ids is None else token_type_ids[rows, :longest])
+        for index in range(len(model.models)):
+            logits = run(index, rows)
             if index == last:
                 done = torch.ones(rows.numel(), dtype=torch.bool, device=rows.device)
             else:

@@ -103,46 +103,83 @@ class MultiExitMethod(Method):
         return [ModuleCall(f"exit_{layer}", (hidden,))]
 
     # ------------------------------------------------------------------ inference
+    def prepare(self, model) -> None:
+        """Run before inference (BERxiT points its heads at the shared LTE)."""
+
     def predict(self, model, batch, inference):
+        self.prepare(model)
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
-        token_type_ids = batch.get("token_type_ids")
-        size, hidden_size = input_ids.shape[0], model.bert.config.hidden_size
-        lengths = attention_mask.sum(dim=1)
+        size = input_ids.shape[0]
         key_mask = attention_mask.bool()
-        hidden = model.bert.embeddings(input_ids, token_type_ids)
+        hidden = model.bert.embeddings(input_ids, batch.get("token_type_ids"))
         rows = torch.arange(size, device=input_ids.device)  # original row of each remaining instance
-        state = self.select_state(self.init_exit_state(size, input_ids.device), rows)
+        state = self.init_exit_state(size, input_ids.device)
         final: list[torch.Tensor | None] = [None] * size
         exit_layer = [model.num_layers] * size
         for layer_index, (layer, head) in enumerate(zip(model.bert.encoder.layer, model.exits), start=1):
             hidden = layer(hidden, key_mask)
-            outputs = head(hidden, key_mask)
-            done = self.exit_decision(outputs, layer_index, state, inference)
-            if layer_index == model.num_layers:
-                done = torch.ones_like(done)
-            if bool(done.any()):
-                chosen = self.final_output(outputs, state)
-                for position in done.nonzero().squeeze(1).tolist():
-                    original = int(rows[position])
-                    final[original] = chosen[position]
-                    exit_layer[original] = layer_index
-                keep = (~done).nonzero().squeeze(1)
-                if keep.numel() == 0:
-                    break
-                rows, hidden, key_mask = rows[keep], hidden[keep], key_mask[keep]
-                state = self.select_state(state, keep)
-                # Re-trim padding to the longest remaining instance: padded keys cost time too.
-                longest = int(key_mask.sum(dim=1).max())
-                hidden, key_mask = hidden[:, :longest], key_mask[:, :longest]
+            keep, state = self._settle(head(hidden, key_mask), layer_index, model.num_layers, state,
+                                       inference, rows, final, exit_layer)
+            if keep is None:
+                continue
+            if keep.numel() == 0:
+                break
+            rows, hidden, key_mask = rows[keep], hidden[keep], key_mask[keep]
+            # Re-trim padding to the longest remaining instance: padded keys cost time too.
+            longest = int(key_mask.sum(dim=1).max())
+            hidden, key_mask = hidden[:, :longest], key_mask[:, :longest]
+        return Prediction(torch.stack(final), self._traces(attention_mask, exit_layer, model))
+
+    def predict_sweep(self, model, batch, inferences):
+        """Every sweep point from one pass through all layers: an exit head's output for an instance
+        does not depend on the exit rule, so replaying each rule over the recorded outputs gives the
+        predictions and traces `predict` gives per point (tests check it). `predict`, which really
+        skips the layers, is what the timing runs."""
+        self.prepare(model)
+        outputs = model.all_exit_outputs(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        size, device = batch["input_ids"].shape[0], batch["input_ids"].device
+        predictions = []
+        for inference in inferences:
+            rows = torch.arange(size, device=device)
+            state = self.init_exit_state(size, device)
+            final: list[torch.Tensor | None] = [None] * size
+            exit_layer = [model.num_layers] * size
+            for layer_index, layer_outputs in enumerate(outputs, start=1):
+                keep, state = self._settle(layer_outputs[rows], layer_index, model.num_layers, state,
+                                           inference, rows, final, exit_layer)
+                if keep is not None:
+                    if keep.numel() == 0:
+                        break
+                    rows = rows[keep]
+            predictions.append(Prediction(torch.stack(final), self._traces(batch["attention_mask"], exit_layer, model)))
+        return predictions
+
+    def _settle(self, outputs, layer_index, num_layers, state, inference, rows, final, exit_layer):
+        """Apply the exit rule after `layer_index` to the remaining instances (`rows`): record the
+        finished ones in `final`/`exit_layer`; return (positions kept, or None if all stay; state)."""
+        done = self.exit_decision(outputs, layer_index, state, inference)
+        if layer_index == num_layers:
+            done = torch.ones_like(done)
+        if not bool(done.any()):
+            return None, state
+        chosen = self.final_output(outputs, state)
+        for position in done.nonzero().squeeze(1).tolist():
+            original = int(rows[position])
+            final[original] = chosen[position]
+            exit_layer[original] = layer_index
+        keep = (~done).nonzero().squeeze(1)
+        return keep, self.select_state(state, keep)
+
+    def _traces(self, attention_mask, exit_layer, model):
+        hidden_size = model.bert.config.hidden_size
         traces = []
-        for i in range(size):
-            length = int(lengths[i])
+        for length, last in zip(attention_mask.sum(dim=1).tolist(), exit_layer):
             calls = [ModuleCall("emb", (length,))]
-            for layer_index in range(1, exit_layer[i] + 1):
+            for layer_index in range(1, last + 1):
                 calls.append(ModuleCall(f"layer_{layer_index}", (length, length, hidden_size)))
                 calls.extend(self.head_calls(layer_index, length, hidden_size))
             traces.append(tuple(calls))
-        return Prediction(torch.stack(final), traces)
+        return traces
 
     @staticmethod
     def select_state(state: dict, keep: torch.Tensor) -> dict:

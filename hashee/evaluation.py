@@ -1,7 +1,7 @@
 """One evaluation path for every method: predictions, metric, per-instance traces and FLOPs.
 
-`evaluate_split` runs a method's `predict` over a split under one inference setting and returns
-everything the measurement layer needs; `result_rows` turns it into runs.csv rows.
+`evaluate_sweep` runs a method over a split under each of its inference settings (one pass where the
+method allows) and returns everything the measurement layer needs; `result_row` makes runs.csv rows.
 """
 
 from __future__ import annotations
@@ -31,20 +31,29 @@ class SplitResult:
         return compute_metric(task, self.predictions, self.labels)
 
 
-@torch.no_grad()
 def evaluate_split(method: Method, model, dataset, inference: dict, pad_token_id: int, batch_size: int = 64,
                    device="cpu", progress: bool = False, desc: str = "evaluate") -> SplitResult:
+    return evaluate_sweep(method, model, dataset, [inference], pad_token_id, batch_size, device, progress, desc)[0]
+
+
+@torch.no_grad()
+def evaluate_sweep(method: Method, model, dataset, inferences: list[dict], pad_token_id: int, batch_size: int = 64,
+                   device="cpu", progress: bool = False, desc: str = "evaluate") -> list[SplitResult]:
+    """One SplitResult per inference setting, from `method.predict_sweep` (one pass where it can)."""
     model.eval()
-    preds, labels, index, traces = [], [], [], []
+    preds = [[] for _ in inferences]
+    traces = [[] for _ in inferences]
+    labels, index = [], []
     loader = make_loader(dataset, batch_size, pad_token_id, shuffle=False)
     for batch in tqdm(loader, disable=not progress, desc=desc, leave=False):
         batch = {k: v.to(device) for k, v in batch.items()}
-        out = method.predict(model, batch, inference)
-        preds.append(decode(method.task, out.outputs).cpu().numpy())
+        for point, out in enumerate(method.predict_sweep(model, batch, inferences)):
+            preds[point].append(decode(method.task, out.outputs).cpu().numpy())
+            traces[point].extend(out.traces)
         labels.append(batch["labels"].cpu().numpy())
         index.append(batch["index"].cpu().numpy())
-        traces.extend(out.traces)
-    return SplitResult(np.concatenate(preds), np.concatenate(labels), np.concatenate(index), traces)
+    labels, index = np.concatenate(labels), np.concatenate(index)
+    return [SplitResult(np.concatenate(p), labels, index, t) for p, t in zip(preds, traces)]
 
 
 def dev_scorer(method: Method, dataset, pad_token_id: int, batch_size: int, device):

@@ -7,6 +7,7 @@ The trainer (hashee.training) and the evaluator (hashee.evaluation) know only th
 - `stages(model, params)`: training stages — which parameters train, the loss, epochs, lr;
 - `inference_settings()`: the sweep of exit settings evaluated for one trained model;
 - `predict(model, batch, inference)`: outputs (B, num_labels) + one execution trace per instance;
+  `predict_sweep(model, batch, inferences)`: the same at every setting (overridable: one pass);
 - `flop_modules(model)`: ELUE's `module_list`, name -> module run on a traced shape.
 Adding a method = one module that subclasses `Method` and decorates it with `@register`.
 """
@@ -166,6 +167,11 @@ class Method:
         logits, out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
         return Prediction(logits, encoder_traces(batch["attention_mask"], out.active_counts,
                                                  model.bert.config.hidden_size))
+
+    def predict_sweep(self, model: nn.Module, batch: dict, inferences: list[dict]) -> list[Prediction]:
+        """`predict` at every inference setting. Instance-exit methods override it to compute the whole
+        sweep from one pass (their outputs per layer do not depend on the exit rule)."""
+        return [self.predict(model, batch, inference) for inference in inferences]
 
     def flop_modules(self, model: nn.Module) -> dict[str, nn.Module]:
         from .modeling import FlopsHead

@@ -1,0 +1,58 @@
+"""A multi-exit method's whole sweep from one pass (`predict_sweep`, what evaluation runs) equals
+`predict` at each sweep point (what really skips layers, and what timing runs)."""
+
+import pytest
+import torch
+
+from hashee.methods import get_method
+from hashee.modeling import EncoderConfig
+from hashee.tasks import get_task
+
+METHODS = [("deebert", "layers=6"), ("fastbert", "layers=6"), ("pabee", "layers=6"), ("berxit", "layers=6"),
+           ("elasticbert-entropy", "layers=6"), ("elasticbert-patience", "layers=6"),
+           ("cascadebert", "layers=6,small_layers=2")]
+
+
+def tiny_config():
+    return EncoderConfig(vocab_size=60, hidden_size=16, num_layers=6, num_heads=2, intermediate_size=32,
+                         max_position_embeddings=40, hidden_dropout=0.0, attention_dropout=0.0)
+
+
+def tiny_batch(lengths=(9, 5, 12, 7, 3, 10, 6, 11)):
+    generator = torch.Generator().manual_seed(3)
+    ids = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = torch.randint(1, 60, (length,), generator=generator)
+        mask[row, :length] = 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+
+
+def sharpen(model, std):
+    """Larger random head weights: confidences spread out, so exits differ across sweep points."""
+    for name, parameter in model.named_parameters():
+        if any(part in name for part in ("classifier", "lte", "output_layer_2")):
+            torch.nn.init.normal_(parameter, std=std)
+
+
+@pytest.mark.parametrize("name,setting", METHODS)
+@pytest.mark.parametrize("task", ["SST-2", "STS-B"])
+def test_sweep_from_one_pass_equals_predict_per_point(name, setting, task):
+    method = get_method(name, setting)
+    if get_task(task).is_regression and not method.supports_regression:
+        pytest.skip(f"{name} has no regression rule")
+    exits_seen = set()
+    for seed, std in enumerate((0.3, 1.0, 3.0)):
+        torch.manual_seed(seed)
+        model = method.build(tiny_config(), get_task(task)).eval()
+        sharpen(model, std)
+        batch = tiny_batch()
+        points = method.inference_settings()
+        with torch.no_grad():
+            swept = method.predict_sweep(model, batch, points)
+            for inference, one_pass in zip(points, swept):
+                alone = method.predict(model, batch, inference)
+                assert one_pass.traces == alone.traces, inference
+                torch.testing.assert_close(one_pass.outputs, alone.outputs, atol=1e-5, rtol=1e-5)
+                exits_seen.add(tuple(len(trace) for trace in alone.traces))
+    assert len(exits_seen) > 1  # the sweep really moved exits, so equality is not trivial
