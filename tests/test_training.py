@@ -75,3 +75,19 @@ def test_resume_refuses_another_run(setup, tmp_path):
     params = TrainParams(epochs=1, lr=3e-4, batch_size=8, seed=7)
     with pytest.raises(RuntimeError, match="another run"):
         train(method, model, data["train"], data["dev"], params, tmp_path, 0, progress=False)
+
+
+def test_weight_decay_spares_biases_and_layer_norms_under_bert_and_bart_names():
+    from torch import nn
+
+    from hashee.methods import Stage
+    from hashee.training import _optimizer
+
+    model = nn.ModuleDict({"LayerNorm": nn.LayerNorm(4), "self_attn_layer_norm": nn.LayerNorm(4),
+                           "layernorm_embedding": nn.LayerNorm(4), "dense": nn.Linear(4, 4)})
+    stage = Stage("s", lambda m: m.parameters(), None, 1, 1e-3, 0.0, 0.01)
+    optimizer = _optimizer(model, stage, {id(p) for p in model.parameters()})
+    decayed, spared = optimizer.param_groups
+    assert decayed["weight_decay"] == 0.01 and spared["weight_decay"] == 0.0
+    assert [tuple(p.shape) for p in decayed["params"]] == [(4, 4)]  # only the Linear's weight
+    assert len(spared["params"]) == 7
