@@ -171,6 +171,8 @@ class Layer(nn.Module):
         """
         if active is None:
             active = key_mask
+        if not bool(active.any()):  # every token has exited (e.g. a hash that sends none this deep)
+            return hidden
         if bool(active.all()):  # nothing to skip (no padding, no exits): plain dense layer
             attn_out = self.attention.output(self.attention.self(hidden, hidden, key_mask), hidden)
             return self.output(self.intermediate(attn_out), attn_out)

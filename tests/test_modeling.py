@@ -96,6 +96,16 @@ def test_exited_tokens_are_frozen_and_counts_recorded(encoder, minilm):
     assert traces[0][2].shape == (6, 7, 384)
 
 
+def test_a_layer_with_no_active_token_leaves_the_states_as_they_are(encoder, minilm):
+    batch = _batch(minilm.tokenizer)
+    exits = torch.full(batch["input_ids"].shape, 2)  # every token, [CLS] included, exits at layer 2
+    with torch.no_grad():
+        out = encoder(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], exits,
+                      output_layer_states=True)
+    assert torch.equal(out.last_hidden_state, out.layer_states[1])
+    assert out.active_counts[:, 2:].sum() == 0
+
+
 def test_padding_is_never_active(encoder, minilm):
     batch = _batch(minilm.tokenizer)
     with torch.no_grad():
