@@ -13,7 +13,8 @@ packing overhead is never hidden behind a slow baseline.
 Dynamic baselines (issue 6), same definitions: each instance-exit method runs its own heads and
 batched loop (exited instances leave the batch) with a controlled exit pattern spread evenly over
 the layers, against the same model with no early exit; CascadeBERT passes half of the batch on
-(threshold at the median confidence of its small model), against its large model alone.
+(threshold at the median confidence of its small model), against its large model alone. At
+batch size 1 the same is timed over 12 instances (2 exiting at each layer) run one at a time.
 
 Usage: python benchmarks/speed.py [--device cpu|cuda] [--repeats N] [--batch-sizes 32,1] [--only token|dynamic]
 Targets: token exits (issue 3) ratio >= 0.95 on CPU, >= 0.85 on GPU; dynamic methods (issue 6) >= 0.9.
@@ -121,12 +122,13 @@ def benchmark_inputs(batch_size):
     return ids
 
 
-def force_exits(method, targets):
-    """Make a multi-exit method exit instance i after layer targets[i], through its own loop."""
+def force_exits(method, targets, start):
+    """Make a multi-exit method exit instance i after layer targets[i], through its own loop; the
+    batch being run holds instances start[0], start[0] + 1, ..."""
     base_init = method.init_exit_state
 
     def init_exit_state(batch_size, device):
-        return {**base_init(batch_size, device), "forced": targets[:batch_size].to(device)}
+        return {**base_init(batch_size, device), "forced": targets[start[0]:start[0] + batch_size].to(device)}
 
     method.init_exit_state = init_exit_state
     method.exit_decision = lambda outputs, layer, state, inference: state["forced"] <= layer
@@ -139,11 +141,14 @@ def dynamic_ratios(batch_size, device, repeats):
     from hashee.tasks import get_task
 
     backbone = load_backbone("minilm")
-    ids = benchmark_inputs(batch_size)
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
-    task = get_task("SNLI")
     layers = backbone.config.num_layers
-    targets = torch.arange(batch_size) % layers + 1  # exits spread evenly over the layers
+    count = batch_size if batch_size > 1 else 2 * layers  # batch 1: instances one at a time
+    ids = benchmark_inputs(count)
+    whole = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
+    batches = [{k: v[i:i + batch_size] for k, v in whole.items()} for i in range(0, count, batch_size)]
+    task = get_task("SNLI")
+    targets = torch.arange(count) % layers + 1  # exits spread evenly over the layers
+    start = [0]  # first instance of the batch being run (force_exits reads it)
     ratios = []
     for name in ("deebert", "fastbert", "pabee", "berxit", "elasticbert-entropy", "elasticbert-patience"):
         method = get_method(name, "layers=6")
@@ -151,58 +156,76 @@ def dynamic_ratios(batch_size, device, repeats):
         model = method.build(backbone.config, task)
         method.init_from_backbone(model, backbone)
         first = method.inference_settings()[0]
-        full = force_exits(get_method(name, "layers=6"), torch.full_like(targets, layers))
+        full = force_exits(get_method(name, "layers=6"), torch.full_like(targets, layers), start)
         full.task = method.task
-        forced = force_exits(method, targets)
+        forced = force_exits(method, targets, start)
         # `full` and `forced` share the model; only the exit pattern differs.
-        ratios.append(_compare(name, full, forced, model, batch, first, device, repeats))
+        ratios.append(_compare(name, full, forced, model, batches, first, device, repeats, start))
     method = get_method("cascadebert", "layers=6,small_layers=2")
     torch.manual_seed(0)
     model = method.build(backbone.config, task)
     method.init_from_backbone(model, backbone)
     with torch.inference_mode():
-        small_logits, _ = model.models[0](batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        small_logits, _ = model.models[0](whole["input_ids"], whole["attention_mask"], whole["token_type_ids"])
     median = torch.softmax(small_logits, -1).max(-1).values.median().item()
-    ratios.append(_cascade(method, model, batch, median, device, repeats))
+    ratios.append(_cascade(method, model, batches, median, device, repeats))
     return ratios
 
 
-def _compare(name, full_method, fast_method, model, batch, inference, device, repeats):
+def _run_all(fn, batches, start=None):
+    """fn(batch) over every batch in order; returns the traces of all instances."""
+    traces = []
+    for number, batch in enumerate(batches):
+        if start is not None:
+            start[0] = number * batch["input_ids"].shape[0]
+        traces += fn(batch)
+    return traces
+
+
+def _compare(name, full_method, fast_method, model, batches, inference, device, repeats, start):
     counter = FlopCounter(fast_method.flop_modules(model.cpu()))
     model.to(device).eval()
-    batch = {k: v.to(device) for k, v in batch.items()}
+    batches = [{k: v.to(device) for k, v in batch.items()} for batch in batches]
+
+    def run(method):
+        return _run_all(lambda batch: method.predict(model, batch, inference).traces, batches, start)
+
     with torch.inference_mode():
-        fast = fast_method.predict(model, batch, inference)
-        full = full_method.predict(model, batch, inference)
-        t_fast = timed(lambda: fast_method.predict(model, batch, inference), device, repeats)
-        t_full = timed(lambda: full_method.predict(model, batch, inference), device, repeats)
-    return _report(name, batch, counter, full.traces, fast.traces, t_full, t_fast)
+        fast, full = run(fast_method), run(full_method)
+        t_fast = timed(lambda: run(fast_method), device, repeats)
+        t_full = timed(lambda: run(full_method), device, repeats)
+    return _report(name, batches, counter, full, fast, t_full, t_fast)
 
 
-def _cascade(method, model, batch, threshold, device, repeats):
+def _cascade(method, model, batches, threshold, device, repeats):
     from hashee.modeling import encoder_traces
 
     counter = FlopCounter(method.flop_modules(model.cpu()))
     large = model.models[-1].to(device).eval()
     model.to(device).eval()
-    batch = {k: v.to(device) for k, v in batch.items()}
+    batches = [{k: v.to(device) for k, v in batch.items()} for batch in batches]
     inference = {method.sweep_key: f"{threshold:.6f}"}
-    args = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-    with torch.inference_mode():
-        fast = method.predict(model, batch, inference)
-        _, out = large(*args)
-        t_fast = timed(lambda: method.predict(model, batch, inference), device, repeats)
-        t_full = timed(lambda: large(*args), device, repeats)
     hidden = large.bert.config.hidden_size
-    full_traces = [tuple(c.__class__(f"m2.{c.name}", c.shape) for c in trace)
-                   for trace in encoder_traces(batch["attention_mask"].cpu(), out.active_counts.cpu(), hidden)]
-    return _report("cascadebert (half passed on)", batch, counter, full_traces, fast.traces, t_full, t_fast)
+
+    def run_large(batch):
+        _, out = large(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        return [tuple(c.__class__(f"m2.{c.name}", c.shape) for c in trace)
+                for trace in encoder_traces(batch["attention_mask"].cpu(), out.active_counts.cpu(), hidden)]
+
+    def run_cascade(batch):
+        return method.predict(model, batch, inference).traces
+
+    with torch.inference_mode():
+        fast, full = _run_all(run_cascade, batches), _run_all(run_large, batches)
+        t_fast = timed(lambda: _run_all(run_cascade, batches), device, repeats)
+        t_full = timed(lambda: _run_all(run_large, batches), device, repeats)
+    return _report("cascadebert (half passed on)", batches, counter, full, fast, t_full, t_fast)
 
 
-def _report(name, batch, counter, full_traces, fast_traces, t_full, t_fast):
+def _report(name, batches, counter, full_traces, fast_traces, t_full, t_fast):
     flops_speedup = sum(map(counter.trace_flops, full_traces)) / sum(map(counter.trace_flops, fast_traces))
     wall_speedup = t_full / t_fast
-    print(f"{name:<34} batch {batch['input_ids'].shape[0]:>2}  FLOPs x{flops_speedup:.2f}  wall x{wall_speedup:.2f}  "
+    print(f"{name:<34} batch {batches[0]['input_ids'].shape[0]:>2}  FLOPs x{flops_speedup:.2f}  wall x{wall_speedup:.2f}  "
           f"ratio {wall_speedup / flops_speedup:.3f}   (full {t_full * 1e3:.1f} ms, early exits {t_fast * 1e3:.1f} ms)")
     return wall_speedup / flops_speedup
 
