@@ -19,6 +19,9 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/reference.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/submission.smk"
+include: "workflow/rules/difficulty.smk"
+include: "workflow/rules/summarization_common.smk"
+include: "workflow/rules/summarization.smk"
 
 
 localrules:
@@ -28,6 +31,8 @@ localrules:
     tables,
     submission,
     zip_submission,
+    difficulty_table,
+    summ_table,
 
 
 rule all:

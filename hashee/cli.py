@@ -139,6 +139,12 @@ def cmd_train(args) -> None:
             "dev_history": result.history, "best_dev": result.best_dev, "torch": torch.__version__}
     with atomic_dir(args.out) as tmp:
         save_trained(tmp, method, model.cpu(), tokenizer, task, meta)
+    if args.evaluate_out:  # in the same process: a job's start-up costs more than evaluating small data
+        cmd_evaluate(argparse.Namespace(
+            model=args.out, data_dir=args.data_dir, splits="dev,test", test_labels=None, batch_size=64,
+            device=args.device, out=args.evaluate_out, predictions=args.predictions, flops_cache=args.flops_cache,
+            time_out=args.time_out, batch_sizes=args.batch_sizes, repeats=args.repeats, warmup=args.timing_warmup,
+            max_instances=args.max_instances, dtype=args.dtype, quiet=args.quiet))
     # The model is written: resume checkpoints (hundreds of MB per run) have served their purpose.
     shutil.rmtree(args.workdir, ignore_errors=True)
     print(f"trained {method.name} [{method.setting_text()}] on {task.name}: best dev {result.best_dev:.2f} -> {args.out}")
@@ -150,7 +156,7 @@ def cmd_evaluate(args) -> None:
 
     from .checkpoint import load_trained
     from .data import load_task
-    from .evaluation import cost_summary, evaluate_split, result_row
+    from .evaluation import cost_summary, evaluate_sweep, result_row
     from .flops import FlopCounter
     from .io import atomic_dir, write_csv_atomic
     from .results import ROW_COLUMNS
@@ -167,14 +173,16 @@ def cmd_evaluate(args) -> None:
     model.to(device)
     rows, predictions = [], {}
     seed = trained.meta["seed"]
-    for inference in method.inference_settings():
+    points = method.inference_settings()
+    results = {split: evaluate_sweep(method, model, data[split], points, pad, args.batch_size, device,
+                                     progress=not args.quiet, desc=f"{task.name} {split}")
+               for split in splits}
+    model.cpu()  # fvcore traces on CPU
+    for number, inference in enumerate(points):
         setting = method.setting_text(inference)
         for split in splits:
-            result = evaluate_split(method, model, data[split], inference, pad, args.batch_size, device,
-                                    progress=not args.quiet, desc=f"{task.name} {split} {setting}")
-            model.cpu()  # fvcore traces on CPU
+            result = results[split][number]
             mflops, speedup = cost_summary(counter, result.traces, task.num_labels)
-            model.to(device)
             if split != "test":
                 perf = result.metric(task)
             else:
@@ -185,6 +193,7 @@ def cmd_evaluate(args) -> None:
                 predictions[setting] = pd.DataFrame({
                     "index": result.index, "pred": result.predictions,
                     "modules": [format_trace(t) for t in result.traces]})
+    model.to(device)
     counter.save()
     if args.time_out:  # in the same process: a job's start-up costs more than timing a small test set
         test_set = data["test"] if "test" in data else load_task(
@@ -308,10 +317,10 @@ def cmd_validate_submission(args) -> int:
 
 
 # ---------------------------------------------------------------- parser
-def _timing_options(p) -> None:
+def _timing_options(p, warmup_flag: str = "--warmup") -> None:
     p.add_argument("--batch-sizes", type=_int_list, default=[1, 32], help="timing batch sizes (ELUE: 1)")
     p.add_argument("--repeats", type=int, default=5, help="timed passes; the median is reported")
-    p.add_argument("--warmup", type=int, default=1, help="untimed passes first")
+    p.add_argument(warmup_flag, type=int, default=1, help="untimed timing passes first")
     p.add_argument("--max-instances", type=int, default=0, help="time the first N test instances (0: all)")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast dtype on GPU")
 
@@ -360,6 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--workdir", required=True, help="resume checkpoints live here (not an output)")
     p.add_argument("--out", required=True)
+    p.add_argument("--evaluate-out", default=None,
+                   help="then evaluate the trained model as `hashee evaluate` does, rows into this CSV "
+                        "(with --predictions, --flops-cache, --time-out and the timing options)")
+    p.add_argument("--predictions", default=None, help="with --evaluate-out: test prediction TSVs folder")
+    p.add_argument("--flops-cache", default=None, help="with --evaluate-out: FLOPs cache folder")
+    p.add_argument("--time-out", default=None, help="with --evaluate-out: also time the model into this CSV")
+    _timing_options(p, warmup_flag="--timing-warmup")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -423,6 +439,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", required=True)
     p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all six)")
     p.set_defaults(func=cmd_validate_submission)
+
+    from .difficulty.cli import add_parsers as add_difficulty_parsers
+
+    add_difficulty_parsers(sub)
+    from .summarization.cli_data import add_parsers as add_summarization_data_parsers
+
+    add_summarization_data_parsers(sub)
+    from .summarization.cli import add_parsers as add_summarization_parsers
+
+    add_summarization_parsers(sub)
     return parser
 
 

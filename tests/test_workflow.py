@@ -59,7 +59,7 @@ def planned_runs(cfg: dict) -> list[tuple[str, str, str, int]]:
 
 
 def expected_jobs(cfg: dict) -> dict[str, int]:
-    """Jobs per rule the config implies: per run train+evaluate (which also times), a hash per HashEE run,
+    """Jobs per rule the config implies: per run one train job (which also evaluates and times), a hash per HashEE run,
     demo data when generated, and one of each compile step plus `all`."""
     runs = planned_runs(cfg)
     counts = {
@@ -67,7 +67,6 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         # one job per task and seed fits every HashEE setting's hash
         "fit_hash": len({(run[0], run[3]) for run in runs if run[1] in HASH_METHODS}),
         "train": len(runs),
-        "evaluate": len(runs),
         "gather": 1,
         "reference": 1,
         "tables": 1,
@@ -75,7 +74,39 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         "zip_submission": 1,
         "all": 1,
     }
+    difficulty = cfg.get("difficulty") or {}
+    if difficulty.get("enabled"):  # the difficulty study: data (if generated), 3 studies, 1 table
+        counts["difficulty_data"] = 1 if difficulty["demo"]["generate"] else 0
+        counts["difficulty_run"] = 3
+        counts["difficulty_table"] = 1
+    summ = cfg.get("summarization") or {}
+    if summ.get("enabled"):  # summarization: data (if generated), a hash per hashee run, a run job each, 1 table
+        runs = summ_runs(summ)
+        counts["summ_demo_data"] = 1 if (summ.get("demo") or {}).get("generate") else 0
+        counts["summ_fit_hash"] = sum(1 for run in runs if run[1] == "hashee")
+        counts["summ_run"] = len(runs)
+        counts["summ_table"] = 1
     return {rule: n for rule, n in counts.items() if n}
+
+
+def summ_runs(summ: dict) -> list[tuple[str, str, str, int]]:
+    """(dataset, method, setting, seed) of every summarization run: a dataset's own methods, else the section's."""
+    return [(dataset, method, setting, seed)
+            for dataset, spec in summ["datasets"].items()
+            for method, settings in (spec.get("methods") or summ["methods"]).items()
+            for setting in settings
+            for seed in summ["seeds"]]
+
+
+def write_placeholder_summarization(root: Path, section: dict) -> dict[str, str]:
+    """An empty folder where each summarization dataset's environment variable points (enough for planning)."""
+    env = {}
+    for dataset, spec in section["datasets"].items():
+        if spec["path"].startswith("$"):
+            name = re.sub(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?.*$", r"\1", spec["path"])
+            (root / dataset).mkdir(parents=True, exist_ok=True)
+            env[name] = str(root / dataset)
+    return env
 
 
 def job_stats(output: str) -> dict[str, int]:
@@ -106,6 +137,21 @@ def write_placeholder_elue(root: Path, tasks) -> Path:
     return root
 
 
+def write_placeholder_difficulty(root: Path, section: dict) -> dict[str, str]:
+    """Header-only SNLI raw files and empty tagging files where the difficulty config's environment
+    variables point (enough for planning); returns those variables."""
+    env = {}
+    for key, files in (("snli_dir", [f"snli_1.0_{s}.txt" for s in ("train", "dev", "test")]),
+                       ("tagging_dir", [f"{s}.txt" for s in ("train", "dev", "test")])):
+        name = re.sub(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?.*$", r"\1", section[key])
+        folder = root / key
+        folder.mkdir(parents=True, exist_ok=True)
+        for file in files:
+            (folder / file).write_text("gold_label\n" if key == "snli_dir" else "")
+        env[name] = str(folder)
+    return env
+
+
 # ------------------------------------------------------------------------------------------ lint
 
 
@@ -133,6 +179,10 @@ def test_dry_run_plans_the_jobs_the_config_implies(tmp_path, config_name):
     extra = {}
     if not cfg["data"]["demo"]["generate"]:
         extra["ELUE_DIR"] = str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"]))
+    if (cfg.get("difficulty") or {}).get("enabled") and not cfg["difficulty"]["demo"]["generate"]:
+        extra.update(write_placeholder_difficulty(tmp_path / "difficulty", cfg["difficulty"]))
+    if (cfg.get("summarization") or {}).get("enabled"):
+        extra.update(write_placeholder_summarization(tmp_path / "summarization", cfg["summarization"]))
     work = tmp_path / "work"
     work.mkdir()
     out = run_snakemake(["all", "-n", "--configfile", str(ROOT / "config" / config_name)], work, _env(**extra))
@@ -167,10 +217,12 @@ def test_shell_commands_call_the_cli_verbs(tmp_path):
     out = run_snakemake(["all", "-n", "-p", "--configfile", str(ROOT / "config" / "tiny.yaml")], tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
-    for verb in ("demo-data", "fit-hash", "train", "evaluate", "gather", "reference", "tables",
+    for verb in ("demo-data", "fit-hash", "train", "gather", "reference", "tables",
                  "submit", "validate-submission"):
         assert f"hashee {verb} " in text, verb
-    assert "--time-out results/tiny/evaluate/" in text  # evaluate also times, in the same process
+    # train also evaluates and times, in the same process
+    assert "--evaluate-out results/tiny/train/SST-2/static/layers=1/42/rows.csv" in text
+    assert "--time-out results/tiny/train/SST-2/static/layers=1/42/time.csv" in text
     assert ("python -m hashee.gpu_slots --slots 0 --lock-dir .snakemake/gpu-locks/$(uname -n) -- hashee train "
             in text)
     assert "--hash-file results/tiny/hashes/SST-2/hash=frequency,layers=2/42/hash.pt" in text
@@ -282,6 +334,19 @@ def test_tiny_config_end_to_end(tmp_path):
             assert (results / "tables" / f"{table}.{ext}").stat().st_size > 0
     for task in cfg["tasks"]:
         assert (results / "plots" / f"pareto_{task}.png").stat().st_size > 0
+    for study in ("human", "sentence", "token"):  # the difficulty study: rows per study, one table
+        rows = pd.read_csv(results / "difficulty" / f"{study}.csv")
+        assert len(rows) and rows[["precision", "recall", "f1"]].notna().all().all(), study
+    for ext in ("md", "csv", "tex"):
+        assert (results / "tables" / f"difficulty.{ext}").stat().st_size > 0
+    summ = cfg["summarization"]  # summarization: a row per planned run, the table with the paper beside it
+    for dataset, method, setting, seed in summ_runs(summ):
+        run = results / "summarization" / dataset / method / setting / str(seed)
+        rows = pd.read_csv(run / "rows.csv")
+        assert len(rows) == 1 and rows[["rouge1", "enc_gflops", "dec_gflops", "time_s"]].notna().all().all()
+        assert (run / "predictions" / "test.tsv").stat().st_size > 0
+    for ext in ("md", "csv", "tex"):
+        assert (results / "tables" / f"summarization.{ext}").stat().st_size > 0
     submission = results / "submission"
     entries = {p.name for p in submission.iterdir()} | {p.stem for p in submission.iterdir()}
     assert set(cfg["tasks"]) <= entries, sorted(entries)

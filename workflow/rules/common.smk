@@ -192,7 +192,8 @@ def run_paths(pattern):
 def get_final_output():
     tables = [f"{RESULTS}/tables/{table}.{ext}" for table in ("elue", "hash_ablation") for ext in ("md", "csv", "tex")]
     plots = [f"{RESULTS}/plots/pareto_{task}.png" for task in TASKS]
-    return [f"{RESULTS}/runs.csv", *tables, *plots, f"{RESULTS}/submission", f"{RESULTS}/submission.zip"]
+    return [f"{RESULTS}/runs.csv", *tables, *plots, f"{RESULTS}/submission", f"{RESULTS}/submission.zip",
+            *difficulty_outputs(), *summarization_outputs()]  # defined in difficulty.smk, summarization.smk
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +265,7 @@ def submission_input(wildcards):
     run = {"method": SUBMISSION["method"], "setting": SUBMISSION["setting"], "seed": SEEDS[0]}
     return {
         "runs": f"{RESULTS}/runs.csv",
-        "predictions": [f"{RESULTS}/evaluate/{RUN}/predictions".format(task=t, **run) for t in TASKS],
+        "predictions": [f"{RESULTS}/train/{RUN}/predictions".format(task=t, **run) for t in TASKS],
         "models": [f"{RESULTS}/train/{RUN}/model".format(task=t, **run) for t in TASKS],
         "data": all_test_data(wildcards),
     }

@@ -1,5 +1,7 @@
 # Fine-tune one model per task x method x setting x seed; best-on-dev model under results/,
-# resumable checkpoints under work/ (deliberately not an output: a killed job resumes).
+# resumable checkpoints under work/ (deliberately not an output: a killed job resumes). The same
+# process then evaluates the saved model (dev+test metrics per sweep point, FLOPs, test predictions)
+# and times it: on small data a job's start-up (~6 s of imports) outweighs the evaluation itself.
 
 
 rule train:
@@ -7,6 +9,9 @@ rule train:
         unpack(train_input),
     output:
         model=directory(f"{RESULTS}/train/{RUN}/model"),
+        rows=f"{RESULTS}/train/{RUN}/rows.csv",
+        predictions=directory(f"{RESULTS}/train/{RUN}/predictions"),
+        time=f"{RESULTS}/train/{RUN}/time.csv",
     log:
         f"{LOGS}/train/{RUN}.log",
     benchmark:
@@ -24,6 +29,10 @@ rule train:
         clip=train_param("clip"),
         checkpoint_every=TRAIN["checkpoint_every"],
         workdir=f"{WORK}/{RUN}",
+        flops_cache=f"{WORK}/flops-cache",
+        batch_sizes=",".join(str(b) for b in TIMING["batch_sizes"]),
+        repeats=TIMING["repeats"],
+        max_instances=TIMING["max_instances"],
         gpus=GPUS,
         gpu_locks=GPU_LOCK_DIR,
     threads: 1
@@ -42,4 +51,8 @@ rule train:
         " --max-length {params.max_length} --warmup {params.warmup}"
         " --weight-decay {params.weight_decay} --clip {params.clip}"
         " --checkpoint-every {params.checkpoint_every}"
-        " --workdir {params.workdir:q} --out {output.model:q} --quiet > {log:q} 2>&1"
+        " --workdir {params.workdir:q} --out {output.model:q}"
+        " --evaluate-out {output.rows:q} --predictions {output.predictions:q}"
+        " --flops-cache {params.flops_cache:q} --time-out {output.time:q}"
+        " --batch-sizes {params.batch_sizes} --repeats {params.repeats}"
+        " --max-instances {params.max_instances} --quiet > {log:q} 2>&1"

@@ -1,0 +1,133 @@
+# Summarization (issue #7; README "Summarization"): HashEE on the encoder of BART / CPT against the
+# full model, the truncated model and DAT. Per dataset x hashee setting x seed one hash job;
+# per dataset x method x setting x seed one run job (train, then generate + ROUGE + FLOPs + time,
+# in one process: start-up outweighs a small run); one table job with the paper's numbers beside ours.
+# Data: each dataset's folder from summarization.datasets.<name>.path, or offline demo data.
+
+if SUMM_ENABLED and SUMM_DEMO_DIR:
+
+    rule summ_demo_data:
+        output:
+            [f"{SUMM_DEMO_DIR}/{d}/{f}" for d, files in SUMM_DEMO_FILES.items() for f in files],
+        log:
+            f"{LOGS}/summarization/demo_data.log",
+        benchmark:
+            f"{BENCHMARKS}/summarization/demo_data.tsv"
+        params:
+            out_dir=lambda wildcards, output: str(Path(output[0]).parents[1]),
+            seed=SUMM_DEMO.get("seed", 0),
+            size=SUMM_DEMO.get("size", "small"),
+        threads: 1
+        conda:
+            "../../environment.yml"
+        shell:
+            "hashee summ-demo-data --out {params.out_dir:q} --seed {params.seed} --size {params.size} > {log:q} 2>&1"
+
+
+if SUMM_ENABLED:
+
+    rule summ_fit_hash:
+        input:
+            data=summ_data,
+        output:
+            hash=f"{SUMM_RESULTS}/hashes/{{dataset}}/{{ssetting}}/{{seed}}/hash.pt",
+        log:
+            f"{LOGS}/summarization/hashes/{{dataset}}/{{ssetting}}/{{seed}}.log",
+        benchmark:
+            f"{BENCHMARKS}/summarization/hashes/{{dataset}}/{{ssetting}}/{{seed}}.tsv"
+        wildcard_constraints:
+            dataset="|".join(re.escape(d) for d in SUMM_DATASETS),
+            ssetting="[A-Za-z0-9=,._-]+",
+        params:
+            data_dir=lambda wildcards: SUMM_PATHS[wildcards.dataset],
+            backbone=summ_dataset("backbone"),
+            max_source_length=summ_dataset("max_source_length"),
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        conda:
+            "../../environment.yml"
+        shell:
+            "OMP_NUM_THREADS={threads} hashee summ-fit-hash --dataset {wildcards.dataset:q}"
+            " --data-dir {params.data_dir:q} --backbone {params.backbone:q}"
+            " --setting {wildcards.ssetting:q} --setting-out {output.hash:q}"
+            " --max-source-length {params.max_source_length} --seed {wildcards.seed} > {log:q} 2>&1"
+
+    rule summ_run:
+        input:
+            unpack(summ_run_input),
+        output:
+            model=directory(f"{SUMM_RESULTS}/{SUMM_RUN}/model"),
+            rows=f"{SUMM_RESULTS}/{SUMM_RUN}/rows.csv",
+            predictions=directory(f"{SUMM_RESULTS}/{SUMM_RUN}/predictions"),
+        log:
+            f"{LOGS}/summarization/{SUMM_RUN}.log",
+        benchmark:
+            f"{BENCHMARKS}/summarization/{SUMM_RUN}.tsv"
+        wildcard_constraints:
+            dataset="|".join(re.escape(d) for d in SUMM_DATASETS),
+            smethod="full|truncated|hashee|dat",
+            ssetting="[A-Za-z0-9=,._-]+",
+        params:
+            data_dir=lambda wildcards: SUMM_PATHS[wildcards.dataset],
+            backbone=summ_dataset("backbone"),
+            # 'default' names a method's run without settings (a path needs a non-empty segment)
+            setting=lambda wildcards: "" if wildcards.ssetting == "default" else wildcards.ssetting,
+            hash_file=lambda wildcards, input: f"--hash-file {shlex.quote(input.hash)}" if "hash" in input.keys() else "",
+            max_source_length=summ_dataset("max_source_length"),
+            max_target_length=summ_dataset("max_target_length"),
+            decoding=summ_decoding,
+            epochs=summ_train("epochs"),
+            lr=summ_train("lr"),
+            batch_size=summ_train("batch_size"),
+            max_train_examples=summ_train("max_train_examples"),
+            freeze=lambda wildcards: "--freeze-word-embeddings" if SUMM["train"]["freeze_word_embeddings"] else "",
+            warmup=summ_train("warmup"),
+            weight_decay=summ_train("weight_decay"),
+            clip=summ_train("clip"),
+            checkpoint_every=summ_train("checkpoint_every"),
+            time_repeats=SUMM.get("timing", {}).get("repeats", 1),
+            time_warmup=SUMM.get("timing", {}).get("warmup", 0),
+            workdir=f"{WORK}/summarization/{SUMM_RUN}",
+            gpus=GPUS,
+            gpu_locks=GPU_LOCK_DIR,
+        threads: 1
+        resources:
+            gpu=1,
+            mem_mb=16000,
+            runtime=720,
+        conda:
+            "../../environment.yml"
+        shell:
+            "OMP_NUM_THREADS={threads} python -m hashee.gpu_slots --slots {params.gpus}"
+            " --lock-dir {params.gpu_locks:q}/$(uname -n) --"
+            " hashee summ-run --dataset {wildcards.dataset:q} --data-dir {params.data_dir:q}"
+            " --method {wildcards.smethod:q} --setting={params.setting:q} --seed {wildcards.seed}"
+            " --backbone {params.backbone:q} {params.hash_file}"
+            " --epochs {params.epochs} --lr {params.lr} --batch-size {params.batch_size}"
+            " --max-source-length {params.max_source_length} --max-target-length {params.max_target_length}"
+            " --max-train-examples {params.max_train_examples} {params.freeze} --warmup {params.warmup}"
+            " --weight-decay {params.weight_decay} --clip {params.clip} --checkpoint-every {params.checkpoint_every}"
+            " {params.decoding} --time-repeats {params.time_repeats} --time-warmup {params.time_warmup}"
+            " --workdir {params.workdir:q} --out {output.model:q} --rows {output.rows:q}"
+            " --predictions {output.predictions:q} --quiet > {log:q} 2>&1"
+
+    rule summ_table:
+        input:
+            rows=[f"{SUMM_RESULTS}/{SUMM_RUN}/rows.csv".format(**run) for run in summ_runs()],
+        output:
+            md=f"{RESULTS}/tables/summarization.md",
+            csv=f"{RESULTS}/tables/summarization.csv",
+            tex=f"{RESULTS}/tables/summarization.tex",
+        log:
+            f"{LOGS}/summarization/table.log",
+        benchmark:
+            f"{BENCHMARKS}/summarization/table.tsv"
+        params:
+            prefix=lambda wildcards, output: output.md[: -len(".md")],
+        threads: 1
+        conda:
+            "../../environment.yml"
+        shell:
+            "hashee summ-table --runs {input.rows:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"

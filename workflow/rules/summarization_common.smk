@@ -1,0 +1,114 @@
+# Summarization: the config section named, and the input functions of summarization.smk's rules
+# (functions apart from rules, as common.smk is for the ELUE stages).
+
+SUMM = config.get("summarization") or {"enabled": False}
+SUMM_ENABLED = bool(SUMM.get("enabled", False))
+SUMM_DEMO = SUMM.get("demo") or {"generate": False}
+SUMM_RESULTS = f"{RESULTS}/summarization"
+SUMM_RUN = "{dataset}/{smethod}/{ssetting}/{seed}"
+SUMM_HASH_METHODS = {"hashee"}
+# The files write_demo makes (hashee.summarization.data): demo-en in CNN/DM's CSV layout, demo-zh in CSL's.
+SUMM_DEMO_FILES = {
+    "demo-en": [f"{s}.csv" for s in ("train", "validation", "test")],
+    "demo-zh": [f"{s}.json" for s in ("train", "dev", "test")],
+}
+
+
+def resolve_summ_path(dataset):
+    """summarization.datasets.<dataset>.path; a value starting with '$' is read from that variable."""
+    value = SUMM["datasets"][dataset]["path"]
+    if value.startswith("$"):
+        name = re.sub(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?.*$", r"\1", value)
+        expanded = os.path.expandvars(value)
+        if "$" in expanded or not expanded:
+            raise WorkflowError(
+                f"config key 'summarization.datasets.{dataset}.path' is {value!r} but environment variable "
+                f"{name} is not set -- expected export {name}=/path/to/{dataset} (README, 'Summarization'), "
+                f"or summarization.enabled: false"
+            )
+        value = expanded
+    return os.path.expanduser(value).rstrip("/")
+
+
+def summ_generated(dataset):
+    return SUMM_DEMO["generate"] and dataset in SUMM_DEMO_FILES
+
+
+if SUMM_ENABLED:
+    SUMM_DATASETS = list(SUMM["datasets"])
+    SUMM_SEEDS = SUMM["seeds"]
+    SUMM_PATHS = {d: resolve_summ_path(d) for d in SUMM_DATASETS}
+    for _dataset, _path in SUMM_PATHS.items():  # real data is checked before planning
+        if not summ_generated(_dataset) and not os.path.isdir(_path):
+            raise WorkflowError(
+                f"missing summarization data folder {_path} -- config key 'summarization.datasets.{_dataset}.path' "
+                f"must name the folder of {_dataset} (layouts: README, 'Summarization'), or set "
+                f"summarization.demo.generate: true for the offline demo-en / demo-zh"
+            )
+    _generated = {os.path.dirname(SUMM_PATHS[d]) for d in SUMM_DATASETS if summ_generated(d)}
+    if len(_generated) > 1:
+        raise WorkflowError(
+            "config keys 'summarization.datasets.<demo>.path': demo-en and demo-zh must live in one folder "
+            f"(write_demo writes both), got {sorted(_generated)}"
+        )
+    SUMM_DEMO_DIR = _generated.pop() if _generated else None
+else:
+    SUMM_DATASETS, SUMM_SEEDS, SUMM_PATHS, SUMM_DEMO_DIR = [], [], {}, None
+
+
+def summ_methods(dataset):
+    """method -> settings of a dataset: its own `methods` if given, else summarization.methods."""
+    return SUMM["datasets"][dataset].get("methods") or SUMM["methods"]
+
+
+def summ_runs():
+    return [
+        {"dataset": d, "smethod": m, "ssetting": s, "seed": seed}
+        for d in SUMM_DATASETS
+        for m, settings in summ_methods(d).items()
+        for s in settings
+        for seed in SUMM_SEEDS
+    ]
+
+
+def summarization_outputs():
+    """Final outputs (none when summarization.enabled is false)."""
+    if not SUMM_ENABLED:
+        return []
+    return [f"{RESULTS}/tables/summarization.{ext}" for ext in ("md", "csv", "tex")]
+
+
+def summ_data(wildcards):
+    dataset = wildcards.dataset
+    if summ_generated(dataset):
+        return [f"{SUMM_PATHS[dataset]}/{f}" for f in SUMM_DEMO_FILES[dataset]]
+    return []
+
+
+def summ_dataset(key):
+    """A per-dataset key for a job."""
+    return lambda wildcards: SUMM["datasets"][wildcards.dataset][key]
+
+
+def summ_hash_settings(dataset):
+    return summ_methods(dataset).get("hashee", [])
+
+
+def summ_run_input(wildcards):
+    inputs = {"data": summ_data(wildcards)}
+    if wildcards.smethod in SUMM_HASH_METHODS:
+        inputs["hash"] = f"{SUMM_RESULTS}/hashes/{wildcards.dataset}/{wildcards.ssetting}/{wildcards.seed}/hash.pt"
+    return inputs
+
+
+def summ_decoding(wildcards):
+    d = SUMM["datasets"][wildcards.dataset]["decoding"]
+    return (
+        f"--num-beams {d['num_beams']} --length-penalty {d['length_penalty']} --max-length {d['max_length']}"
+        f" --min-length {d['min_length']} --no-repeat-ngram-size {d['no_repeat_ngram_size']}"
+        f" --early-stopping {str(d['early_stopping']).lower()}"
+    )
+
+
+def summ_train(key):
+    return lambda wildcards: SUMM["train"][key]
