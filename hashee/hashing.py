@@ -100,6 +100,13 @@ class TokenHash:
     # Per-device copies of the lookup tables, so assign() on GPU does not re-upload each batch.
     _device_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    def check_fits(self, hash_name: str, num_layers: int) -> None:
+        """The hash a model's setting asks for, fitted for that model's number of (encoder) layers."""
+        if self.name != hash_name:
+            raise HasheeError(f"hash file holds a {self.name!r} hash but the setting asks for {hash_name!r}")
+        if self.num_layers != num_layers:
+            raise HasheeError(f"hash was fitted for {self.num_layers} layers, the model's encoder has {num_layers}")
+
     @property
     def layers(self) -> list[int]:
         return bucket_layers(self.num_layers, self.num_buckets)

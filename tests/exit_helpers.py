@@ -1,5 +1,7 @@
 """Helpers shared by the instance-exit baseline tests."""
 
+import torch
+
 
 def alone(batch, i):
     """Instance i of a right-padded batch, as a batch of one without padding."""
@@ -18,3 +20,14 @@ def widest_gap_midpoint(values) -> str:
     gap, low = max((b - a, a) for a, b in zip(values, values[1:]))
     assert gap > 1e-3
     return repr(low + gap / 2)
+
+
+def random_batch(lengths, seed=1, vocab=60):
+    """A right-padded batch of random token ids with the given real lengths."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = torch.randint(1, vocab, (length,), generator=generator)
+        mask[row, :length] = 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from exit_helpers import widest_gap_midpoint
+from exit_helpers import random_batch, widest_gap_midpoint
 
 from baselines.elasticbert import equilibrium_outputs, gradient_rescale
 from hashee.backbones import Backbone
@@ -32,13 +32,7 @@ def tiny_model(method, task="SST-2", layers=6, seed=0):
 
 
 def tiny_batch(lengths=(9, 5, 12, 7, 3, 10), seed=1):
-    generator = torch.Generator().manual_seed(seed)
-    ids = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for row, length in enumerate(lengths):
-        ids[row, :length] = torch.randint(1, 60, (length,), generator=generator)
-        mask[row, :length] = 1
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+    return random_batch(lengths, seed)
 
 
 def exit_layers(traces):

@@ -243,3 +243,12 @@ def test_mi_uses_presence_per_instance():
     assert mi[5] == pytest.approx(0.0, abs=1e-12)
     assert mi[6] == pytest.approx(0.5 * np.log(2))
     assert mi[7] == 0.0
+
+
+def test_a_hash_must_fit_the_setting_and_the_model_it_is_attached_to():
+    token_hash = _fit("frequency", num_layers=6)
+    token_hash.check_fits("frequency", 6)
+    with pytest.raises(HasheeError, match="holds a 'frequency' hash but the setting asks for 'mi'"):
+        token_hash.check_fits("mi", 6)
+    with pytest.raises(HasheeError, match="fitted for 6 layers, the model's encoder has 12"):
+        token_hash.check_fits("frequency", 12)

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from exit_helpers import random_batch
 
 from baselines.pabee import Pabee
 from hashee.flops import FlopCounter, analytic_layer_flops
@@ -29,14 +30,7 @@ def tiny_model(method, task="SST-2", layers=6, seed=0):
 
 
 def tiny_batch(lengths=(9, 5, 12, 7, 3, 10), seed=1):
-    generator = torch.Generator().manual_seed(seed)
-    width = max(lengths)
-    ids = torch.zeros(len(lengths), width, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for row, length in enumerate(lengths):
-        ids[row, :length] = torch.randint(1, 60, (length,), generator=generator)
-        mask[row, :length] = 1
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+    return random_batch(lengths, seed)
 
 
 def simulate(method, per_layer_outputs, patience):

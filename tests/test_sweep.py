@@ -3,6 +3,7 @@
 
 import pytest
 import torch
+from exit_helpers import random_batch
 
 from hashee.methods import get_method
 from hashee.modeling import EncoderConfig
@@ -19,13 +20,7 @@ def tiny_config():
 
 
 def tiny_batch(lengths=(9, 5, 12, 7, 3, 10, 6, 11)):
-    generator = torch.Generator().manual_seed(3)
-    ids = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for row, length in enumerate(lengths):
-        ids[row, :length] = torch.randint(1, 60, (length,), generator=generator)
-        mask[row, :length] = 1
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+    return random_batch(lengths, seed=3)
 
 
 def sharpen(model, std):

@@ -129,12 +129,7 @@ class HashEESeq2Seq(SummMethod):
     setting_defaults = {"hash": "frequency", "buckets": "6"}
 
     def attach_hash(self, model, token_hash) -> None:
-        if token_hash.name != self.settings["hash"]:
-            raise HasheeError(f"hash file holds a {token_hash.name!r} hash but the setting asks for "
-                              f"{self.settings['hash']!r}")
-        if token_hash.num_layers != model.bert.num_layers:
-            raise HasheeError(f"hash was fitted for {token_hash.num_layers} layers, the encoder has "
-                              f"{model.bert.num_layers}")
+        token_hash.check_fits(self.settings["hash"], model.bert.num_layers)
         model.token_hash = token_hash
 
     def exit_layers(self, model, input_ids):
