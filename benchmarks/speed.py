@@ -165,6 +165,7 @@ def dynamic_ratios(batch_size, device, repeats):
     torch.manual_seed(0)
     model = method.build(backbone.config, task)
     method.init_from_backbone(model, backbone)
+    model.eval()  # the median must be of the confidences predict() will see: no dropout
     with torch.inference_mode():
         small_logits, _ = model.models[0](whole["input_ids"], whole["attention_mask"], whole["token_type_ids"])
     median = torch.softmax(small_logits, -1).max(-1).values.median().item()
@@ -204,7 +205,7 @@ def _cascade(method, model, batches, threshold, device, repeats):
     large = model.models[-1].to(device).eval()
     model.to(device).eval()
     batches = [{k: v.to(device) for k, v in batch.items()} for batch in batches]
-    inference = {method.sweep_key: f"{threshold:.6f}"}
+    inference = {method.sweep_key: repr(threshold)}  # unrounded: the confidences may differ by < 1e-4
     hidden = large.bert.config.hidden_size
 
     def run_large(batch):
