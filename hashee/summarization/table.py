@@ -11,8 +11,8 @@ Decisions:
 - Paper rows: `full` -> "BART" / "CPT" by backbone family (CPT when the backbone name contains
   "cpt"), `truncated` -> "BART-6L" / "CPT-6L" (only when no `*layers` key of its setting says other
   than 6), `hashee` -> "HashEE w/ BART" / "HashEE w/ CPT", `dat` -> "DAT"; dataset ids map onto
-  the paper's names (PAPER_DATASETS). Where the paper has no such row (the demo data sets, DAT on
-  CSL) the paper row shows "–". Δ is computed from the displayed values.
+  the paper's names (PAPER_DATASETS). Where the paper has no such row (DAT on CSL) the paper row
+  shows "–"; the synthetic demo data sets get no paper row. Δ is computed from the displayed values.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def summarization_table(runs: pd.DataFrame, paper: bool = True, *, split: str = 
             label = f"{r['method']} [{r['setting']}]" if r["setting"] else r["method"]
             notes.append(f"{r['dataset']} {label}: {r['truncated']:g} of {r['n']} {split} "
                          "sources truncated to the model's maximum source length (mean over seeds).")
-        if not paper:
+        if not paper or r["dataset"] not in PAPER_DATASETS:  # synthetic data: the caption says so
             continue
         name = paper_model(r["method"], r["setting"], r["backbone"])
         key = (name, PAPER_DATASETS.get(r["dataset"]))
