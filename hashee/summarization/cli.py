@@ -3,7 +3,6 @@ Thin, as hashee/cli.py: parse arguments, call the library, write outputs atomica
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from ..errors import HasheeError
 ROW_COLUMNS = ["dataset", "backbone", "method", "setting", "seed", "split", "rouge1", "rouge2", "rougeL",
                "enc_gflops", "dec_gflops", "total_gflops", "gen_tokens", "truncated_sources", "time_s",
                "device", "n"]
-FORMAT_VERSION = 1
+UNUSED_BART_ENCODER = "bart.model.encoder."  # BART's own 0-layer encoder: ours runs instead
 
 
 # ---------------------------------------------------------------- data -> features
@@ -57,39 +56,28 @@ def load_features(dataset, data_dir, split, tokenizer, max_source, max_target, d
 
 # ---------------------------------------------------------------- persistence
 def save_model(directory, method, model, tokenizer, meta: dict) -> None:
-    from safetensors.torch import save_file
+    from ..checkpoint import write_checkpoint
 
-    directory = Path(directory)
-    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()
-             if not k.startswith("bart.model.encoder.")}  # BART's own 0-layer encoder is unused
-    save_file(state, str(directory / "model.safetensors"))
-    tokenizer.save_pretrained(str(directory))
-    method.save_extras(model, directory)
-    meta = {"format": FORMAT_VERSION, "method": method.name, "setting": method.setting_text(),
-            "encoder_config": model.bert.config.to_dict(), "decoder_config": model.bart.config.to_dict(), **meta}
-    (directory / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+    state = {k: v for k, v in model.state_dict().items()
+             if not k.startswith(UNUSED_BART_ENCODER)}
+    write_checkpoint(directory, state, tokenizer,
+                     {"method": method.name, "setting": method.setting_text(),
+                      "encoder_config": model.bert.config.to_dict(),
+                      "decoder_config": model.bart.config.to_dict(), **meta})
+    method.save_extras(model, Path(directory))
 
 
 def load_model(directory, device="cpu"):
-    from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
+    from ..checkpoint import load_weights, read_meta
     from ..modeling import EncoderConfig
     from .methods import get_summ_method
 
-    directory = Path(directory)
-    meta_file = directory / "meta.json"
-    if not meta_file.exists():
-        raise HasheeError(f"{directory}: not a trained summarization model (no meta.json)")
-    meta = json.loads(meta_file.read_text())
-    if meta.get("format") != FORMAT_VERSION:
-        raise HasheeError(f"{meta_file}: format {meta.get('format')} is not {FORMAT_VERSION}")
+    meta = read_meta(directory, "trained summarization model")
     method = get_summ_method(meta["method"], meta["setting"])
     model = method.build(EncoderConfig(**meta["encoder_config"]), meta["decoder_config"])
-    missing, unexpected = model.load_state_dict(load_file(str(directory / "model.safetensors")), strict=False)
-    missing = [k for k in missing if not k.startswith("bart.model.encoder.")]
-    if missing or unexpected:
-        raise HasheeError(f"{directory}: weights do not fit method {meta['method']!r} (e.g. {(missing or unexpected)[0]})")
+    load_weights(model, directory, meta["method"], unsaved_prefix=UNUSED_BART_ENCODER)
     tokenizer = AutoTokenizer.from_pretrained(str(directory))
     method.load_extras(model, directory, tokenizer)
     return method, model.to(device).eval(), tokenizer, meta
