@@ -2,6 +2,10 @@
 
 import torch
 
+from hashee.modeling import EncoderConfig
+
+H, INTER, HEADS = 16, 32, 2  # the tiny encoder of the baseline tests
+
 
 def alone(batch, i):
     """Instance i of a right-padded batch, as a batch of one without padding."""
@@ -31,3 +35,9 @@ def random_batch(lengths, seed=1, vocab=60):
         ids[row, :length] = torch.randint(1, vocab, (length,), generator=generator)
         mask[row, :length] = 1
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+
+
+def tiny_config(layers=6):
+    """A tiny random-weight encoder config (vocabulary 60, no dropout)."""
+    return EncoderConfig(vocab_size=60, hidden_size=H, num_layers=layers, num_heads=HEADS, intermediate_size=INTER,
+                         max_position_embeddings=40, hidden_dropout=0.0, attention_dropout=0.0)

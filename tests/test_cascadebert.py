@@ -3,25 +3,25 @@ cumulative FLOPs, the difficulty-aware ranking loss, persistence, and real train
 
 import math
 
+import exit_helpers
 import pytest
 import torch
 import torch.nn.functional as F
-from exit_helpers import random_batch
+from exit_helpers import HEADS, INTER, H, random_batch
 
 from baselines.cascadebert import difficulty_rank_loss
 from hashee.backbones import Backbone
 from hashee.errors import HasheeError
 from hashee.flops import FlopCounter, analytic_layer_flops
 from hashee.methods import get_method
-from hashee.modeling import EncoderConfig, TokenExitEncoder
+from hashee.modeling import TokenExitEncoder
 from hashee.tasks import get_task
 
-H, INTER, HEADS, LARGE = 16, 32, 2, 4
+LARGE = 4
 
 
 def tiny_config(layers=LARGE):
-    return EncoderConfig(vocab_size=60, hidden_size=H, num_layers=layers, num_heads=HEADS, intermediate_size=INTER,
-                         max_position_embeddings=40, hidden_dropout=0.0, attention_dropout=0.0)
+    return exit_helpers.tiny_config(layers)
 
 
 def tiny_model(method, task="SST-2", layers=LARGE, seed=0):

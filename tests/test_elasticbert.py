@@ -6,21 +6,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from exit_helpers import random_batch, widest_gap_midpoint
+from exit_helpers import HEADS, INTER, H, random_batch, tiny_config, widest_gap_midpoint
 
 from baselines.elasticbert import equilibrium_outputs, gradient_rescale
 from hashee.backbones import Backbone
 from hashee.flops import FlopCounter, analytic_layer_flops
 from hashee.methods import get_method
-from hashee.modeling import EncoderConfig, TokenExitEncoder
+from hashee.modeling import TokenExitEncoder
 from hashee.tasks import get_task
-
-H, INTER, HEADS = 16, 32, 2
-
-
-def tiny_config(layers=6):
-    return EncoderConfig(vocab_size=60, hidden_size=H, num_layers=layers, num_heads=HEADS, intermediate_size=INTER,
-                         max_position_embeddings=40, hidden_dropout=0.0, attention_dropout=0.0)
 
 
 def tiny_model(method, task="SST-2", layers=6, seed=0):

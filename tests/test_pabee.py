@@ -5,20 +5,12 @@ import math
 
 import pytest
 import torch
-from exit_helpers import random_batch
+from exit_helpers import HEADS, INTER, H, random_batch, tiny_config
 
 from baselines.pabee import Pabee
 from hashee.flops import FlopCounter, analytic_layer_flops
 from hashee.methods import get_method
-from hashee.modeling import EncoderConfig
 from hashee.tasks import get_task
-
-H, INTER, HEADS = 16, 32, 2
-
-
-def tiny_config(layers=6):
-    return EncoderConfig(vocab_size=60, hidden_size=H, num_layers=layers, num_heads=HEADS, intermediate_size=INTER,
-                         max_position_embeddings=40, hidden_dropout=0.0, attention_dropout=0.0)
 
 
 def tiny_model(method, task="SST-2", layers=6, seed=0):

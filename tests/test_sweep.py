@@ -3,10 +3,9 @@
 
 import pytest
 import torch
-from exit_helpers import random_batch
+from exit_helpers import random_batch, tiny_config
 
 from hashee.methods import get_method
-from hashee.modeling import EncoderConfig
 from hashee.tasks import get_task
 
 METHODS = [("deebert", "layers=6"), ("fastbert", "layers=6"), ("pabee", "layers=6"), ("berxit", "layers=6"),
@@ -14,9 +13,6 @@ METHODS = [("deebert", "layers=6"), ("fastbert", "layers=6"), ("pabee", "layers=
            ("cascadebert", "layers=6,small_layers=2")]
 
 
-def tiny_config():
-    return EncoderConfig(vocab_size=60, hidden_size=16, num_layers=6, num_heads=2, intermediate_size=32,
-                         max_position_embeddings=40, hidden_dropout=0.0, attention_dropout=0.0)
 
 
 def tiny_batch(lengths=(9, 5, 12, 7, 3, 10, 6, 11)):
