@@ -316,6 +316,22 @@ def cmd_validate_submission(args) -> int:
     return 0
 
 
+def cmd_info(args) -> None:
+    """Versions, threads and devices: what a bug report (or a check of a warm child) needs."""
+    import platform
+
+    import torch
+    import transformers
+
+    from . import __version__
+
+    info = {"hashee": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available(), "gpus": torch.cuda.device_count(),
+            "cwd": os.getcwd(), "pid": os.getpid()}
+    print(json.dumps(info) if args.json else "\n".join(f"{k}: {v}" for k, v in info.items()))
+
+
 # ---------------------------------------------------------------- parser
 def _timing_options(p, warmup_flag: str = "--warmup") -> None:
     p.add_argument("--batch-sizes", type=_int_list, default=[1, 32], help="timing batch sizes (ELUE: 1)")
@@ -328,6 +344,10 @@ def _timing_options(p, warmup_flag: str = "--warmup") -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hashee", description=__doc__)
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = sub.add_parser("info", help="versions, torch threads, CUDA devices (for bug reports)")
+    p.add_argument("--json", action="store_true", help="one JSON line")
+    p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("demo-data", help="write the synthetic offline ELUE-layout data set")
     p.add_argument("out")
@@ -453,6 +473,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """The `hashee` command. With HASHEE_WARM=1 (the workflow's warm_start) it runs in a child of
+    the hashee.warm server, which calls `run` there."""
+    if os.environ.get("HASHEE_WARM") == "1":
+        from .warm import run as run_warm
+
+        return run_warm(sys.argv[1:] if argv is None else list(argv))
+    return run(argv)
+
+
+def run(argv=None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
