@@ -113,7 +113,8 @@ def cmd_train(args) -> None:
     device = _device(args.device)
     params = TrainParams(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
                          warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip,
-                         checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision)
+                         checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision,
+                         freeze_word_embeddings=args.freeze_word_embeddings)
     backbone = load_backbone(args.backbone, method.num_layers)
     seed_everything(args.seed)
     model = method.build(backbone.config, task)
@@ -384,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--freeze-word-embeddings", action="store_true",
+                   help="keep the word-embedding matrix fixed (CPU demo: ~1/3 of a small model's step)")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--device", default="auto")

@@ -38,6 +38,9 @@ class TrainParams:
     seed: int = 42
     eval_batch_size: int = 64
     precision: str = "auto"  # auto: bf16 (or fp16) autocast on GPU, fp32 on CPU
+    # Keep the word-embedding matrix fixed (CPU demos): on a small model its dense gradient, clipping
+    # and Adam update cost a third of a step; the paper's setups train it.
+    freeze_word_embeddings: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,6 +64,11 @@ def autocast_dtype(device: torch.device, precision: str):
     if precision == "fp16" or (precision == "auto" and not torch.cuda.is_bf16_supported()):
         return torch.float16
     return torch.bfloat16
+
+
+def is_word_embedding(name: str) -> bool:
+    """The word-embedding matrix: BERT's `*word_embeddings.weight`, the difficulty BiLSTM's `embed.weight`."""
+    return name.endswith("word_embeddings.weight") or name == "embed.weight"
 
 
 def _optimizer(model, stage, trainable):
@@ -136,6 +144,8 @@ def train(method: Method, model: torch.nn.Module, train_set, dev_set, params: Tr
     for stage_index in range(state["stage"], len(stages)):
         stage = stages[stage_index]
         trainable = {id(p) for p in stage.parameters(model)}
+        if params.freeze_word_embeddings:
+            trainable -= {id(p) for name, p in model.named_parameters() if is_word_embedding(name)}
         for p in model.parameters():
             p.requires_grad_(id(p) in trainable)
         optimizer = _optimizer(model, stage, trainable)

@@ -91,3 +91,23 @@ def test_weight_decay_spares_biases_and_layer_norms_under_bert_and_bart_names():
     assert decayed["weight_decay"] == 0.01 and spared["weight_decay"] == 0.0
     assert [tuple(p.shape) for p in decayed["params"]] == [(4, 4)]  # only the Linear's weight
     assert len(spared["params"]) == 7
+
+
+def test_frozen_word_embeddings_stay_put_and_the_rest_trains(setup, tmp_path):
+    backbone, data = setup
+    method = get_method("static", "layers=2")
+    seed_everything(7)
+    model = method.build(backbone.config, get_task("SST-2"))
+    method.init_from_backbone(model, backbone)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    params = TrainParams(epochs=1, lr=1e-3, batch_size=8, checkpoint_every=0, seed=7, freeze_word_embeddings=True)
+    train(method, model, data["train"], data["dev"], params, tmp_path, backbone.tokenizer.pad_token_id,
+          progress=False)
+    after = model.state_dict()
+    frozen = [k for k in after if k.endswith("word_embeddings.weight")]
+    assert frozen == ["bert.embeddings.word_embeddings.weight"]
+    assert torch.equal(after[frozen[0]], before[frozen[0]])
+    assert not torch.equal(after["bert.embeddings.position_embeddings.weight"],
+                           before["bert.embeddings.position_embeddings.weight"])
+    assert not torch.equal(after["bert.encoder.layer.0.attention.self.query.weight"],
+                           before["bert.encoder.layer.0.attention.self.query.weight"])

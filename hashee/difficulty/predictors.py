@@ -27,6 +27,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from baselines.multiexit import MultiExitMethod
 from hashee.methods import Method, Stage
 from hashee.modeling import TokenExitEncoder
+from hashee.training import is_word_embedding
 
 SENTENCE_PREDICTORS = ("Majority", "Linear-M", "Linear-B", "BiLSTM", "BERT")
 TOKEN_PREDICTORS = ("Linear-B", "BiLSTM", "BERT")
@@ -38,8 +39,8 @@ def trainable(freeze_word_embeddings: bool, parameters=None):
     matrix when frozen — on CPU its dense gradient and Adam update cost as much as the layers."""
     def select(model):
         chosen = {id(p) for p in (parameters(model) if parameters else model.parameters())}
-        return [p for name, p in model.named_parameters() if id(p) in chosen and not (
-            freeze_word_embeddings and (name.endswith("word_embeddings.weight") or name == "embed.weight"))]
+        return [p for name, p in model.named_parameters()
+                if id(p) in chosen and not (freeze_word_embeddings and is_word_embedding(name))]
     return select
 
 
