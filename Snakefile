@@ -39,3 +39,12 @@ rule all:
     default_target: True
     input:
         get_final_output(),
+
+
+# The warm-start server (config warm_start) would exit after a minute idle; end it with the run.
+onsuccess:
+    shell("python -m hashee.warm --stop")
+
+
+onerror:
+    shell("python -m hashee.warm --stop")

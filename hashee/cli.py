@@ -301,7 +301,7 @@ def cmd_tables(args) -> None:
 def cmd_submit(args) -> None:
     from .submit import write_submission
 
-    write_submission(args.predictions, args.model, args.out_dir, zip_path=args.zip)
+    write_submission(args.predictions, args.model, args.out_dir, zip_path=args.zip, flops_cache=args.flops_cache)
     print(f"ELUE submission -> {args.out_dir}" + (f" and {args.zip}" if args.zip else ""))
 
 
@@ -455,6 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", nargs="+", required=True, help="the trained model dir of each task, same order")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--zip", default=None)
+    p.add_argument("--flops-cache", default=None,
+                   help="the train jobs' FLOPs cache: our model's counts are read from it (the model file's are recounted)")
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("validate-submission", help="check a submission folder against the task test files")

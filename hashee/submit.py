@@ -260,7 +260,7 @@ def _submission_pred(task: TaskSpec, text: str, where: str) -> str:
     return task.labels[int(value)]
 
 
-def _write_task(folder: Path, pred_dir: Path, model_dir) -> str:
+def _write_task(folder: Path, pred_dir: Path, model_dir, flops_cache=None) -> str:
     """Write one task folder; returns the task name."""
     from .checkpoint import load_trained
     from .flops import FlopCounter
@@ -286,7 +286,7 @@ def _write_task(folder: Path, pred_dir: Path, model_dir) -> str:
     if parameters != _count_parameters(model):
         raise HasheeError(f"generated {MODEL_FILE} for {task.name} has {parameters} parameters, the trained model "
                           f"{_count_parameters(model)}")
-    ours = FlopCounter(method.flop_modules(model))
+    ours = FlopCounter(method.flop_modules(model), cache_dir=flops_cache)  # the train jobs' counts, if cached
     theirs = FlopCounter(generated.module_list)
     checked: set[str] = set()
     files = {}
@@ -328,7 +328,7 @@ def write_zip(src_dir, zip_path) -> None:
                     archive.writestr(info, path.read_bytes(), compress_type=zipfile.ZIP_DEFLATED)
 
 
-def write_submission(prediction_dirs: list, model_dirs: list, out_dir, zip_path=None) -> Path:
+def write_submission(prediction_dirs: list, model_dirs: list, out_dir, zip_path=None, flops_cache=None) -> Path:
     """One ELUE submission folder (and zip) from per-task predictions dirs and their trained models,
     both in the same task order. Nothing is left at out_dir or zip_path unless everything succeeds."""
     prediction_dirs, model_dirs = [Path(p) for p in prediction_dirs], [Path(m) for m in model_dirs]
@@ -347,7 +347,7 @@ def write_submission(prediction_dirs: list, model_dirs: list, out_dir, zip_path=
             if meta_task in seen:
                 raise HasheeError(f"{model_dir}: a second model for task {meta_task} (first: {seen[meta_task]})")
             seen[meta_task] = model_dir
-            _write_task(tmp, pred_dir, model_dir)
+            _write_task(tmp, pred_dir, model_dir, flops_cache)
         if zip_path is not None:
             write_zip(tmp, zip_path)
     return out_dir

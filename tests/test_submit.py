@@ -332,3 +332,15 @@ def test_methods_with_other_modules_fail_loudly():
     method.flop_modules = with_exit
     with pytest.raises(HasheeError, match="method static: .*exit_1.*submission_source"):
         check_supported(method, model)
+
+
+def test_flops_cache_from_evaluate_gives_the_same_submission(sub, tmp_path):
+    """The workflow passes the train jobs' FLOPs cache to `submit`: same counts, not recounted."""
+    name, cache = "SST-2", tmp_path / "flops-cache"
+    assert cli.main(["evaluate", "--model", str(sub["models"][name]), "--data-dir", str(sub["data"]), "--splits", "test",
+                     "--out", str(tmp_path / "rows.csv"), "--flops-cache", str(cache), "--quiet", "--device", "cpu"]) == 0
+    assert list(cache.glob("*.json"))
+    out = tmp_path / "out"
+    assert cli.main(["submit", "--predictions", str(sub["preds"][name]), "--model", str(sub["models"][name]),
+                     "--out-dir", str(out), "--flops-cache", str(cache)]) == 0
+    assert (out / name / "flops.json").read_text() == (sub["out"] / name / "flops.json").read_text()

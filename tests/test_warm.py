@@ -85,38 +85,54 @@ def test_relative_outputs_land_in_the_client_cwd(sock, tmp_path):
     assert (tmp_path / "elue" / "SST-2" / "train.tsv").is_file()
 
 
-def test_sigterm_to_the_client_reaches_the_child(sock, tmp_path):
-    fifo = tmp_path / "runs.csv"
-    os.mkfifo(fifo)  # `gather` blocks opening it: a command that runs until killed
-    client = subprocess.Popen([sys.executable, "-m", "hashee.warm", "--", "gather", "--rows", str(fifo),
-                               "--out", str(tmp_path / "out.csv")], env=_env(sock), stderr=subprocess.PIPE, text=True)
-    child = _wait_for_child(sock, "gather", before=set())
+@pytest.fixture(scope="module")
+def endless_train(tmp_path_factory):
+    """argv of a command that runs until killed: 1000 epochs on tiny data."""
+    from hashee.demo_data import write_demo_data
+
+    root = tmp_path_factory.mktemp("endless")
+    data = write_demo_data(root / "data", size="tiny")
+
+    def argv(out: Path) -> list[str]:
+        return ["train", "--task", "SST-2", "--data-dir", str(data), "--method", "static", "--setting", "layers=1",
+                "--epochs", "1000", "--batch-size", "4", "--max-length", "16", "--checkpoint-every", "100000",
+                "--workdir", str(out / "work"), "--out", str(out / "model"), "--quiet"]
+    return argv
+
+
+def test_sigterm_to_the_client_reaches_the_child(sock, tmp_path, endless_train):
+    before = set(_started_pids(sock, "train")) if sock.with_suffix(".log").exists() else set()
+    client = subprocess.Popen([sys.executable, "-m", "hashee.warm", "--", *endless_train(tmp_path)], env=_env(sock),
+                              stderr=subprocess.PIPE, text=True)
+    child = _wait_for_child(sock, "train", before)
     client.send_signal(signal.SIGTERM)
     assert client.wait(timeout=60) == 128 + signal.SIGTERM
     assert not _alive(child)
-    assert not (tmp_path / "out.csv").exists()
+    assert not (tmp_path / "model").exists()
 
 
-def test_a_vanished_client_gets_its_child_killed(sock, tmp_path):
-    fifo = tmp_path / "runs.csv"
-    os.mkfifo(fifo)
-    before = set(_started_pids(sock, "gather"))
-    client = subprocess.Popen([sys.executable, "-m", "hashee.warm", "--", "gather", "--rows", str(fifo),
-                               "--out", str(tmp_path / "out.csv")], env=_env(sock), stderr=subprocess.DEVNULL)
-    child = _wait_for_child(sock, "gather", before)
+def test_a_vanished_client_gets_its_child_killed(sock, tmp_path, endless_train):
+    before = set(_started_pids(sock, "train")) if sock.with_suffix(".log").exists() else set()
+    client = subprocess.Popen([sys.executable, "-m", "hashee.warm", "--", *endless_train(tmp_path)], env=_env(sock),
+                              stderr=subprocess.DEVNULL)
+    child = _wait_for_child(sock, "train", before)
     client.kill()  # SIGKILL: no chance to forward anything; the server sees the connection close
     client.wait(timeout=30)
     deadline = time.monotonic() + 30
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(child)
+    assert not (tmp_path / "model").exists()
 
 
 def _wait_for_child(sock: Path, verb: str, before: set[int]) -> int:
+    """The new child running `verb`, once it has been running for a second (past start-up)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         new = [pid for pid in _started_pids(sock, verb) if pid not in before] if sock.with_suffix(".log").exists() else []
-        if new and _alive(new[-1]):
+        if new:
+            time.sleep(1.0)
+            assert _alive(new[-1]), f"the {verb!r} child ended by itself; see {sock.with_suffix('.log')}"
             return new[-1]
         time.sleep(0.1)
     raise AssertionError(f"no warm child for {verb!r} appeared")

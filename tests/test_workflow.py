@@ -290,7 +290,8 @@ def test_schema_names_match_the_library():
 @pytest.mark.slow
 def test_tiny_config_end_to_end(tmp_path):
     """The whole DAG on config/tiny.yaml through the real snakemake command, in tmp."""
-    env = _env()
+    env = _env(HASHEE_WARM_SOCKET=str(tmp_path / "warm.sock"))  # its own warm server (tiny.yaml: warm_start)
+    env.pop("SLURM_JOB_ID", None)  # (inside a SLURM job, warm start is off: the log check below expects it on)
     if shutil.which("hashee", path=env["PATH"]) is None:
         pytest.fail("the `hashee` CLI is not installed in this environment: run `make test` "
                     "(it does pip install -e '.[test]')")
@@ -355,6 +356,9 @@ def test_tiny_config_end_to_end(tmp_path):
     files = {str(p.relative_to(submission)) for p in submission.rglob("*") if p.is_file()}
     assert files <= names
     assert (tmp_path / "logs" / cfg["name"] / "train").is_dir()
+    # warm_start: true -- every training job ran in a child of the warm server, and says so
+    train_logs = list((tmp_path / "logs" / cfg["name"] / "train").rglob("*.log"))
+    assert train_logs and all("ran in warm child" in log.read_text() for log in train_logs)
     assert list((tmp_path / "benchmarks" / cfg["name"]).rglob("*.tsv"))
     assert not list(results.rglob("*.tmp")) and not list(results.rglob("*.partial*"))
 

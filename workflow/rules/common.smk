@@ -159,6 +159,10 @@ GPU_LOCK_DIR = ".snakemake/gpu-locks"
 # Rules call the `hashee` CLI and `python` from PATH; put the interpreter running Snakemake first,
 # so a virtual environment works without being activated (.venv/bin/snakemake ...).
 os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+# warm_start: every `hashee <verb>` of a job runs in a child forked from one process that has
+# already imported torch & co. (hashee/warm.py); an environment switch, so toggling it reruns nothing.
+WARM_START = config.get("warm_start", False)
+os.environ.update(HASHEE_WARM="1" if WARM_START else "0")
 
 
 wildcard_constraints:
@@ -261,10 +265,10 @@ def max_length(wildcards):
 
 def submission_input(wildcards):
     """The submitted method/setting at the first seed: per task (in `tasks` order) its test
-    predictions and its model (for the FLOPs module list), plus the test files."""
+    predictions and its model (for the FLOPs module list), plus the test files. Not runs.csv:
+    the submission can be built while the other runs still train."""
     run = {"method": SUBMISSION["method"], "setting": SUBMISSION["setting"], "seed": SEEDS[0]}
     return {
-        "runs": f"{RESULTS}/runs.csv",
         "predictions": [f"{RESULTS}/train/{RUN}/predictions".format(task=t, **run) for t in TASKS],
         "models": [f"{RESULTS}/train/{RUN}/model".format(task=t, **run) for t in TASKS],
         "data": all_test_data(wildcards),

@@ -97,6 +97,7 @@ if DIFFICULTY_ENABLED:
             gpus=GPUS,
             gpu_locks=GPU_LOCK_DIR,
         threads: 1
+        priority: 10  # long jobs: started early, they do not form the DAG's tail
         resources:
             gpu=1,
             mem_mb=8000,

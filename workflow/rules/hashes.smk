@@ -21,6 +21,7 @@ rule fit_hash:
         buckets=config["hash"]["buckets"],
         max_length=max_length,
     threads: 1
+    priority: 5  # gates a task's HashEE train jobs
     resources:
         mem_mb=4000,
         runtime=30,

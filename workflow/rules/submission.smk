@@ -14,11 +14,13 @@ rule submission:
     params:
         data_dir=data_dir,
         tasks=",".join(TASKS),
+        flops_cache=f"{WORK}/flops-cache",
     threads: 1
     conda:
         "../../environment.yml"
     shell:
         "(hashee submit --predictions {input.predictions:q} --model {input.models:q} --out-dir {output:q}"
+        " --flops-cache {params.flops_cache:q}"
         " && hashee validate-submission {output:q} --data-dir {params.data_dir:q} --tasks {params.tasks:q})"
         " > {log:q} 2>&1"
 

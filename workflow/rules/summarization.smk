@@ -93,6 +93,7 @@ if SUMM_ENABLED:
             gpus=GPUS,
             gpu_locks=GPU_LOCK_DIR,
         threads: 1
+        priority: 10  # the longest jobs of the DAG: start them early so they do not form its tail
         resources:
             gpu=1,
             mem_mb=16000,

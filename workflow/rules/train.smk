@@ -27,6 +27,7 @@ rule train:
         warmup=train_param("warmup"),
         weight_decay=train_param("weight_decay"),
         clip=train_param("clip"),
+        freeze=lambda wildcards: "--freeze-word-embeddings" if TRAIN["freeze_word_embeddings"] else "",
         checkpoint_every=TRAIN["checkpoint_every"],
         workdir=f"{WORK}/{RUN}",
         flops_cache=f"{WORK}/flops-cache",
@@ -49,7 +50,7 @@ rule train:
         " --backbone {params.backbone:q} {params.hash_file}"
         " --epochs {params.epochs} --lr {params.lr} --batch-size {params.batch_size}"
         " --max-length {params.max_length} --warmup {params.warmup}"
-        " --weight-decay {params.weight_decay} --clip {params.clip}"
+        " --weight-decay {params.weight_decay} --clip {params.clip} {params.freeze}"
         " --checkpoint-every {params.checkpoint_every}"
         " --workdir {params.workdir:q} --out {output.model:q}"
         " --evaluate-out {output.rows:q} --predictions {output.predictions:q}"
