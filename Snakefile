@@ -43,8 +43,10 @@ rule all:
 
 # The warm-start server (config warm_start) would exit after a minute idle; end it with the run.
 onsuccess:
-    shell("python -m hashee.warm --stop")
+    if WARM_START:
+        shell("python -m hashee.warm --stop")
 
 
 onerror:
-    shell("python -m hashee.warm --stop")
+    if WARM_START:
+        shell("python -m hashee.warm --stop")
