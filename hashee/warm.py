@@ -213,8 +213,8 @@ _DEFAULT_THREADS = 1  # set in serve(): torch's own default in a process started
 
 
 class _Job:
-    def __init__(self, conn: socket.socket, pid: int, argv: list[str]):
-        self.conn, self.pid, self.argv = conn, pid, argv
+    def __init__(self, conn: socket.socket, pid: int):
+        self.conn, self.pid = conn, pid
         self.started = time.monotonic()
         self.kill_at: float | None = None
 
@@ -324,7 +324,7 @@ def _start(conn: socket.socket, request: dict, fds: list[int], listener: socket.
     with contextlib.suppress(OSError):  # a client gone already: the next select sees EOF, kills the child
         _send_json(conn, {"pid": pid})
     print(f"pid {pid}: hashee {' '.join(request['argv'][:1])} (cwd {request['cwd']})", flush=True)
-    return _Job(conn, pid, request["argv"])
+    return _Job(conn, pid)
 
 
 def _client_message(job: _Job) -> None:
@@ -440,12 +440,7 @@ def _wait(sock: socket.socket, pid: int, argv: Sequence[str]) -> int:
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
-        while True:
-            try:
-                done, _ = _recv_json(sock)
-                break
-            except InterruptedError:
-                continue
+        done, _ = _recv_json(sock)  # a forwarded signal interrupts recv, which Python then retries (PEP 475)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
