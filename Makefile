@@ -1,13 +1,16 @@
 # Two commands: `make all` (the benchmark, default offline config) and `make test`.
 # Extra Snakemake flags: make all ARGS="--configfile config/paper.yaml"
+# Both install from requirements.lock (every package pinned); `make lock` regenerates it from pyproject.toml.
 
 PYTHON ?= python3
 VENV := .venv
+LOCK := requirements.lock
 STAMP := $(VENV)/.installed
+PIP_TOOLS := pip-tools==7.6.2
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all test install
+.PHONY: all test install lock
 
 all: $(STAMP)
 	$(VENV)/bin/snakemake all --cores 8 $(ARGS)
@@ -20,7 +23,17 @@ install: $(STAMP)
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when pyproject.toml is newer than the last install.
-$(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(VENV)/bin/pip install -e '.[test]'
+# Exact versions from the lock, then the project itself without resolving anything again.
+# Reinstall only when the lock or pyproject.toml is newer than the last install.
+$(STAMP): $(LOCK) pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/pip install -r $(LOCK)
+	$(VENV)/bin/pip install --no-deps -e .
 	touch $@
+
+# pip-compile pins every transitive dependency of pyproject.toml (test extra included). torch's local
+# version tag (+cpu) is dropped so the same pin takes the CPU wheel here and the CUDA build on a GPU machine.
+lock: | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q '$(PIP_TOOLS)'
+	$(VENV)/bin/pip-compile --quiet --extra test --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links --output-file $(LOCK) pyproject.toml
+	sed -i -E 's/^(torch==[0-9.]+)\+[a-z0-9]+$$/\1/' $(LOCK)
