@@ -22,6 +22,7 @@ include: "workflow/rules/submission.smk"
 include: "workflow/rules/difficulty.smk"
 include: "workflow/rules/summarization_common.smk"
 include: "workflow/rules/summarization.smk"
+include: "workflow/rules/provenance.smk"  # last: it lists the other stages' data
 
 
 localrules:
@@ -39,6 +40,7 @@ rule all:
     default_target: True
     input:
         get_final_output(),
+        f"{RESULTS}/provenance.json",
 
 
 # The warm-start server (config warm_start) would exit after a minute idle; end it with the run.

@@ -26,6 +26,7 @@ from tabulate import tabulate
 
 from .errors import HasheeError
 from .io import write_text_atomic
+from .provenance import table_note
 from .results import SWEEP_KEYS, load_paper, parse_setting, read_runs, split_setting
 from .score import (
     check_reference,
@@ -352,7 +353,7 @@ def write_tables(runs_path, reference_path, out_dir, beyond: str = "extend", con
     runs = read_runs(runs_path)
     tasks = [t for t in TASKS if t in set(runs.loc[(runs["split"] == split) & runs["perf"].notna(), "task"])]
     ref = read_reference(reference_path, tasks=tasks)
-    footer = table_notes(ref, beyond, config_name)
+    footer = table_notes(ref, beyond, config_name) + table_note(out_dir)
     texts = {}
     for stem, table in (("elue", elue_table(runs, ref, beyond, paper, split=split, select_on=select_on)),
                         ("hash_ablation", hash_ablation_table(runs, paper, split=split))):

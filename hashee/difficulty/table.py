@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..errors import HasheeError
 from ..io import write_text_atomic
+from ..provenance import table_note
 from ..tables import DASH, DELTA, SYNTHETIC_CONFIGS, to_latex, to_markdown
 from .metrics import ROW_COLUMNS
 
@@ -85,7 +86,7 @@ def table_notes(rows: pd.DataFrame, config_name: str | None) -> list[str]:
 def write_difficulty_tables(row_files, out_dir, config_name: str | None = None, paper_file=PAPER_FILE) -> list[Path]:
     rows = read_rows(row_files)
     table = difficulty_table(rows, load_paper(paper_file))
-    notes = table_notes(rows, config_name)
+    notes = table_notes(rows, config_name) + table_note(out_dir)
     texts = {"difficulty.md": to_markdown(table, notes), "difficulty.csv": table.to_csv(index=False),
              "difficulty.tex": to_latex(table, notes)}
     paths = []

@@ -23,6 +23,7 @@ import pandas as pd
 
 from ..errors import HasheeError
 from ..io import write_text_atomic
+from ..provenance import table_note
 from ..results import load_paper, parse_setting, read_csv_checked
 from ..tables import DASH, DELTA, _delta, _natural, to_latex, to_markdown
 from .data import get_dataset
@@ -198,7 +199,7 @@ def _caption(rows: pd.DataFrame, split: str, paper: bool) -> list[str]:
 def write_summarization_table(run_paths, out_prefix, *, paper: bool = True, split: str = "test") -> list[Path]:
     """Write <out_prefix>.{md,csv,tex}; everything is computed before the first (atomic) write."""
     table = summarization_table(read_summ_runs(run_paths), paper, split=split)
-    notes = table.attrs["notes"]
+    notes = table.attrs["notes"] + table_note(Path(f"{out_prefix}.md").parent)
     texts = {".md": to_markdown(table, notes), ".csv": table.to_csv(index=False), ".tex": to_latex(table, notes)}
     paths = []
     for suffix, text in texts.items():

@@ -112,7 +112,8 @@ if DIFFICULTY_ENABLED:
 
     rule difficulty_table:
         input:
-            [f"{RESULTS}/difficulty/{study}.csv" for study in DIFFICULTY_STUDIES],
+            rows=[f"{RESULTS}/difficulty/{study}.csv" for study in DIFFICULTY_STUDIES],
+            provenance=f"{RESULTS}/provenance.json",  # named in the caption
         output:
             md=f"{RESULTS}/tables/difficulty.md",
             csv=f"{RESULTS}/tables/difficulty.csv",
@@ -128,5 +129,5 @@ if DIFFICULTY_ENABLED:
         conda:
             "../../environment.yml"
         shell:
-            "hashee difficulty-table --rows {input:q} --out-dir {params.out_dir:q}"
+            "hashee difficulty-table --rows {input.rows:q} --out-dir {params.out_dir:q}"
             " --config-name {params.config_name:q} > {log:q} 2>&1"

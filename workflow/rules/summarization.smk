@@ -117,6 +117,7 @@ if SUMM_ENABLED:
     rule summ_table:
         input:
             rows=[f"{SUMM_RESULTS}/{SUMM_RUN}/rows.csv".format(**run) for run in summ_runs()],
+            provenance=f"{RESULTS}/provenance.json",  # named in the caption
         output:
             md=f"{RESULTS}/tables/summarization.md",
             csv=f"{RESULTS}/tables/summarization.csv",

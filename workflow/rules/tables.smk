@@ -5,6 +5,7 @@ rule tables:
     input:
         runs=f"{RESULTS}/runs.csv",
         reference=f"{RESULTS}/reference.csv",
+        provenance=f"{RESULTS}/provenance.json",  # named in the captions
     output:
         elue_md=f"{RESULTS}/tables/elue.md",
         elue_csv=f"{RESULTS}/tables/elue.csv",
