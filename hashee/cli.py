@@ -156,8 +156,8 @@ def cmd_evaluate(args) -> None:
     import pandas as pd
 
     from .checkpoint import load_trained
-    from .data import load_task
-    from .evaluation import cost_summary, evaluate_sweep, result_row
+    from .data import load_task, task_file
+    from .evaluation import cost_summary, evaluate_sweep, result_row, score_test_labels
     from .flops import FlopCounter
     from .io import atomic_dir, write_csv_atomic
     from .results import ROW_COLUMNS
@@ -188,7 +188,8 @@ def cmd_evaluate(args) -> None:
                 perf = result.metric(task)
             else:
                 labels_file = args.test_labels or _labelled_test_file(args.data_dir, task)
-                perf = _score_test_labels(task, result, labels_file) if labels_file else float("nan")
+                test_file = task_file(args.data_dir, task.name, "test")  # the labelled rows follow its order
+                perf = score_test_labels(task, result, test_file, labels_file) if labels_file else float("nan")
             rows.append(result_row(task, method, inference, seed, split, perf, mflops, speedup, len(result.traces)))
             if split == "test":
                 predictions[setting] = pd.DataFrame({
@@ -217,22 +218,6 @@ def _labelled_test_file(data_dir, task):
     ELUE's own test labels are private and test perf comes from the leaderboard."""
     path = Path(data_dir) / task.name / "test_full.tsv"
     return path if path.exists() else None
-
-
-def _score_test_labels(task, result, labels_file):
-    """Test labels are private on ELUE; a user holding them (e.g. demo data) may pass them explicitly."""
-    import numpy as np
-
-    from .data import read_split
-    from .metrics import compute_metric
-
-    # test_full.tsv lists the test rows in test.tsv's order, labelled: row i is index i.
-    gold = dict(enumerate(ex.label for ex in read_split(task, labels_file, split="dev")))
-    try:
-        labels = np.array([gold[int(i)] for i in result.index])
-    except KeyError as err:
-        raise HasheeError(f"{labels_file}: no label for test index {err.args[0]}") from None
-    return compute_metric(task, result.predictions, labels)
 
 
 # ---------------------------------------------------------------- time
@@ -305,6 +290,13 @@ def cmd_submit(args) -> None:
     print(f"ELUE submission -> {args.out_dir}" + (f" and {args.zip}" if args.zip else ""))
 
 
+def cmd_zip_submission(args) -> None:
+    from .submit import write_zip
+
+    names = write_zip(args.directory, args.zip)
+    print(f"{args.directory} -> {args.zip} ({len(names)} files)")
+
+
 def cmd_validate_submission(args) -> int:
     from .submit import validate_submission
 
@@ -331,6 +323,16 @@ def cmd_info(args) -> None:
             "cuda": torch.cuda.is_available(), "gpus": torch.cuda.device_count(),
             "cwd": os.getcwd(), "pid": os.getpid()}
     print(json.dumps(info) if args.json else "\n".join(f"{k}: {v}" for k, v in info.items()))
+
+
+# ---------------------------------------------------------------- provenance
+def cmd_provenance(args) -> None:
+    from .provenance import collect, parse_config_json, write
+
+    record = collect(data_files=args.data, config=parse_config_json(args.config_json), lock_file=args.lock_file,
+                     repo_dir=args.repo_dir)
+    write(args.out, record)
+    print(f"provenance (commit {record['git_commit'] or 'unknown'}, {len(record['data'])} data files) -> {args.out}")
 
 
 # ---------------------------------------------------------------- parser
@@ -450,6 +452,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beyond", default="extend", choices=["extend", "clamp", "error"])
     p.set_defaults(func=cmd_tables)
 
+    p = sub.add_parser("provenance", help="record commit, lock file, versions, hardware, data hashes, config (JSON)")
+    p.add_argument("--config-json", default="{}", help="the merged config as JSON text (the workflow passes its own)")
+    p.add_argument("--data", nargs="*", default=[], help="the data files the run reads (each gets its SHA-256)")
+    p.add_argument("--lock-file", default=None, help="default: requirements.lock at the root of --repo-dir")
+    p.add_argument("--repo-dir", default=None, help="the git checkout to describe (default: hashee's own)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_provenance)
+
     p = sub.add_parser("submit", help="write an ELUE submission folder (+ zip)")
     p.add_argument("--predictions", nargs="+", required=True, help="one predictions dir per task (from evaluate)")
     p.add_argument("--model", nargs="+", required=True, help="the trained model dir of each task, same order")
@@ -458,6 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flops-cache", default=None,
                    help="the train jobs' FLOPs cache: our model's counts are read from it (the model file's are recounted)")
     p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("zip-submission", help="zip a submission folder reproducibly (only the files ELUE reads)")
+    p.add_argument("directory")
+    p.add_argument("zip")
+    p.set_defaults(func=cmd_zip_submission)
 
     p = sub.add_parser("validate-submission", help="check a submission folder against the task test files")
     p.add_argument("directory")

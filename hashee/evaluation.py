@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data import make_loader
+from .data import make_loader, read_split
+from .errors import HasheeError
 from .flops import FlopCounter, bert_base_flops
 from .methods import Method, decode
 from .metrics import compute_metric
@@ -53,7 +54,13 @@ def evaluate_sweep(method: Method, model, dataset, inferences: list[dict], pad_t
         labels.append(batch["labels"].cpu().numpy())
         index.append(batch["index"].cpu().numpy())
     labels, index = np.concatenate(labels), np.concatenate(index)
-    return [SplitResult(np.concatenate(p), labels, index, t) for p, t in zip(preds, traces)]
+    return [SplitResult(_widened(np.concatenate(p)), labels, index, t) for p, t in zip(preds, traces)]
+
+
+def _widened(predictions: np.ndarray) -> np.ndarray:
+    """Scores as float64 (exact for float32): the metric computes in float64, and the predictions file
+    then holds the very values it scored (float32's shortest text parses to a different float64)."""
+    return predictions.astype(np.float64) if predictions.dtype.kind == "f" else predictions
 
 
 def dev_scorer(method: Method, dataset, pad_token_id: int, batch_size: int, device):
@@ -64,6 +71,31 @@ def dev_scorer(method: Method, dataset, pad_token_id: int, batch_size: int, devi
         return evaluate_split(method, model, dataset, inference, pad_token_id, batch_size, device).metric(method.task)
 
     return score
+
+
+def labels_by_test_index(task: TaskSpec, test_file, labels_file) -> dict[int, int | float]:
+    """Gold label per test `index`. The labelled file (train/dev layout, like txsun1997/HashEE's
+    test_full.tsv) has no index column: its row i labels test_file's row i, whose `index` need not be i."""
+    tests = read_split(task, test_file, split="test")
+    labelled = read_split(task, labels_file, split="dev")
+    if len(labelled) != len(tests):
+        raise HasheeError(f"{labels_file}: {len(labelled)} labelled row(s), {test_file} has {len(tests)}; "
+                          f"expected the test rows, labelled, in the same order")
+    for test, gold in zip(tests, labelled):
+        if (test.text_a.strip(), (test.text_b or "").strip()) != (gold.text_a.strip(), (gold.text_b or "").strip()):
+            raise HasheeError(f"{labels_file}:{gold.line}: text differs from {test_file}:{test.line}; the labelled "
+                              f"file must list the test rows in the same order")
+    return {test.index: gold.label for test, gold in zip(tests, labelled)}
+
+
+def score_test_labels(task: TaskSpec, result: SplitResult, test_file, labels_file) -> float:
+    """The test metric with labels joined to predictions by `index` (test labels are private on ELUE)."""
+    gold = labels_by_test_index(task, test_file, labels_file)
+    try:
+        labels = np.array([gold[int(i)] for i in result.index])
+    except KeyError as err:
+        raise HasheeError(f"{test_file}: no row with index {err.args[0]}, which the predictions carry") from None
+    return compute_metric(task, result.predictions, labels)
 
 
 def cost_summary(counter: FlopCounter, traces: list[Trace], num_labels: int) -> tuple[float, float]:

@@ -1,12 +1,13 @@
 """ELUE submission: write it from `hashee evaluate` predictions, and check it like the server would.
 
-Layout written by `write_submission` (ELUE.md, "Submission"; the same tree goes into the zip, task
-folders at the zip's root):
+Layout written by `write_submission` (ELUE's "Submission" format; `write_zip` puts these files, and
+nothing else, into the zip, task folders at the zip's root):
 
     <out_dir>/<TASK>/<TASK>_<k>.tsv   one per efficiency point k = 0, 1, ... (the predictions dir's
                                       point00.tsv, point01.tsv, ... in order): columns index, pred,
                                       modules, tab-separated, no quoting. pred: the label (an integer
-                                      of the task's label set) or, for STS-B, the score with 3 decimals.
+                                      of the task's label set) or, for STS-B, the score at full precision
+                                      (Python's repr of the float: it reads back as the value scored).
     <out_dir>/<TASK>/model.py         the model definition, PyTorch only (generated, see below)
     <out_dir>/<TASK>/flops.json       per prediction file: the inference setting, our mean MFLOPs
                                       (hashee.flops on the method's flop_modules, from the `modules`
@@ -43,6 +44,7 @@ import importlib.util
 import inspect
 import json
 import math
+import re
 import sys
 import tempfile
 import uuid
@@ -254,7 +256,7 @@ def _submission_pred(task: TaskSpec, text: str, where: str) -> str:
     if task.is_regression:
         if not math.isfinite(value):
             raise HasheeError(f"{where}: {task.name} prediction {text!r} is not finite")
-        return f"{value:.3f}"
+        return repr(value)  # not rounded: a scorer reading the file gets the score the table shows
     if not value.is_integer() or not 0 <= value < task.num_labels:
         raise HasheeError(f"{where}: {task.name} prediction {text!r} is not a label index 0..{task.num_labels - 1}")
     return task.labels[int(value)]
@@ -316,16 +318,39 @@ def _write_task(folder: Path, pred_dir: Path, model_dir, flops_cache=None) -> st
     return task.name
 
 
-def write_zip(src_dir, zip_path) -> None:
-    """Zip a folder's contents (task folders at the zip's root), reproducibly, atomically."""
+def submission_files(src_dir) -> list[str]:
+    """The files of a submission folder that ELUE reads, as sorted zip names: per task folder its
+    `<TASK>_<k>.tsv` prediction files, model.py and flops.json. Anything else (dotfiles such as the
+    `.snakemake_timestamp` of a workflow's output folder, stray files or folders) stays out."""
     src_dir = Path(src_dir)
+    if not src_dir.is_dir():
+        raise HasheeError(f"{src_dir}: submission folder not found")
+    names = []
+    for task in TASKS:
+        folder = src_dir / task
+        if folder.is_dir():
+            names += [f"{task}/{path.name}" for path in folder.iterdir() if path.is_file() and (
+                path.name in (MODEL_FILE, FLOPS_FILE) or re.fullmatch(rf"{re.escape(task)}_\d+\.tsv", path.name))]
+    if not names:
+        raise HasheeError(f"{src_dir}: no submission files (expected <TASK>/<TASK>_<k>.tsv, {MODEL_FILE}, "
+                          f"{FLOPS_FILE} in task folders named {', '.join(TASKS)})")
+    return sorted(names)
+
+
+def write_zip(src_dir, zip_path) -> list[str]:
+    """Zip the files ELUE reads (`submission_files`), task folders at the zip's root; returns their names.
+    Byte-reproducible: sorted entries, fixed timestamps and modes, so the same files give the same zip.
+    Written under a temporary name beside zip_path, renamed when complete."""
+    src_dir = Path(src_dir)
+    names = submission_files(src_dir)
     with atomic_path(zip_path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for path in sorted(src_dir.rglob("*")):
-                if path.is_file():
-                    info = zipfile.ZipInfo(path.relative_to(src_dir).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
-                    info.external_attr = 0o644 << 16
-                    archive.writestr(info, path.read_bytes(), compress_type=zipfile.ZIP_DEFLATED)
+            for name in names:
+                info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                info.create_system = 3  # unix, wherever the zip is written
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, (src_dir / name).read_bytes(), compress_type=zipfile.ZIP_DEFLATED)
+    return names
 
 
 def write_submission(prediction_dirs: list, model_dirs: list, out_dir, zip_path=None, flops_cache=None) -> Path:
@@ -540,7 +565,7 @@ def _validate_predictions(report: _Report, path: Path, task: TaskSpec, indices: 
             index = None
         if index is not None:
             if index in seen:
-                row_problems.append((line_no, f"index {index} repeats line {seen[index]}"))
+                row_problems.append((line_no, f"duplicate index {index} (first on line {seen[index]})"))
             else:
                 seen[index] = line_no
             if indices is not None and index not in indices:

@@ -8,6 +8,7 @@ per length) is stubbed to keep the suite fast; predictions and traces come from 
 """
 
 import json
+import os
 import re
 import shutil
 import sys
@@ -26,6 +27,7 @@ from hashee.submit import (
     check_supported,
     disallowed_imports,
     load_model_file,
+    submission_files,
     validate_submission,
     write_submission,
     write_zip,
@@ -112,7 +114,7 @@ def test_written_submission_validates_clean(sub, capsys):
         assert header == "index\tpred\tmodules" and len(rows) == TEST_ROWS
         preds = [row[1] for row in rows]
         if name == "STS-B":
-            assert all(len(p.split(".")[1]) == 3 for p in preds)
+            assert all(repr(float(p)) == p for p in preds)  # full precision, not rounded
         else:
             assert set(preds) <= set(TASKS[name].labels)
         flops = json.loads((folder / "flops.json").read_text())
@@ -157,6 +159,117 @@ def test_model_file_is_self_contained_and_counts_like_ours(sub, monkeypatch):
         ["hashee", "numpy"]
 
 
+def _submitted_preds(folder, name):
+    _, rows = _rows(folder / name / f"{name}_0.tsv")
+    return {int(row[0]): row[1] for row in rows}
+
+
+def test_stsb_submission_scores_what_evaluate_scored(sub):
+    """A scorer reading the submission gets exactly the score of the in-memory predictions."""
+    import numpy as np
+
+    from hashee.data import load_task, task_file
+    from hashee.evaluation import evaluate_sweep, labels_by_test_index
+    from hashee.metrics import compute_metric
+
+    task, data = TASKS["STS-B"], sub["data"]
+    trained = load_trained(sub["models"]["STS-B"])
+    test_set = load_task(task.name, data, trained.tokenizer, META["train_params"]["max_length"], splits=("test",))["test"]
+    result = evaluate_sweep(trained.method, trained.model, test_set, trained.method.inference_settings()[:1],
+                            trained.tokenizer.pad_token_id)[0]
+    gold = labels_by_test_index(task, task_file(data, task.name, "test"), data / task.name / "test_full.tsv")
+    in_memory = compute_metric(task, result.predictions, [gold[int(i)] for i in result.index])
+    submitted = _submitted_preds(sub["out"], task.name)
+    assert len(set(submitted.values())) > 1  # not a constant prediction: rounding would change the score
+    from_file = compute_metric(task, np.array([float(submitted[i]) for i in sorted(gold)]),
+                               [gold[i] for i in sorted(gold)])
+    assert from_file == in_memory
+    import pandas as pd
+    assert pd.read_csv(sub["root"] / "rows" / "STS-B.csv")["perf"].iloc[0] == round(in_memory, 4)
+
+
+def test_zip_is_byte_reproducible_and_holds_only_what_elue_reads(sub, tmp_path, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    shutil.copytree(sub["out"], first)
+    shutil.copytree(sub["out"], second)
+    (second / ".snakemake_timestamp").write_text("")  # what a Snakemake directory() output carries
+    (second / "MRPC" / ".DS_Store").write_bytes(b"\0")
+    (second / "MRPC" / "notes.txt").write_text("not for ELUE")
+    (second / "MRPC" / "MRPC_0.tsv.bak").write_text("not for ELUE")
+    (second / "scratch").mkdir()
+    (second / "scratch" / "SST-2_0.tsv").write_text("not in a task folder")
+    for path in second.rglob("*"):
+        os.utime(path, (1_700_000_000, 1_700_000_000))
+    write_zip(first, tmp_path / "first.zip")
+    names = write_zip(second, tmp_path / "second.zip")
+    assert (tmp_path / "first.zip").read_bytes() == (tmp_path / "second.zip").read_bytes()
+    expected = sorted(f"{name}/{file}" for name in TASKS for file in (f"{name}_0.tsv", "flops.json", "model.py"))
+    assert names == expected == submission_files(second)
+    with zipfile.ZipFile(tmp_path / "second.zip") as archive:
+        assert archive.namelist() == expected
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    assert cli.main(["zip-submission", str(second), str(tmp_path / "cli.zip")]) == 0  # the workflow's rule
+    assert (tmp_path / "cli.zip").read_bytes() == (tmp_path / "first.zip").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.zip", "first", "first.zip", "second", "second.zip"]
+    assert validate_submission(tmp_path / "cli.zip", sub["data"]) == []
+    capsys.readouterr()
+    assert cli.main(["zip-submission", str(tmp_path / "scratch-only"), str(tmp_path / "x.zip")]) == 2
+    assert capsys.readouterr().err.strip() == f"hashee zip-submission: error: {tmp_path / 'scratch-only'}: submission folder not found"
+    with pytest.raises(HasheeError, match="no submission files"):
+        write_zip(second / "scratch", tmp_path / "x.zip")
+    assert not (tmp_path / "x.zip").exists()
+
+
+def test_test_labels_join_by_index_not_row_order(tmp_path):
+    """test_full.tsv has no index column: its row i labels test.tsv's row i, whatever that row's index."""
+    import numpy as np
+
+    from hashee.evaluation import SplitResult, labels_by_test_index, score_test_labels
+
+    task = TASKS["SST-2"]
+    sentences, labels, indices = ["a b", "c d", "e f", "g h"], ["0", "1", "1", "0"], [1002, 1000, 1003, 1001]
+    test_file, labels_file = tmp_path / "test.tsv", tmp_path / "test_full.tsv"
+    test_file.write_text("index\tsentence\n" + "".join(f"{i}\t{t}\n" for i, t in zip(indices, sentences)))
+    labels_file.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in zip(sentences, labels)))
+    assert labels_by_test_index(task, test_file, labels_file) == {1002: 0, 1000: 1, 1003: 1, 1001: 0}
+    order = [1000, 1001, 1002, 1003]  # predictions in another order than the file's, each right
+    right = SplitResult(np.array([1, 0, 0, 1]), np.full(4, -1), np.array(order), traces=[])
+    assert score_test_labels(task, right, test_file, labels_file) == 100.0
+    wrong = SplitResult(np.array([0, 1, 1, 0]), np.full(4, -1), np.array(order), traces=[])  # row-order labels
+    assert score_test_labels(task, wrong, test_file, labels_file) == 0.0
+
+    labels_file.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in zip(sentences[::-1], labels)))
+    with pytest.raises(HasheeError, match=rf"^{re.escape(str(labels_file))}:2: text differs from "
+                                          rf"{re.escape(str(test_file))}:2;"):
+        labels_by_test_index(task, test_file, labels_file)
+    labels_file.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in zip(sentences[:3], labels)))
+    with pytest.raises(HasheeError, match=r"test_full\.tsv: 3 labelled row\(s\), .*test\.tsv has 4"):
+        labels_by_test_index(task, test_file, labels_file)
+
+
+def test_reindexed_test_set_scores_and_submits_by_index(sub, tmp_path):
+    """Indices not 0..n-1 in file order (reversed, from 1000): evaluate and the submission follow them."""
+    name = "STS-B"
+    data = tmp_path / "data"
+    shutil.copytree(sub["data"] / name, data / name)
+    test_file = data / name / "test.tsv"
+    header, *lines = test_file.read_text(encoding="utf-8-sig").splitlines()
+    new_index = [1000 + k for k in reversed(range(len(lines)))]
+    old_index = [int(line.split("\t")[0]) for line in lines]
+    test_file.write_text("\n".join([header, *(f"{i}\t{line.split(chr(9), 1)[1]}" for i, line in zip(new_index, lines))])
+                         + "\n")
+    preds, rows, out = tmp_path / "preds", tmp_path / "rows.csv", tmp_path / "out"
+    assert cli.main(["evaluate", "--model", str(sub["models"][name]), "--data-dir", str(data), "--splits", "test",
+                     "--out", str(rows), "--predictions", str(preds), "--quiet", "--device", "cpu"]) == 0
+    import pandas as pd
+    assert pd.read_csv(rows)["perf"].iloc[0] == pd.read_csv(sub["root"] / "rows" / f"{name}.csv")["perf"].iloc[0]
+    assert cli.main(["submit", "--predictions", str(preds), "--model", str(sub["models"][name]),
+                     "--out-dir", str(out)]) == 0
+    before, after = _submitted_preds(sub["out"], name), _submitted_preds(out, name)
+    assert {new: after[new] for new in new_index} == {new: before[old] for new, old in zip(new_index, old_index)}
+    assert validate_submission(out, data, tasks=[name]) == []
+
+
 # ---------------------------------------------------------------- problems found
 
 def test_missing_tasks_are_named(sub, tmp_path, capsys):
@@ -184,6 +297,25 @@ def test_dropped_row_and_wrong_index(sub, tmp_path):
     _write_rows(tsv, header, rows)
     problems = validate_submission(dest, sub["data"], tasks=["MRPC"])
     assert _problems_about(problems, "MRPC/MRPC_0.tsv:4:", "index 999 is not in MRPC's test set")
+
+
+def test_duplicate_index_and_unparseable_modules_are_one_line_each(sub, tmp_path):
+    dest = _copy_tasks(sub, tmp_path / "sub", "MRPC")
+    tsv = dest / "MRPC" / "MRPC_0.tsv"
+    header, rows = _rows(tsv)
+    rows[2][0] = rows[0][0]
+    _write_rows(tsv, header, rows)
+    problems = validate_submission(dest, sub["data"], tasks=["MRPC"])
+    assert f"{dest}/MRPC/MRPC_0.tsv:4: duplicate index {rows[0][0]} (first on line 2)" in problems
+    assert all("\n" not in p for p in problems)
+
+    _, rows = _rows(sub["out"] / "MRPC" / "MRPC_0.tsv")
+    rows[1][2] = "[" + rows[1][2][1:]  # '(12),emb; ...' -> '[12),emb; ...'
+    _write_rows(tsv, header, rows)
+    problems = validate_submission(dest, sub["data"], tasks=["MRPC"])
+    call = rows[1][2].split(";")[0].strip()
+    assert problems == [f"{dest}/MRPC/MRPC_0.tsv:3: modules: cannot parse module call {call!r} "
+                        f"(expected '(d1,d2,...),name')"]
 
 
 def test_classification_pred_outside_label_set(sub, tmp_path):

@@ -319,3 +319,55 @@ def test_pareto_plots_write_pngs(tmp_path):
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["pareto_MRPC.png", "pareto_SST-2.png"]
+
+
+# --- speed-up column ------------------------------------------------------------------------------
+
+def _hand_layer_flops(n_active, length, hidden, intermediate, heads):
+    """One transformer layer in ELUE's convention (a multiply-add is 1 FLOP), n_active query tokens
+    attending over `length` tokens."""
+    head_dim = hidden // heads
+    query, key_value = n_active * hidden * hidden, 2 * length * hidden * hidden
+    per_head = (n_active * length  # scaling
+                + head_dim * n_active * length  # scores
+                + n_active * length  # softmax
+                + n_active * length * head_dim)  # context
+    attention_output = n_active * hidden * hidden
+    feed_forward = n_active * hidden * intermediate + n_active * intermediate * hidden
+    layer_norms = 2 * (2 * n_active * hidden)  # two LayerNorms, 2 per element
+    return query + key_value + heads * per_head + attention_output + feed_forward + layer_norms
+
+
+def _hand_model_flops(lengths_and_active, hidden, intermediate, heads, num_labels):
+    length = lengths_and_active[0]
+    embeddings = 2 * length * hidden  # the embedding LayerNorm; lookups are free
+    layers = sum(_hand_layer_flops(n, length, hidden, intermediate, heads) for n in lengths_and_active[1:])
+    return embeddings + layers + hidden * hidden + hidden * num_labels  # + pooler + classifier
+
+
+def test_cost_summary_speedup_against_a_hand_count():
+    """The speed-up column: 12-layer BERT-base FLOPs over ours, summed over instances (a ratio of
+    sums, not a mean of ratios); BERT-base is counted by hand here, bert_base_flops is not stubbed."""
+    from hashee.evaluation import cost_summary
+    from hashee.flops import FlopCounter
+    from hashee.methods import get_method
+    from hashee.modeling import EncoderConfig
+    from hashee.tasks import TASKS
+    from hashee.trace import ModuleCall
+
+    hidden, intermediate, heads, task = 32, 64, 2, TASKS["SNLI"]  # 3 labels
+    method = get_method("static", "layers=2")
+    model = method.build(EncoderConfig(vocab_size=100, hidden_size=hidden, num_layers=2, num_heads=heads,
+                                       intermediate_size=intermediate), task)
+    counter = FlopCounter(method.flop_modules(model))
+    instances = [(5, 5, 5), (9, 9, 4)]  # (length, active tokens in layer 1, in layer 2): the second exits tokens
+    traces = [(ModuleCall("emb", (length,)),
+               *(ModuleCall(f"layer_{i}", (n, length, hidden)) for i, n in enumerate(active, start=1)),
+               ModuleCall("pooler", (hidden,)), ModuleCall("classifier", (hidden,)))
+              for length, *active in instances]
+    ours = [_hand_model_flops(instance, hidden, intermediate, heads, task.num_labels) for instance in instances]
+    bert_base = [_hand_model_flops((length,) * 13, 768, 3072, 12, task.num_labels) for length, *_ in instances]
+    mflops, speedup = cost_summary(counter, traces, task.num_labels)
+    assert mflops == pytest.approx(sum(ours) / len(ours) / 1e6, rel=1e-12)
+    assert speedup == pytest.approx(sum(bert_base) / sum(ours), rel=1e-12)
+    assert speedup != pytest.approx(sum(b / o for b, o in zip(bert_base, ours)) / len(ours), rel=1e-6)

@@ -26,17 +26,16 @@ rule submission:
 
 
 rule zip_submission:
+    # Only the files ELUE reads (not Snakemake's .snakemake_timestamp), sorted, with fixed timestamps:
+    # the same submission gives a byte-identical zip, written under a temporary name and renamed.
     input:
         f"{RESULTS}/submission",
     output:
         f"{RESULTS}/submission.zip",
     log:
         f"{LOGS}/submission/zip.log",
-    params:
-        partial=lambda wildcards, output: f"{output}.partial",
     threads: 1
     conda:
         "../../environment.yml"
     shell:
-        "(python -c 'import shutil, sys; shutil.make_archive(sys.argv[1], \"zip\", root_dir=sys.argv[2])'"
-        " {params.partial:q} {input:q} && mv {params.partial:q}.zip {output:q}) > {log:q} 2>&1"
+        "hashee zip-submission {input:q} {output:q} > {log:q} 2>&1"
