@@ -239,6 +239,6 @@ class HashEE(Method):
 
         path = Path(directory) / "hash.pt"
         if not path.exists():
-            raise HasheeError(f"{directory}: HashEE checkpoint without its hash file hash.pt")
+            raise HasheeError(f"{path}: missing; a HashEE checkpoint needs its hash file beside its weights")
         self.attach_hash(model, TokenHash.load(path, vocab_fingerprint=vocab_fingerprint(tokenizer),
                                                vocab_size=model.bert.config.vocab_size))

@@ -1,12 +1,10 @@
 """ElasticBERT dynamic exits: gradient equilibrium, per-exit pooler initialisation, the entropy and
-patience rules, exact FLOPs, batch independence, persistence, and real trainer steps."""
-
-import math
+patience rules, exact FLOPs. Batch = alone, save/load and trainer steps: tests/test_baselines_shared.py."""
 
 import pytest
 import torch
 import torch.nn.functional as F
-from exit_helpers import HEADS, INTER, H, random_batch, tiny_config, widest_gap_midpoint
+from exit_helpers import HEADS, INTER, H, mixed_inference, random_batch, tiny_config
 
 from baselines.elasticbert import equilibrium_outputs, gradient_rescale
 from hashee.backbones import Backbone
@@ -139,9 +137,10 @@ def test_entropy_exit_layer_and_output_are_the_rules():
     model = tiny_model(method)
     batch = tiny_batch()
     outputs, values = entropies(model, batch)
-    threshold = float(values.median())
+    inference = mixed_inference(method, model, batch)  # in a gap of the entropies: rounding cannot decide
+    threshold = float(inference["entropy"])
     with torch.no_grad():
-        prediction = method.predict(model, batch, {"entropy": repr(threshold)})
+        prediction = method.predict(model, batch, inference)
     expected = []
     for row in values:
         below = (row < threshold).nonzero()
@@ -173,14 +172,13 @@ def test_patience_exit_uses_pabee_rule_and_elasticbert_sweep():
         assert exit_layers(method.predict(model, tiny_batch(), {"patience": "0"}).traces) == [6] * 6
 
 
-# ---------------------------------------------------------------------------- FLOPs, batching
+# ---------------------------------------------------------------------------- FLOPs
 def test_flops_equal_analytic_count_for_known_exits():
     method = get_method("elasticbert-entropy")
     model = tiny_model(method)
     batch = tiny_batch()
-    _, values = entropies(model, batch)
     with torch.no_grad():
-        prediction = method.predict(model, batch, {"entropy": repr(float(values.median()))})
+        prediction = method.predict(model, batch, mixed_inference(method, model, batch))
     exits = exit_layers(prediction.traces)
     assert len(set(exits)) > 1
     counter = FlopCounter(method.flop_modules(model))
@@ -190,69 +188,16 @@ def test_flops_equal_analytic_count_for_known_exits():
         assert counter.trace_flops(trace) == analytic
 
 
-@pytest.mark.parametrize("name,inference", [("elasticbert-entropy", None), ("elasticbert-patience", {"patience": "1"})])
-def test_batch_gives_each_instance_its_alone_result(name, inference):
-    method = get_method(name)
-    model = tiny_model(method)
-    batch = tiny_batch()
-    if inference is None:
-        # In the widest gap between layer-2 entropies: no instance sits on the threshold, where
-        # float noise between a batch and an instance alone could flip the strict comparison.
-        inference = {"entropy": widest_gap_midpoint(entropies(model, batch)[1][:, 1].tolist())}
-    with torch.no_grad():
-        together = method.predict(model, batch, inference)
-        assert len(set(exit_layers(together.traces))) > 1, "want mixed exits"
-        for i, length in enumerate(batch["attention_mask"].sum(1).tolist()):
-            alone = method.predict(model, {k: v[i:i + 1, :length] for k, v in batch.items()}, inference)
-            assert alone.traces[0] == together.traces[i]
-            assert torch.allclose(alone.outputs[0], together.outputs[i], atol=1e-5)
-
-
 def test_paper_defaults():
     for name in ("elasticbert-entropy", "elasticbert-patience"):
         assert get_method(name).paper_defaults == {"lr": 2e-5, "batch_size": 32, "epochs": 5, "warmup": 0.06,
                                                    "weight_decay": 0.1}
 
 
-# ---------------------------------------------------------------------------- persistence, trainer
-@pytest.fixture(scope="module")
-def real(minilm2, tiny_task):
-    return minilm2, tiny_task
-
-
-@pytest.mark.parametrize("name,task", [("elasticbert-entropy", "SST-2"), ("elasticbert-patience", "STS-B")])
-def test_save_load_round_trip_preserves_predictions(real, tmp_path, name, task):
-    from hashee.checkpoint import load_trained, save_trained
-
-    method = get_method(name)
-    model = tiny_model(method, task=task)
-    save_trained(tmp_path / "m", method, model, real[0].tokenizer, get_task(task), {"seed": 1})
-    loaded = load_trained(tmp_path / "m", expect_method=name)
-    batch = tiny_batch()
-    settings = method.inference_settings()
-    assert loaded.method.inference_settings() == settings
-    with torch.no_grad():
-        for inference in settings:
-            a, b = method.predict(model, batch, inference), loaded.method.predict(loaded.model, batch, inference)
-            assert a.traces == b.traces and torch.equal(a.outputs, b.outputs)
-
-
-def test_real_trainer_steps(real, tmp_path):
-    # The two methods share the model, initialisation and training stage; patience's regression
-    # rule runs through the trainer in tests/test_pabee.py.
-    name, task = "elasticbert-entropy", "SST-2"
-    from hashee.evaluation import dev_scorer
-    from hashee.training import TrainParams, train
-
-    backbone, load = real
-    data = load(task)
-    dev = data["dev"].select(range(8))
-    method = get_method(name)
-    model = method.build(backbone.config, get_task(task))
-    method.init_from_backbone(model, backbone)
-    assert torch.equal(model.exits[0].pooler.weight, backbone.state_dict["pooler.dense.weight"])  # MiniLM: no exit poolers
-    params = TrainParams(epochs=1, lr=5e-5, batch_size=8, max_length=32, seed=3, checkpoint_every=0)
-    pad = backbone.tokenizer.pad_token_id
-    result = train(method, model, data["train"].select(range(16)), dev, params, tmp_path, pad,
-                   dev_score=dev_scorer(method, dev, pad, 16, "cpu"), progress=False)
-    assert len(result.history) == 1 and math.isfinite(result.best_dev)
+# ---------------------------------------------------------------------------- the real backbone
+def test_minilm_has_no_exit_poolers_so_every_exit_starts_from_its_final_pooler(minilm2):
+    method = get_method("elasticbert-entropy")
+    model = method.build(minilm2.config, get_task("SST-2"))
+    method.init_from_backbone(model, minilm2)
+    for head in model.exits:
+        assert torch.equal(head.pooler.weight, minilm2.state_dict["pooler.dense.weight"])
