@@ -27,7 +27,7 @@ from hashee.methods import Stage, register, task_loss
 
 from .multiexit import MultiExitMethod, entropy
 
-# The thresholds of the DeeBERT paper (BASELINES.md); "0" first: it never exits early, so it is
+# The thresholds of the DeeBERT paper (docs/baselines.md); "0" first: it never exits early, so it is
 # the final exit alone, the trainer's model-selection score and the curve's full-model point.
 DEEBERT_THRESHOLDS = ("0", "0.001", "0.005", "0.01", "0.05", "0.1", "0.15", "0.2", "0.3", "0.4", "0.5",
                       "0.6", "0.7")

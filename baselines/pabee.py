@@ -107,7 +107,7 @@ class Pabee(PatienceRule, MultiExitMethod):
     supports_regression = True
     setting_defaults = {"layers": "", "regression_threshold": DEFAULT_REGRESSION_THRESHOLD}
     sweep_values = ("0", "3", "4", "5", "6", "7", "8")
-    # JetRunner/PABEE finetune_bert.sh / BASELINES.md: lr 2e-5, batch 32, 5 epochs, no warm-up
+    # JetRunner/PABEE finetune_bert.sh / docs/baselines.md: lr 2e-5, batch 32, 5 epochs, no warm-up
     # (run_glue_with_pabee.py: weight decay 0). Offered to the workflow; the trainer is not changed.
     paper_defaults = {"lr": 2e-5, "batch_size": 32, "epochs": 5, "warmup": 0.0, "weight_decay": 0.0}
 

@@ -1,6 +1,6 @@
 """HashEE's five token hashes: a fixed map vocabulary id -> exit layer (1-based).
 
-Spec: docs/HASHEE.md, "The five hash functions". Common rules:
+Spec: docs/method.md, "The five hashes". Common rules:
 
 - ``num_buckets`` B buckets; bucket b (0-based) exits at layer ``1 + b * (L // B)``
   (6 buckets on 12 layers -> 1, 3, ..., 11; on 6 layers -> 1..6).

@@ -191,7 +191,7 @@ class Method:
 
 @register
 class HashEE(Method):
-    """Hash-based token-level early exiting: each token exits at its hashed layer (HASHEE.md)."""
+    """Hash-based token-level early exiting: each token exits at its hashed layer (docs/method.md)."""
 
     name = "hashee"
     setting_defaults = {"hash": "frequency", "layers": "", "buckets": "6"}

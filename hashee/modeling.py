@@ -3,7 +3,7 @@
 Module tree and parameter names follow transformers' `modeling_bert.py`, so BERT checkpoints load
 by name; other families are mapped in `hashee.backbones`.
 
-HashEE token exit (HASHEE.md): layer l updates only *active* tokens (exit_layer >= l). Queries,
+HashEE token exit (docs/method.md): layer l updates only *active* tokens (exit_layer >= l). Queries,
 the attention output projection and the FFN run on active tokens only, gathered into one packed
 (N_active, H) tensor so skipped work is really skipped. Keys/values come from every real token of
 the sequence (exited ones frozen at their exit layer), projected with layer l's own K/V weights.
@@ -300,7 +300,7 @@ class FlopsLayer(nn.Module):
     """Input (n_active, T, H): a token-exit layer with n_active queries over T keys/values.
 
     A plain (T, H) shape cannot say how many tokens are still active, so the first dimension
-    carries the active count and the second the sequence length (ELUE.md, "Submission").
+    carries the active count and the second the sequence length (docs/elue.md, "Submission format").
     """
 
     def __init__(self, layer: Layer):

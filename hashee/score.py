@@ -1,4 +1,4 @@
-"""ELUE score (docs/ELUE.md, "ELUE score").
+"""ELUE score (docs/elue.md, "ELUE score").
 
 score = mean over tasks of mean over that task's points of [p_i − p_EB(f_i)], rounded to 2
 decimals, where p_EB is the piecewise-linear curve through the reference model's static points

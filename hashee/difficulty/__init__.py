@@ -1,4 +1,4 @@
-"""The difficulty-learnability study (DIFFICULTY.md): can a model learn which instances are hard?
+"""The difficulty-learnability study (docs/difficulty.md): can a model learn which instances are hard?
 
 - `data`: readers of SNLI 1.0's raw release and of a CoNLL-style tagging corpus, and the offline
   generator that writes both layouts;

@@ -1,4 +1,4 @@
-"""Label construction of the difficulty study (DIFFICULTY.md), kept free of models so it is tested
+"""Label construction of the difficulty study (docs/difficulty.md), kept free of models so it is tested
 on small data with known answers.
 
 - Human-defined: every no-majority pair (gold '-') is difficult (1); as many pairs with a majority,

@@ -1,5 +1,5 @@
 """Micro precision / recall / F1 over (instance, layer) cells, positive = "this layer gets it wrong"
-(DIFFICULTY.md). Padding positions (token level) are masked out of the counts — the reference
+(docs/difficulty.md). Padding positions (token level) are masked out of the counts — the reference
 counts them as "wrong"."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Multi-exit models (the source of model-defined difficulty):
 - token level: `TokenExitMethod`, the same model with a per-token linear head per layer
   (`TokenHead`) and the summed per-token cross-entropy (padding and [CLS]/[SEP] ignored).
 
-Difficulty predictors (DIFFICULTY.md), each mapping an instance (or each token) to L logits of
+Difficulty predictors (docs/difficulty.md), each mapping an instance (or each token) to L logits of
 "layer i gets it wrong", trained with masked binary cross-entropy:
 - Majority: each layer's majority value on the training instances (nothing to train);
 - Linear-M: mean of trainable, backbone-initialised word embeddings over the real tokens -> Linear(E, L);

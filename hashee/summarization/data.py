@@ -1,6 +1,6 @@
 """Summarization data: the paper's four data sets read from local files, and two synthetic ones.
 
-Layouts (also in the README, "Summarization → Data layouts"); `data_dir` is the data set's own
+Layouts (also in docs/summarization.md, "Data"); `data_dir` is the data set's own
 folder — a folder holding `<dataset>/` (what `write_demo` writes) is accepted too:
 - `cnndm` (CNN/DailyMail 3.0.0, non-anonymized): the CSV export of Hugging Face `cnn_dailymail`
   — `{train,validation,test}.csv`, columns id, article, highlights, highlight sentences joined by

@@ -1,4 +1,4 @@
-# The difficulty-learnability study (DIFFICULTY.md, README "Difficulty study"): three jobs of rows
+# The difficulty-learnability study (docs/difficulty.md): three jobs of rows
 # (human-defined, sentence-level and token-level model-defined difficulty) and one table job.
 # Inputs: SNLI 1.0 raw files and a CoNLL-style tagging corpus from difficulty.snli_dir /
 # difficulty.tagging_dir, or offline data the project generates in the same layouts.
@@ -22,7 +22,7 @@ for _key in ("snli_dir", "tagging_dir") if DIFFICULTY_ENABLED else ():
         if "$" in _expanded or not _expanded:
             raise WorkflowError(
                 f"config key 'difficulty.{_key}' is {_value!r} but environment variable {_name} is not set "
-                f"-- expected export {_name}=/path/to/the/data (README, 'Difficulty study'), "
+                f"-- expected export {_name}=/path/to/the/data (docs/difficulty.md), "
                 f"or difficulty.enabled: false"
             )
         _value = _expanded

@@ -1,4 +1,4 @@
-# Summarization (issue #7; README "Summarization"): HashEE on the encoder of BART / CPT against the
+# Summarization (issue #7; docs/summarization.md): HashEE on the encoder of BART / CPT against the
 # full model, the truncated model and DAT. Per dataset x hashee setting x seed one hash job;
 # per dataset x method x setting x seed one run job (train, then generate + ROUGE + FLOPs + time,
 # in one process: start-up outweighs a small run); one table job with the paper's numbers beside ours.

@@ -23,7 +23,7 @@ def resolve_summ_path(dataset):
         if "$" in expanded or not expanded:
             raise WorkflowError(
                 f"config key 'summarization.datasets.{dataset}.path' is {value!r} but environment variable "
-                f"{name} is not set -- expected export {name}=/path/to/{dataset} (README, 'Summarization'), "
+                f"{name} is not set -- expected export {name}=/path/to/{dataset} (docs/summarization.md), "
                 f"or summarization.enabled: false"
             )
         value = expanded
@@ -42,7 +42,7 @@ if SUMM_ENABLED:
         if not summ_generated(_dataset) and not os.path.isdir(_path):
             raise WorkflowError(
                 f"missing summarization data folder {_path} -- config key 'summarization.datasets.{_dataset}.path' "
-                f"must name the folder of {_dataset} (layouts: README, 'Summarization'), or set "
+                f"must name the folder of {_dataset} (layouts: docs/summarization.md), or set "
                 f"summarization.demo.generate: true for the offline demo-en / demo-zh"
             )
     _generated = {os.path.dirname(SUMM_PATHS[d]) for d in SUMM_DATASETS if summ_generated(d)}
