@@ -139,7 +139,9 @@ def train(method: Method, model: torch.nn.Module, train_set, dev_set, params: Tr
         model.load_state_dict(saved["model"])
         if state["best_dev"] is not None:
             state["best"] = torch.load(best_file, map_location="cpu", weights_only=True)
-    result = TrainResult(history=state["history"])
+    # best_dev of the last finished stage that selected on dev: kept in the state, so a run resumed in a
+    # later stage (DeeBERT's exits, no dev selection) still reports it.
+    result = TrainResult(history=state["history"], best_dev=state.get("result_best_dev", float("nan")))
 
     for stage_index in range(state["stage"], len(stages)):
         stage = stages[stage_index]
@@ -215,7 +217,7 @@ def train(method: Method, model: torch.nn.Module, train_set, dev_set, params: Tr
         bar.close()
         if state["best"] is not None:
             model.load_state_dict(state["best"])
-            result.best_dev = state["best_dev"]
+            result.best_dev = state["result_best_dev"] = state["best_dev"]
         state.update(stage=stage_index + 1, epoch=0, batch=0, step=0)
     for p in model.parameters():
         p.requires_grad_(True)

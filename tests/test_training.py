@@ -47,6 +47,38 @@ def test_killed_run_resumes_to_identical_result(setup, tmp_path):
         assert torch.equal(a, b), name
 
 
+def test_run_resumed_in_a_later_stage_reports_the_best_dev_score(setup, tmp_path):
+    """DeeBERT's second stage selects nothing on dev: the score of the first stage's best epoch must
+    survive a kill in the second stage (it used to come back as NaN)."""
+    backbone, data = setup
+
+    def run(workdir, on_step=None):
+        method = get_method("deebert", "layers=2")
+        seed_everything(7)
+        model = method.build(backbone.config, get_task("SST-2"))
+        method.init_from_backbone(model, backbone)
+        params = TrainParams(epochs=1, lr=1e-4, batch_size=8, checkpoint_every=2, seed=7)
+        pad = backbone.tokenizer.pad_token_id
+        return train(method, model, data["train"], data["dev"], params, workdir, pad,
+                     dev_score=dev_scorer(method, data["dev"], pad, 16, "cpu"), on_step=on_step, progress=False)
+
+    straight = run(tmp_path / "straight")
+    first_stage_steps = -(-len(data["train"]) // 8)
+    calls = []
+
+    def kill_in_second_stage(step):
+        calls.append(step)
+        if len(calls) == first_stage_steps + 3:  # the second stage, past its step-2 checkpoint
+            raise Killed
+
+    with pytest.raises(Killed):
+        run(tmp_path / "resumed", on_step=kill_in_second_stage)
+    assert torch.load(tmp_path / "resumed" / "resume.pt", weights_only=False)["state"]["stage"] == 1
+    resumed = run(tmp_path / "resumed")
+    assert straight.best_dev == straight.best_dev  # a number, not NaN
+    assert (resumed.best_dev, resumed.history) == (straight.best_dev, straight.history)
+
+
 def test_best_checkpoint_is_chosen_on_dev(setup, tmp_path):
     backbone, data = setup
     scores = iter([50.0, 70.0, 60.0])

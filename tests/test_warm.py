@@ -180,3 +180,45 @@ def test_inside_a_slurm_job_commands_run_directly(tmp_path):
     result = _client(sock, "info", "--json", SLURM_JOB_ID="123")
     assert result.returncode == 0, result.stderr
     assert not sock.exists() and "warm child" not in result.stderr
+
+
+def _outputs(run: Path) -> dict:
+    """Everything a train job leaves that must not depend on how it was started."""
+    import torch
+    from safetensors.torch import load_file
+
+    # hash.pt's bytes name its temporary file, so it is compared by content.
+    token_hash = torch.load(run / "model" / "hash.pt", weights_only=True)
+    return {"rows.csv": (run / "rows.csv").read_text(),
+            "predictions": {p.name: p.read_text() for p in sorted((run / "predictions").iterdir())},
+            "meta.json": (run / "model" / "meta.json").read_text(),
+            "hash.pt": {k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in token_hash.items()},
+            "weights": load_file(str(run / "model" / "model.safetensors"))}
+
+
+def test_warm_train_equals_a_direct_run(sock, tmp_path, tiny_elue):
+    """The README's claim: a job run in a warm child gives the rows, predictions and model of a direct run.
+    HashEE with rand-incons and its hash fitted on the spot: training, hash fitting and a random exit draw at
+    inference all depend on the RNGs being seeded as in a fresh process."""
+    import torch
+
+    def argv(run: Path) -> list[str]:
+        return ["train", "--task", "SST-2", "--data-dir", str(tiny_elue), "--method", "hashee",
+                "--setting", "hash=rand-incons,layers=2,buckets=2", "--seed", "11", "--epochs", "1",
+                "--batch-size", "8", "--max-length", "16", "--freeze-word-embeddings", "--checkpoint-every", "0",
+                "--device", "cpu", "--workdir", str(run / "work"), "--out", str(run / "model"),
+                "--evaluate-out", str(run / "rows.csv"), "--predictions", str(run / "predictions"), "--quiet"]
+
+    direct = subprocess.run([sys.executable, "-m", "hashee.cli", *argv(tmp_path / "direct")],
+                            env=_env(sock, HASHEE_WARM="0", OMP_NUM_THREADS="1"), capture_output=True, text=True,
+                            timeout=600)
+    assert direct.returncode == 0, direct.stderr[-3000:]
+    warm_run = _client(sock, *argv(tmp_path / "warm"), OMP_NUM_THREADS="1")
+    assert warm_run.returncode == 0, warm_run.stderr[-3000:]
+    assert "ran in warm child" in warm_run.stderr
+    expected, got = _outputs(tmp_path / "direct"), _outputs(tmp_path / "warm")
+    for key in ("rows.csv", "predictions", "meta.json", "hash.pt"):
+        assert got[key] == expected[key], key
+    assert got["weights"].keys() == expected["weights"].keys()
+    for name, value in expected["weights"].items():
+        assert torch.equal(value, got["weights"][name]), name

@@ -60,7 +60,7 @@ def planned_runs(cfg: dict) -> list[tuple[str, str, str, int]]:
 
 def expected_jobs(cfg: dict) -> dict[str, int]:
     """Jobs per rule the config implies: per run one train job (which also evaluates and times), a hash per HashEE run,
-    demo data when generated, and one of each compile step plus `all`."""
+    demo data when generated, and one of each compile step (provenance included) plus `all`."""
     runs = planned_runs(cfg)
     counts = {
         "demo_data": 1 if cfg["data"]["demo"]["generate"] else 0,
@@ -72,6 +72,7 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         "tables": 1,
         "submission": 1,
         "zip_submission": 1,
+        "provenance": 1,
         "all": 1,
     }
     difficulty = cfg.get("difficulty") or {}
@@ -286,6 +287,134 @@ def test_schema_names_match_the_library():
 
 # ----------------------------------------------------------------------------------- end to end
 
+# Metric ranges in runs.csv's unit (every metric x100): accuracy and (acc+F1)/2 in [0, 100], correlations in [-100, 100].
+PERF_RANGES = {"acc": (0.0, 100.0), "acc_f1": (0.0, 100.0), "pearson_spearman": (-100.0, 100.0)}
+DASH = "–"
+_CELL = re.compile(r"^(-?\d+\.\d)(?: \((\d+\.\d)×\))?$")  # "50.0 (23.8×)" or "50.0"
+
+
+def data_rows(path: Path) -> int:
+    """Instances in an ELUE TSV: its non-blank lines after the header."""
+    return sum(1 for line in path.read_text(encoding="utf-8-sig").splitlines()[1:] if line.strip())
+
+
+def configured_run(row, planned) -> tuple[str, str, str, int]:
+    """The planned (task, method, setting, seed) a runs.csv row belongs to: its setting is the training
+    setting, plus the sweep point if any."""
+    for task, method, setting, seed in planned:
+        if (row.task, row.method, row.seed) == (task, method, seed) and (
+                row.setting == setting or row.setting.startswith(setting + ",")):
+            return task, method, setting, seed
+    raise AssertionError(f"runs.csv row not planned by the config: {row}")
+
+
+def check_runs_content(runs, cfg: dict, elue: Path, train_dir: Path) -> None:
+    """Every number of runs.csv means what its column says."""
+    import pandas as pd
+
+    for row in runs.itertuples():
+        where = f"runs.csv {row.task} {row.method} {row.setting} {row.split}"
+        low, high = PERF_RANGES[row.metric]
+        assert low <= row.perf <= high, f"{where}: perf {row.perf} outside [{low}, {high}] ({row.metric})"
+        assert row.n_instances == data_rows(elue / row.task / f"{row.split}.tsv"), where
+        if row.metric == "acc":  # x100 of a count over n_instances: anything else is a unit or counting slip
+            correct = row.perf * row.n_instances / 100
+            assert abs(correct - round(correct)) < 1e-3, f"{where}: accuracy {row.perf} is not k/{row.n_instances}"
+        assert row.mflops > 0 and row.speedup > 0, where
+    timed = 1 in cfg["timing"]["batch_sizes"]  # gather joins the batch-size-1 timing to every row
+    for task, method, setting, seed in planned_runs(cfg):
+        times = pd.read_csv(train_dir / task / method / setting / str(seed) / "time.csv", dtype={"setting": str})
+        assert sorted(set(times["batch_size"])) == sorted(cfg["timing"]["batch_sizes"]), (task, method, setting)
+        assert (times["wall_ms"] > 0).all() and (times["pass_ms"] > 0).all(), (task, method, setting)
+        if not timed:
+            continue
+        mine = runs[(runs["task"] == task) & (runs["method"] == method) & (runs["seed"] == seed)
+                    & runs["setting"].map(lambda s, setting=setting: s == setting or s.startswith(setting + ","))]
+        batch_one = times[times["batch_size"] == 1].set_index("setting")["wall_ms"]
+        for row in mine.itertuples():
+            assert row.wall_ms > 0 and row.wall_ms == pytest.approx(batch_one[row.setting]), (task, row.setting)
+
+
+def check_hashee_cheaper_than_static(runs, cfg: dict) -> None:
+    """Each HashEE setting costs fewer mean FLOPs than the static model of the same depth, on every task and split."""
+    from hashee.settings import parse_setting
+
+    static = runs[runs["method"] == "static"]
+    hashee = runs[runs["method"] == "hashee"]
+    assert len(hashee), "no HashEE rows"
+    for row in hashee.itertuples():
+        layers = parse_setting(row.setting)["layers"]
+        full = static[(static["task"] == row.task) & (static["split"] == row.split)
+                      & (static["setting"] == f"layers={layers}")]
+        assert len(full) == 1, f"no static layers={layers} run beside HashEE {row.setting} on {row.task}"
+        assert row.mflops < full["mflops"].iloc[0], (row.task, row.setting, row.split)
+
+
+def check_reference(reference, runs, cfg: dict) -> None:
+    """One point per static setting and task, the test points of the static runs, in increasing FLOPs."""
+    static = runs[(runs["method"] == "static") & (runs["split"] == "test")]
+    for task in cfg["tasks"]:
+        points = reference[reference["task"] == task].sort_values("layers")
+        assert len(points) == len(cfg["methods"]["static"]), task
+        assert points["mflops"].is_monotonic_increasing and points["mflops"].is_unique, task  # deeper costs more
+        mine = static[static["task"] == task].assign(layers=lambda f: f["setting"].str.split("=").str[1].astype(int))
+        merged = points.merge(mine, on="layers", suffixes=("", "_run"))
+        assert len(merged) == len(points), task
+        assert (merged["mflops"] == merged["mflops_run"]).all() and (merged["perf"] == merged["perf_run"]).all(), task
+
+
+def parse_cell(text: str, where: str) -> tuple[float, float | None]:
+    match = _CELL.match(text.strip())
+    assert match, f"{where}: cell {text!r} is not 'perf (speed-up×)'"
+    return float(match.group(1)), (float(match.group(2)) if match.group(2) else None)
+
+
+def check_elue_table(table, runs, cfg: dict) -> None:
+    """elue.csv: one 'ours' row per configured model (per point where the table keeps a sweep's points
+    apart), a cell per task holding that model's test perf and speed-up, an ELUE score."""
+    from hashee.tasks import get_task
+
+    ours = table[table["row"] == "ours"]
+    test = runs[runs["split"] == "test"]
+    assert [c for c in ours.columns if c in cfg["tasks"]] == cfg["tasks"]
+    for method, settings in cfg["methods"].items():
+        for setting in settings:
+            mine = ours[(ours["method"] == method) & ours["setting"].map(
+                lambda s, setting=setting: s == setting or s.startswith((setting + ",", setting + " [")))]
+            assert len(mine), f"elue.csv has no row for {method} {setting}"
+            for row in mine.to_dict("records"):
+                assert re.fullmatch(r"-?\d+\.\d\d", row["ELUE score"]), (method, row["setting"])  # complete: scored
+                for task in cfg["tasks"]:
+                    where = f"elue.csv {method} {row['setting']} {task}"
+                    perf, speedup = parse_cell(row[task], where)
+                    low, high = PERF_RANGES[get_task(task).metric]
+                    assert low <= perf <= high and speedup > 0, where
+                    points = test[(test["task"] == task) & (test["method"] == method)
+                                  & (test["setting"] == row["setting"])]
+                    if len(points) == 1:  # one point: the cell is that run's, rounded for display
+                        assert row[task] == f"{points['perf'].iloc[0]:.1f} ({points['speedup'].iloc[0]:.1f}×)", where
+    assert len(ours) == ours[["method", "setting"]].drop_duplicates().shape[0]
+
+
+def check_hash_ablation_table(table, cfg: dict) -> None:
+    """hash_ablation.csv: one 'ours' row per configured HashEE setting, a cell per ablation task that is configured
+    (a dash for the others), and a speed-up."""
+    from hashee.settings import parse_setting
+    from hashee.tables import ABLATION_TASKS
+
+    ours = table[table["row"] == "ours"].astype({"layers": str})
+    expected = sorted((d["hash"], d["layers"]) for d in map(parse_setting, cfg["methods"]["hashee"]))
+    assert sorted(zip(ours["hash"], ours["layers"])) == expected
+    for row in ours.to_dict("records"):
+        for task in ABLATION_TASKS:
+            where = f"hash_ablation.csv {row['hash']} {row['layers']} {task}"
+            if task not in cfg["tasks"]:
+                assert row[task] == DASH, where
+                continue
+            perf, _ = parse_cell(row[task], where)
+            assert 0 <= perf <= 100, where
+        assert re.fullmatch(r"\d+\.\d×", row["speed-up"]) and float(row["speed-up"][:-1]) > 0, row
+
 
 @pytest.mark.slow
 def test_tiny_config_end_to_end(tmp_path):
@@ -314,16 +443,14 @@ def test_tiny_config_end_to_end(tmp_path):
 
     runs = pd.read_csv(results / "runs.csv", dtype={"setting": str})
     planned = set(planned_runs(cfg))
-
-    def training_run(row):  # a row's setting is its training setting, plus the sweep point if any
-        for task, method, setting, seed in planned:
-            if (row.task, row.method, row.seed) == (task, method, seed) and (
-                    row.setting == setting or row.setting.startswith(setting + ",")):
-                return task, method, setting, seed
-        raise AssertionError(f"runs.csv row not planned by the config: {row}")
-
-    assert {training_run(row) for row in runs.itertuples()} == planned
+    assert {configured_run(row, planned) for row in runs.itertuples()} == planned
     assert "dev" in set(runs["split"])
+    check_runs_content(runs, cfg, tmp_path / cfg["data"]["elue_dir"], results / "train")
+    check_hashee_cheaper_than_static(runs, cfg)
+    check_reference(pd.read_csv(results / "reference.csv"), runs, cfg)
+    check_elue_table(pd.read_csv(results / "tables" / "elue.csv", dtype=str, keep_default_na=False), runs, cfg)
+    check_hash_ablation_table(pd.read_csv(results / "tables" / "hash_ablation.csv", dtype=str,
+                                          keep_default_na=False), cfg)
     toy = runs[(runs["method"] == "fixed-exit") & (runs["split"] == "test")]
     for task in cfg["tasks"]:
         points = toy[toy["task"] == task].sort_values("setting")
@@ -334,18 +461,28 @@ def test_tiny_config_end_to_end(tmp_path):
         for ext in ("md", "csv", "tex"):
             assert (results / "tables" / f"{table}.{ext}").stat().st_size > 0
     for task in cfg["tasks"]:
-        assert (results / "plots" / f"pareto_{task}.png").stat().st_size > 0
-    for study in ("human", "sentence", "token"):  # the difficulty study: rows per study, one table
+        assert (results / "plots" / f"pareto_{task}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", task
+    for study in ("human", "sentence", "token"):  # the difficulty study: rows per study (x100 scores), one table
         rows = pd.read_csv(results / "difficulty" / f"{study}.csv")
-        assert len(rows) and rows[["precision", "recall", "f1"]].notna().all().all(), study
+        scores = rows[["precision", "recall", "f1"]]
+        assert len(rows) and scores.notna().all().all() and ((scores >= 0) & (scores <= 100)).all().all(), study
     for ext in ("md", "csv", "tex"):
         assert (results / "tables" / f"difficulty.{ext}").stat().st_size > 0
     summ = cfg["summarization"]  # summarization: a row per planned run, the table with the paper beside it
+    encoder_gflops = {}
     for dataset, method, setting, seed in summ_runs(summ):
         run = results / "summarization" / dataset / method / setting / str(seed)
         rows = pd.read_csv(run / "rows.csv")
         assert len(rows) == 1 and rows[["rouge1", "enc_gflops", "dec_gflops", "time_s"]].notna().all().all()
+        row = rows.iloc[0]
+        assert all(0 <= row[k] <= 100 for k in ("rouge1", "rouge2", "rougeL")), (dataset, method)
+        assert row["enc_gflops"] > 0 and row["dec_gflops"] > 0 and row["time_s"] > 0, (dataset, method)
+        assert row["total_gflops"] == pytest.approx(row["enc_gflops"] + row["dec_gflops"]), (dataset, method)
+        encoder_gflops.setdefault(dataset, {}).setdefault(method, []).append(row["enc_gflops"])
         assert (run / "predictions" / "test.tsv").stat().st_size > 0
+    for dataset, costs in encoder_gflops.items():  # hashee exits tokens early: a cheaper encoder than the full one
+        if "hashee" in costs and "full" in costs:
+            assert max(costs["hashee"]) < min(costs["full"]), dataset
     for ext in ("md", "csv", "tex"):
         assert (results / "tables" / f"summarization.{ext}").stat().st_size > 0
     submission = results / "submission"
@@ -354,7 +491,7 @@ def test_tiny_config_end_to_end(tmp_path):
     with zipfile.ZipFile(results / "submission.zip") as archive:
         names = {n.rstrip("/") for n in archive.namelist()}
     files = {str(p.relative_to(submission)) for p in submission.rglob("*") if p.is_file()}
-    assert files <= names
+    assert names == {f for f in files if not f.startswith(".")}  # only what ELUE reads: no .snakemake_timestamp
     assert (tmp_path / "logs" / cfg["name"] / "train").is_dir()
     # warm_start: true -- every training job ran in a child of the warm server, and says so
     train_logs = list((tmp_path / "logs" / cfg["name"] / "train").rglob("*.log"))
