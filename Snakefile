@@ -46,9 +46,9 @@ rule all:
 # The warm-start server (config warm_start) would exit after a minute idle; end it with the run.
 onsuccess:
     if WARM_START:
-        shell("python -m hashee.warm --stop")
+        shell("python {WARM} --stop")
 
 
 onerror:
     if WARM_START:
-        shell("python -m hashee.warm --stop")
+        shell("python {WARM} --stop")

@@ -1,10 +1,10 @@
-"""Baselines, one module each, registered in hashee.methods.REGISTRY on import.
+"""Baselines, one module each, registered in hashee.core.methods.REGISTRY on import.
 
-Adding a baseline: write `baselines/<name>.py` with a `hashee.methods.Method` subclass decorated
+Adding a baseline: write `baselines/<name>.py` with a `hashee.core.methods.Method` subclass decorated
 with `@register`, import it below, and list it under `methods:` in the config.
 """
 
-from . import (
+from baselines import (
     berxit,  # noqa: F401
     cascadebert,  # noqa: F401
     deebert,  # noqa: F401

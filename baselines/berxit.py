@@ -31,12 +31,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hashee.methods import Stage, register, task_loss
-from hashee.modeling import FlopsHead
-from hashee.trace import ModuleCall
-
-from .deebert import backbone_parameters, float_setting, init_exit_poolers
-from .multiexit import ClsHead, FlopsSequenceHead, MultiExitMethod, MultiExitModel
+from baselines.deebert import backbone_parameters, float_setting, init_exit_poolers
+from hashee.core.methods import Stage, register, task_loss
+from hashee.core.modeling import FlopsHead
+from hashee.core.multiexit import ClsHead, FlopsSequenceHead, MultiExitMethod, MultiExitModel
+from hashee.core.trace import ModuleCall
 
 # LTE output estimates P(head wrong) (classification; regression: tanh of the absolute error), so a
 # threshold t exits where the estimated error risk is below t. 0 never exits early (model selection

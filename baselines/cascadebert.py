@@ -38,10 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hashee.errors import HasheeError
-from hashee.methods import Method, Prediction, Stage, register, task_loss
-from hashee.modeling import FlopsHead, SequenceClassifier, encoder_flop_modules
-from hashee.trace import ModuleCall
+from hashee.core.errors import HasheeError
+from hashee.core.methods import Method, Prediction, Stage, register, task_loss
+from hashee.core.modeling import FlopsHead, SequenceClassifier, encoder_flop_modules
+from hashee.core.trace import ModuleCall
 
 
 class CascadeModel(nn.Module):
@@ -93,7 +93,7 @@ class CascadeBert(Method):
         return CascadeModel([replace(config, num_layers=small), config], task.num_labels)
 
     def init_from_backbone(self, model, backbone) -> None:
-        from hashee.backbones import load_exact, truncate
+        from hashee.core.backbones import load_exact, truncate
 
         small, large = model.models[0], model.models[-1]
         load_exact(large.bert, backbone.state_dict, backbone.name)
@@ -124,7 +124,7 @@ class CascadeBert(Method):
         lengths = attention_mask.sum(dim=1)
 
         def run(index, rows):  # only the instances still in the cascade, padding re-trimmed
-            longest = int(lengths[rows].max())  # padding is on the right (hashee.data.collate)
+            longest = int(lengths[rows].max())  # padding is on the right (hashee.core.data.collate)
             return model.models[index](input_ids[rows, :longest], attention_mask[rows, :longest],
                                        None if token_type_ids is None else token_type_ids[rows, :longest])[0]
 

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import torch
 
-from hashee.errors import HasheeError
-from hashee.methods import Stage, register, task_loss
-
-from .multiexit import MultiExitMethod, entropy
+from hashee.core.errors import HasheeError
+from hashee.core.methods import Stage, register, task_loss
+from hashee.core.multiexit import MultiExitMethod, entropy
 
 # The thresholds of the DeeBERT paper (docs/baselines.md); "0" first: it never exits early, so it is
 # the final exit alone, the trainer's model-selection score and the curve's full-model point.

@@ -32,10 +32,9 @@ from __future__ import annotations
 
 import torch
 
-from hashee.methods import Stage, register, task_loss
-
-from .multiexit import MultiExitMethod, entropy
-from .pabee import DEFAULT_REGRESSION_THRESHOLD, PatienceRule
+from baselines.pabee import DEFAULT_REGRESSION_THRESHOLD, PatienceRule
+from hashee.core.methods import Stage, register, task_loss
+from hashee.core.multiexit import MultiExitMethod, entropy
 
 
 class GradientRescale(torch.autograd.Function):

@@ -30,12 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hashee.errors import HasheeError
-from hashee.methods import Stage, register, task_loss
-from hashee.trace import ModuleCall
-
-from .deebert import backbone_parameters, final_exit_outputs, float_setting
-from .multiexit import MultiExitMethod, entropy
+from baselines.deebert import backbone_parameters, final_exit_outputs, float_setting
+from hashee.core.errors import HasheeError
+from hashee.core.methods import Stage, register, task_loss
+from hashee.core.multiexit import MultiExitMethod, entropy
+from hashee.core.trace import ModuleCall
 
 # Speeds from "never early" to the fastest; 0 first (teacher alone: model selection, full-model
 # point); the paper's default 0.5 is in the sweep.

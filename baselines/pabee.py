@@ -30,12 +30,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hashee.errors import HasheeError
-from hashee.methods import Stage, register
-from hashee.modeling import FlopsHead
-from hashee.trace import ModuleCall
-
-from .multiexit import MultiExitMethod, MultiExitModel
+from hashee.core.errors import HasheeError
+from hashee.core.methods import Stage, register
+from hashee.core.modeling import FlopsHead
+from hashee.core.multiexit import MultiExitMethod, MultiExitModel
+from hashee.core.trace import ModuleCall
 
 DEFAULT_REGRESSION_THRESHOLD = "0.94"  # ElasticBERT's ELUE value for STS-B (see module docstring)
 
@@ -139,7 +138,7 @@ class Pabee(PatienceRule, MultiExitMethod):
         return [ModuleCall("pooler", (hidden,)), ModuleCall(f"exit_{layer}", (hidden,))]
 
     def flop_modules(self, model):
-        from hashee.modeling import encoder_flop_modules
+        from hashee.core.modeling import encoder_flop_modules
 
         modules = encoder_flop_modules(model.bert)
         modules["pooler"] = FlopsHead(model.bert.pooler)

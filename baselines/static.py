@@ -4,7 +4,7 @@ BERT-nL, ElasticBERT-nL (n = 1..12 is also the ELUE reference curve), RoBERTa-3L
 the offline default's truncations of MiniLM. Every token runs every layer it has.
 """
 
-from hashee.methods import Method, register
+from hashee.core.methods import Method, register
 
 
 @register

@@ -30,8 +30,8 @@ import time
 import torch
 from transformers import BertConfig, BertModel
 
-from hashee.flops import FlopCounter
-from hashee.modeling import EncoderConfig, TokenExitEncoder, encoder_flop_modules, encoder_traces
+from hashee.core.modeling import EncoderConfig, TokenExitEncoder, encoder_flop_modules, encoder_traces
+from hashee.measure.flops import FlopCounter
 
 LENGTH = 128
 
@@ -85,16 +85,16 @@ def measure(name, encoder, input_ids, exit_layers, device, repeats):
 
 
 def default_backbone_case(batch_size):
-    from hashee.backbones import load_backbone
-    from hashee.cli import fit_hash_for
-    from hashee.demo_data import write_demo_data
-    from hashee.tasks import get_task
+    from hashee.core.backbones import load_backbone
+    from hashee.core.hashing import fit_task_hash
+    from hashee.core.tasks import get_task
+    from hashee.measure.demo_data import write_demo_data
 
     backbone = load_backbone("minilm")
     with tempfile.TemporaryDirectory() as tmp:
         write_demo_data(tmp, seed=0, size="small")
-        token_hash = fit_hash_for(get_task("SST-2"), backbone, "frequency", 6, 6, 0, tmp, LENGTH)
-        from hashee.data import read_split
+        token_hash = fit_task_hash(get_task("SST-2"), backbone, "frequency", 6, 6, 0, tmp, LENGTH)
+        from hashee.core.data import read_split
         texts = [ex.text_a for ex in read_split(get_task("SST-2"), f"{tmp}/SST-2/dev.tsv")]
     tok = backbone.tokenizer
     stream = [t for text in texts for t in tok(text, add_special_tokens=False)["input_ids"]]
@@ -136,9 +136,9 @@ def force_exits(method, targets, start):
 
 
 def dynamic_ratios(batch_size, device, repeats):
-    from hashee.backbones import load_backbone
-    from hashee.methods import get_method
-    from hashee.tasks import get_task
+    from hashee.core.backbones import load_backbone
+    from hashee.core.methods import get_method
+    from hashee.core.tasks import get_task
 
     backbone = load_backbone("minilm")
     layers = backbone.config.num_layers
@@ -199,7 +199,7 @@ def _compare(name, full_method, fast_method, model, batches, inference, device, 
 
 
 def _cascade(method, model, batches, threshold, device, repeats):
-    from hashee.modeling import encoder_traces
+    from hashee.core.modeling import encoder_traces
 
     counter = FlopCounter(method.flop_modules(model.cpu()))
     large = model.models[-1].to(device).eval()

@@ -8,7 +8,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def minilm():
-    from hashee.backbones import load_backbone
+    from hashee.core.backbones import load_backbone
 
     return load_backbone("minilm")
 
@@ -16,14 +16,14 @@ def minilm():
 # Shared tiny setup of the trainer tests: demo data written once, a 2-layer MiniLM, tokenized tasks.
 @pytest.fixture(scope="session")
 def tiny_elue(tmp_path_factory):
-    from hashee.demo_data import write_demo_data
+    from hashee.measure.demo_data import write_demo_data
 
     return write_demo_data(tmp_path_factory.mktemp("elue"), seed=0, size="tiny")
 
 
 @pytest.fixture(scope="session")
 def minilm2():
-    from hashee.backbones import load_backbone
+    from hashee.core.backbones import load_backbone
 
     return load_backbone("minilm", num_layers=2)
 
@@ -31,7 +31,7 @@ def minilm2():
 @pytest.fixture(scope="session")
 def tiny_task(tiny_elue, minilm2):
     """task name -> its tiny train/dev datasets (max length 32), tokenized once per session."""
-    from hashee.data import load_task
+    from hashee.core.data import load_task
 
     cache = {}
 

@@ -4,9 +4,9 @@ import math
 
 import torch
 
-from hashee.methods import get_method
-from hashee.modeling import EncoderConfig
-from hashee.tasks import get_task
+from hashee.core.methods import get_method
+from hashee.core.modeling import EncoderConfig
+from hashee.core.tasks import get_task
 
 H, INTER, HEADS = 16, 32, 2  # the tiny encoder of the baseline tests
 
@@ -83,7 +83,7 @@ def threshold_scores(method, model, batch) -> torch.Tensor:
     """(B, K): the value a threshold rule compares with its threshold, for each instance at each of the
     K points where it may leave early (the last layer always exits, so it is not one)."""
     from baselines.fastbert import normalized_entropy
-    from baselines.multiexit import entropy
+    from hashee.core.multiexit import entropy
 
     with torch.no_grad():
         if method.name == "cascadebert":  # exits when the small model's max softmax > confidence

@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from hashee.backbones import load_backbone
-from hashee.errors import HasheeError
-from hashee.modeling import EncoderConfig, TokenExitEncoder
+from hashee.core.backbones import load_backbone
+from hashee.core.errors import HasheeError
+from hashee.core.modeling import EncoderConfig, TokenExitEncoder
 
 
 def test_minilm_loads_and_truncates():

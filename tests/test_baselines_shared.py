@@ -19,8 +19,8 @@ from exit_helpers import (
     widest_gap_midpoint,
 )
 
-from hashee.methods import get_method
-from hashee.tasks import get_task
+from hashee.core.methods import get_method
+from hashee.core.tasks import get_task
 
 LENGTHS = (9, 5, 12, 7, 3, 10, 8, 6)
 CLASSIFICATION = [(name, "SST-2") for name in BASELINES]
@@ -62,7 +62,7 @@ SAVED = [("deebert", "", "SST-2"), ("fastbert", "distill_epochs=2", "SST-2"),
 
 @pytest.mark.parametrize("name,setting,task", SAVED)
 def test_save_load_round_trip_preserves_predictions(minilm2, tmp_path, name, setting, task):
-    from hashee.checkpoint import load_trained, save_trained
+    from hashee.core.checkpoint import load_trained, save_trained
 
     assert {case[0] for case in SAVED} == set(BASELINES)
     method, model = tiny_baseline(name, setting, task)
@@ -93,8 +93,8 @@ TRAINED = [("deebert", "", "SST-2"), ("fastbert", "distill_epochs=1", "SST-2"), 
 
 @pytest.mark.parametrize("name,setting,task", TRAINED)
 def test_real_trainer_steps(minilm2, tiny_task, tmp_path, name, setting, task):
-    from hashee.evaluation import dev_scorer
-    from hashee.training import TrainParams, train
+    from hashee.core.training import TrainParams, train
+    from hashee.measure.evaluation import dev_scorer
 
     assert {case[0] for case in TRAINED} == set(BASELINES)
     data = tiny_task(task)

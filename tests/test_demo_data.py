@@ -7,11 +7,11 @@ import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 
-import hashee.demo_data as demo_data
-from hashee.data import read_split
-from hashee.demo_data import resolve_sizes, write_demo_data
-from hashee.errors import HasheeError
-from hashee.tasks import TASKS
+import hashee.measure.demo_data as demo_data
+from hashee.core.data import read_split
+from hashee.core.errors import HasheeError
+from hashee.core.tasks import TASKS
+from hashee.measure.demo_data import resolve_sizes, write_demo_data
 
 SPLITS = ("train", "dev", "test")
 

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hashee.difficulty import data as ddata
-from hashee.difficulty.labels import (
+from hashee.core.errors import HasheeError
+from hashee.studies.difficulty import data as ddata
+from hashee.studies.difficulty.labels import (
     accuracy_at_exit,
     correctness,
     human_difficulty_split,
@@ -19,8 +20,7 @@ from hashee.difficulty.labels import (
     split_balanced_dev,
     split_indices,
 )
-from hashee.difficulty.metrics import micro_prf
-from hashee.errors import HasheeError
+from hashee.studies.difficulty.metrics import micro_prf
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,7 +174,7 @@ def tiny_study(tmp_path_factory):
     """config/tiny.yaml's difficulty section on freshly generated offline data, and its backbone."""
     import yaml
 
-    from hashee.backbones import load_backbone
+    from hashee.core.backbones import load_backbone
 
     root = tmp_path_factory.mktemp("difficulty")
     cfg = yaml.safe_load((ROOT / "config" / "tiny.yaml").read_text())["difficulty"]
@@ -184,8 +184,8 @@ def tiny_study(tmp_path_factory):
 
 
 def test_tiny_studies_write_rows_and_the_table_beside_the_paper(tiny_study):
-    from hashee.difficulty import study
-    from hashee.difficulty.table import write_difficulty_tables
+    from hashee.studies.difficulty import study
+    from hashee.studies.difficulty.table import write_difficulty_tables
 
     cfg, backbone, root = tiny_study
     files = []
@@ -234,7 +234,7 @@ def test_paper_config_names_the_difficulty_key_when_its_data_is_missing(tmp_path
 def test_majority_predictor_predicts_each_layers_majority_and_its_exit():
     from types import SimpleNamespace
 
-    from hashee.difficulty import study
+    from hashee.studies.difficulty import study
 
     backbone = SimpleNamespace(tokenizer=SimpleNamespace(pad_token_id=0), name="none")
     train = [{"labels": bits} for bits in ([1, 1, 0], [1, 0, 0], [0, 1, 0])]  # majority: wrong, wrong, right

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertModel
 
-from hashee.backbones import load_backbone
+from hashee.core.backbones import load_backbone
 
 SENTENCES = ["a short one", "this is a much longer sentence with many more tokens in it", "hi",
              "the film was not good , but the actors were great"]

@@ -7,11 +7,11 @@ import torch.nn.functional as F
 from exit_helpers import HEADS, INTER, H, mixed_inference, random_batch, tiny_config
 
 from baselines.elasticbert import equilibrium_outputs, gradient_rescale
-from hashee.backbones import Backbone
-from hashee.flops import FlopCounter, analytic_layer_flops
-from hashee.methods import get_method
-from hashee.modeling import TokenExitEncoder
-from hashee.tasks import get_task
+from hashee.core.backbones import Backbone
+from hashee.core.methods import get_method
+from hashee.core.modeling import TokenExitEncoder
+from hashee.core.tasks import get_task
+from hashee.measure.flops import FlopCounter, analytic_layer_flops
 
 
 def tiny_model(method, task="SST-2", layers=6, seed=0):
@@ -31,7 +31,7 @@ def exit_layers(traces):
 
 
 def entropies(model, batch):
-    from baselines.multiexit import entropy
+    from hashee.core.multiexit import entropy
 
     with torch.no_grad():
         outputs = model.all_exit_outputs(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
@@ -151,7 +151,7 @@ def test_entropy_exit_layer_and_output_are_the_rules():
 
 
 def test_entropy_method_refuses_regression():
-    from hashee.errors import HasheeError
+    from hashee.core.errors import HasheeError
 
     with pytest.raises(HasheeError, match="regression"):
         get_method("elasticbert-entropy").build(tiny_config(), get_task("STS-B"))

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from hashee.errors import HasheeError
-from hashee.flops import FlopCounter, analytic_layer_flops, bert_base_flops, count_module_flops
-from hashee.modeling import EncoderConfig, TokenExitEncoder, encoder_flop_modules, encoder_traces
+from hashee.core.errors import HasheeError
+from hashee.core.modeling import EncoderConfig, TokenExitEncoder, encoder_flop_modules, encoder_traces
+from hashee.measure.flops import FlopCounter, analytic_layer_flops, bert_base_flops, count_module_flops
 
 
 def test_bert_base_128_tokens_matches_analytic():
@@ -44,7 +44,7 @@ def test_hashee_trace_equals_analytic_count():
 def test_fewer_active_tokens_cost_less():
     config = EncoderConfig(hidden_size=64, num_heads=4, intermediate_size=128, num_layers=1)
     counter = FlopCounter(encoder_flop_modules(TokenExitEncoder(config)))
-    from hashee.trace import ModuleCall
+    from hashee.core.trace import ModuleCall
     full = counter.call_flops(ModuleCall("layer_1", (20, 20, 64)))
     half = counter.call_flops(ModuleCall("layer_1", (10, 20, 64)))
     assert half < full and counter.call_flops(ModuleCall("layer_1", (10, 20, 64))) == half
@@ -60,14 +60,14 @@ def test_unsupported_costly_op_fails_loudly():
 
 
 def test_unknown_module_in_trace():
-    from hashee.trace import ModuleCall
+    from hashee.core.trace import ModuleCall
     with pytest.raises(HasheeError, match="exit_9"):
         FlopCounter({}).call_flops(ModuleCall("exit_9", (4,)))
 
 
 def test_identical_layers_share_one_trace_but_different_ones_do_not(monkeypatch):
-    import hashee.flops as flops_module
-    from hashee.trace import ModuleCall
+    import hashee.measure.flops as flops_module
+    from hashee.core.trace import ModuleCall
 
     calls = []
     real = flops_module.count_module_flops

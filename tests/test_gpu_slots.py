@@ -1,4 +1,4 @@
-"""hashee.gpu_slots with fake slots on CPU: lock files stand in for GPUs."""
+"""workflow/scripts/gpu_slots.py with fake slots on CPU: lock files stand in for GPUs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from workflow_scripts import SCRIPTS, load
 
-from hashee import gpu_slots
+gpu_slots = load("gpu_slots")
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 60.0
@@ -34,7 +35,7 @@ def _env(**extra):
 
 
 def _allocator(slots, lock_dir, cmd):
-    return [sys.executable, "-m", "hashee.gpu_slots", "--slots", str(slots), "--lock-dir", str(lock_dir),
+    return [sys.executable, str(SCRIPTS / "gpu_slots.py"), "--slots", str(slots), "--lock-dir", str(lock_dir),
             "--poll", "0.05", "--", *cmd]
 
 

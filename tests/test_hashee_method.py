@@ -1,4 +1,4 @@
-"""The HashEE method (hashee.methods.HashEE, registered as "hashee"): every token exits at its hashed
+"""The HashEE method (hashee.core.methods.HashEE, registered as "hashee"): every token exits at its hashed
 layer, a batch gives each instance its alone result, save/load keeps predictions, and a checkpoint
 without its hash file is a one-line error naming that file.
 The hashes themselves: tests/test_hashing.py; the token-exit encoder: tests/test_modeling.py."""
@@ -10,10 +10,10 @@ import pytest
 import torch
 from exit_helpers import alone, random_batch, tiny_config
 
-from hashee.errors import HasheeError
-from hashee.hashing import fit_hash
-from hashee.methods import get_method
-from hashee.tasks import get_task
+from hashee.core.errors import HasheeError
+from hashee.core.hashing import fit_hash
+from hashee.core.methods import get_method
+from hashee.core.tasks import get_task
 
 LAYERS, BUCKETS = 6, 3
 LENGTHS = (9, 5, 12, 7, 3, 10, 8, 6)
@@ -94,8 +94,8 @@ def test_batch_gives_each_instance_its_alone_result(hash_name):
 @pytest.fixture
 def saved_hashee(minilm2, tmp_path):
     """A tiny HashEE model over MiniLM's vocabulary (its tokenizer is saved with it), saved to tmp_path/m."""
-    from hashee.checkpoint import save_trained
-    from hashee.hashing import vocab_fingerprint
+    from hashee.core.checkpoint import save_trained
+    from hashee.core.hashing import vocab_fingerprint
 
     tokenizer = minilm2.tokenizer
     method, model = tiny_hashee(vocab_size=minilm2.config.vocab_size, special_ids=tuple(tokenizer.all_special_ids),
@@ -105,7 +105,7 @@ def saved_hashee(minilm2, tmp_path):
 
 
 def test_save_load_round_trip_preserves_predictions(saved_hashee):
-    from hashee.checkpoint import load_trained
+    from hashee.core.checkpoint import load_trained
 
     method, model, directory = saved_hashee
     loaded = load_trained(directory, expect_method="hashee")
@@ -120,7 +120,7 @@ def test_save_load_round_trip_preserves_predictions(saved_hashee):
 
 def test_a_checkpoint_without_its_hash_file_is_a_one_line_error_naming_it(saved_hashee, tmp_path, capsys):
     from hashee import cli
-    from hashee.checkpoint import load_trained
+    from hashee.core.checkpoint import load_trained
 
     _, _, directory = saved_hashee
     hash_file = directory / "hash.pt"

@@ -1,4 +1,4 @@
-"""Tests of hashee.hashing on small synthetic vocabularies (no tokenizer or model downloads)."""
+"""Tests of hashee.core.hashing on small synthetic vocabularies (no tokenizer or model downloads)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from hashee.errors import HasheeError
-from hashee.hashing import HASH_NAMES, TokenHash, bucket_layers, fit_hash, vocab_fingerprint
+from hashee.core.errors import HasheeError
+from hashee.core.hashing import HASH_NAMES, TokenHash, bucket_layers, fit_hash, vocab_fingerprint
 
 V = 200
 SPECIAL = (0, 1, 2)  # pad, cls, sep
@@ -231,7 +231,7 @@ def test_vocab_fingerprint_stable_and_sensitive():
 
 
 def test_mi_uses_presence_per_instance():
-    from hashee.hashing import _mutual_information
+    from hashee.core.hashing import _mutual_information
 
     # 4 instances, labels 0,0,1,1. Token 5: in instances 0 (three times) and 2 -> independent of the
     # label when presence is counted once per instance (MI 0). Token 6: only in the two class-0

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from hashee.errors import HasheeError
-from hashee.metrics import compute_metric, metric_parts
-from hashee.tasks import get_task
+from hashee.core.errors import HasheeError
+from hashee.core.metrics import compute_metric, metric_parts
+from hashee.core.tasks import get_task
 
 
 def test_accuracy():
@@ -66,7 +66,7 @@ def test_accuracy_agrees_with_scikit_learn():
     import numpy as np
     from sklearn.metrics import accuracy_score
 
-    from hashee.metrics import _accuracy
+    from hashee.core.metrics import _accuracy
 
     rng = np.random.default_rng(0)
     predictions, labels = rng.integers(0, 3, 200), rng.integers(0, 3, 200)

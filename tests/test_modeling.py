@@ -5,8 +5,8 @@ import pytest
 import torch
 from transformers import AlbertConfig, AlbertModel, BertModel, RobertaConfig, RobertaModel
 
-from hashee.backbones import config_from_hf, map_state_dict
-from hashee.modeling import TokenExitEncoder, encoder_traces
+from hashee.core.backbones import config_from_hf, map_state_dict
+from hashee.core.modeling import TokenExitEncoder, encoder_traces
 
 SENTENCES = ["a short one", "this is a much longer sentence with many more tokens in it", "hi",
              "the film was not good , but the actors were great"]
@@ -20,7 +20,7 @@ def _compare_with_hf(hf_model, batch, atol=1e-4):
     config = config_from_hf(hf_model.config.to_dict(), "test")
     state, _ = map_state_dict(hf_model.state_dict(), config)
     encoder = TokenExitEncoder(config).eval()
-    from hashee.backbones import load_exact
+    from hashee.core.backbones import load_exact
 
     load_exact(encoder, state, "test")
     hf_model.eval()
@@ -35,7 +35,7 @@ def _compare_with_hf(hf_model, batch, atol=1e-4):
 
 
 def test_bert_equals_transformers_on_padded_batch(minilm):
-    hf = BertModel.from_pretrained(str(__import__("hashee.backbones").backbones.minilm_path()))
+    hf = BertModel.from_pretrained(str(__import__("hashee.core.backbones").backbones.minilm_path()))
     batch = _batch(minilm.tokenizer)
     assert batch["attention_mask"].sum(1).unique().numel() > 1  # unequal lengths
     _compare_with_hf(hf, batch)

@@ -6,9 +6,9 @@ import torch
 from exit_helpers import HEADS, INTER, ROUNDING_MARGIN, H, boundary_distance, random_batch, tiny_config
 
 from baselines.pabee import Pabee
-from hashee.flops import FlopCounter, analytic_layer_flops
-from hashee.methods import get_method
-from hashee.tasks import get_task
+from hashee.core.methods import get_method
+from hashee.core.tasks import get_task
+from hashee.measure.flops import FlopCounter, analytic_layer_flops
 
 
 def tiny_model(method, task="SST-2", layers=6, seed=0):

@@ -1,4 +1,4 @@
-"""hashee.provenance and `hashee provenance`: the record's keys and types, data hashes, the git
+"""hashee.measure.provenance and `hashee provenance`: the record's keys and types, data hashes, the git
 state (clean, dirty, no checkout), atomic writing, and the caption line every table gets."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from hashee.cli import run
-from hashee.errors import HasheeError
-from hashee.provenance import (
+from hashee.core.errors import HasheeError
+from hashee.measure.provenance import (
     KEY_PACKAGES,
     collect,
     git_state,
@@ -98,7 +98,7 @@ def test_gpu_is_recorded_when_cuda_is_available(monkeypatch):
     """No GPU in CI: a fake CUDA device checks the record's shape (name, driver, CUDA version)."""
     import torch
 
-    from hashee import provenance
+    from hashee.measure import provenance
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -215,7 +215,7 @@ def test_table_note_names_the_file_beside_the_tables_folder(tmp_path):
 
 
 def _elue_inputs(folder):
-    from hashee.results import ROW_COLUMNS
+    from hashee.measure.results import ROW_COLUMNS
 
     rows = [{"task": "SST-2", "method": method, "setting": setting, "seed": 1, "split": "test", "metric": "acc",
              "perf": perf, "mflops": mflops, "speedup": speedup, "wall_ms": float("nan"), "device": "cpu",
@@ -235,9 +235,9 @@ demo-en,minilm-seq2seq,hashee,hash=frequency,7,test,50,30,45,0.2,0.2,0.4,8,0,1.0
 
 
 def test_every_table_names_the_provenance_in_markdown_and_latex(tmp_path):
-    from hashee.difficulty.table import write_difficulty_tables
-    from hashee.summarization.table import write_summarization_table
-    from hashee.tables import write_tables
+    from hashee.measure.tables import write_tables
+    from hashee.studies.difficulty.table import write_difficulty_tables
+    from hashee.studies.summarization.table import write_summarization_table
 
     results = tmp_path / "results" / "demo"
     tables = results / "tables"

@@ -241,8 +241,8 @@ BATCH_SIZE, EPOCHS = 4, 2  # on the tiny demo data: a dozen steps an epoch, a ch
 
 
 def _steps_per_epoch(train_file: Path) -> int:
-    from hashee.data import read_split
-    from hashee.tasks import get_task
+    from hashee.core.data import read_split
+    from hashee.core.tasks import get_task
 
     return -(-len(read_split(get_task(train_file.parent.name), train_file)) // BATCH_SIZE)
 

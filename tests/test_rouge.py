@@ -3,8 +3,8 @@
 import pytest
 from rouge_score import rouge_scorer
 
-from hashee.errors import HasheeError
-from hashee.summarization.rouge import ROUGE_CONVENTION, CharTokenizer, rouge_scores, split_sentences
+from hashee.core.errors import HasheeError
+from hashee.studies.summarization.rouge import ROUGE_CONVENTION, CharTokenizer, rouge_scores, split_sentences
 
 
 def test_english_unigram_bigram_lcs_by_hand():

@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
-from hashee.errors import HasheeError
-from hashee.results import load_paper
-from hashee.score import (
+from hashee.core.errors import HasheeError
+from hashee.measure.results import load_paper
+from hashee.measure.score import (
     POLICIES,
     describe_policy,
     elue_score,

@@ -17,12 +17,14 @@ import zipfile
 import pytest
 
 from hashee import cli
-from hashee.checkpoint import load_trained, save_trained
-from hashee.errors import HasheeError
-from hashee.flops import FlopCounter, analytic_layer_flops
-from hashee.methods import get_method
-from hashee.modeling import EncoderConfig
-from hashee.submit import (
+from hashee.core.checkpoint import load_trained, save_trained
+from hashee.core.errors import HasheeError
+from hashee.core.methods import get_method
+from hashee.core.modeling import EncoderConfig
+from hashee.core.tasks import TASKS
+from hashee.core.trace import ModuleCall, format_trace, parse_trace
+from hashee.measure.flops import FlopCounter, analytic_layer_flops
+from hashee.measure.submit import (
     MAX_ROW_PROBLEMS,
     check_supported,
     disallowed_imports,
@@ -32,8 +34,6 @@ from hashee.submit import (
     write_submission,
     write_zip,
 )
-from hashee.tasks import TASKS
-from hashee.trace import ModuleCall, format_trace, parse_trace
 
 CONFIG = dict(vocab_size=30522, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
 META = {"seed": 1, "train_params": {"max_length": 32}}
@@ -41,8 +41,8 @@ TEST_ROWS = 4
 
 
 def _hashee_model(task, tokenizer, data_dir):
-    from hashee.data import read_split, task_file
-    from hashee.hashing import fit_hash, vocab_fingerprint
+    from hashee.core.data import read_split, task_file
+    from hashee.core.hashing import fit_hash, vocab_fingerprint
 
     method = get_method("hashee", "hash=frequency,layers=2,buckets=2")
     model = method.build(EncoderConfig(**CONFIG), task)
@@ -58,13 +58,13 @@ def _hashee_model(task, tokenizer, data_dir):
 @pytest.fixture(scope="module")
 def sub(tmp_path_factory, minilm):
     """Demo data, one model per task, `hashee evaluate` predictions, `hashee submit` folder + zip."""
-    from hashee.demo_data import write_demo_data
+    from hashee.measure.demo_data import write_demo_data
 
     root = tmp_path_factory.mktemp("submission")
     data = write_demo_data(root / "data", size="tiny", sizes={"test": TEST_ROWS})
     models, preds = {}, {}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("hashee.evaluation.bert_base_flops", lambda lengths, num_labels, cache=None: [1] * len(lengths))
+        mp.setattr("hashee.measure.evaluation.bert_base_flops", lambda lengths, num_labels, cache=None: [1] * len(lengths))
         for name, task in TASKS.items():
             if name == "SST-2":
                 method, model = _hashee_model(task, minilm.tokenizer, data)
@@ -155,7 +155,7 @@ def test_model_file_is_self_contained_and_counts_like_ours(sub, monkeypatch):
     for call in (ModuleCall("emb", (9,)), ModuleCall("layer_2", (3, 9, 32)), ModuleCall("classifier", (32,))):
         assert theirs.call_flops(call) == ours.call_flops(call)
     assert theirs.call_flops(ModuleCall("layer_1", (3, 9, 32))) == analytic_layer_flops(3, 9, 32, 64, 2)
-    assert disallowed_imports("import numpy\nfrom hashee.modeling import Layer\nimport torch.nn\n") == \
+    assert disallowed_imports("import numpy\nfrom hashee.core.modeling import Layer\nimport torch.nn\n") == \
         ["hashee", "numpy"]
 
 
@@ -168,9 +168,9 @@ def test_stsb_submission_scores_what_evaluate_scored(sub):
     """A scorer reading the submission gets exactly the score of the in-memory predictions."""
     import numpy as np
 
-    from hashee.data import load_task, task_file
-    from hashee.evaluation import evaluate_sweep, labels_by_test_index
-    from hashee.metrics import compute_metric
+    from hashee.core.data import load_task, task_file
+    from hashee.core.metrics import compute_metric
+    from hashee.measure.evaluation import evaluate_sweep, labels_by_test_index
 
     task, data = TASKS["STS-B"], sub["data"]
     trained = load_trained(sub["models"]["STS-B"])
@@ -224,7 +224,7 @@ def test_test_labels_join_by_index_not_row_order(tmp_path):
     """test_full.tsv has no index column: its row i labels test.tsv's row i, whatever that row's index."""
     import numpy as np
 
-    from hashee.evaluation import SplitResult, labels_by_test_index, score_test_labels
+    from hashee.measure.evaluation import SplitResult, labels_by_test_index, score_test_labels
 
     task = TASKS["SST-2"]
     sentences, labels, indices = ["a b", "c d", "e f", "g h"], ["0", "1", "1", "0"], [1002, 1000, 1003, 1001]

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from hashee.cli import main
-from hashee.errors import HasheeError
-from hashee.summarization.data import (
+from hashee.core.errors import HasheeError
+from hashee.studies.summarization.data import (
     DATASETS,
     DEMO_SIZES,
     REDDIT_FILE,
@@ -28,13 +28,13 @@ def demo(tmp_path_factory):
 def minilm_tokenizer():
     from transformers import AutoTokenizer
 
-    from hashee.backbones import minilm_path
+    from hashee.core.backbones import minilm_path
 
     return AutoTokenizer.from_pretrained(minilm_path())
 
 
 def _minilm_vocab() -> set[str]:
-    from hashee.backbones import minilm_path
+    from hashee.core.backbones import minilm_path
 
     return set((minilm_path() / "vocab.txt").read_text(encoding="utf-8").split("\n"))
 

@@ -10,8 +10,8 @@ from safetensors.torch import save_file
 from transformers import BartConfig, BartForConditionalGeneration, BertConfig, BertModel
 from transformers.modeling_outputs import BaseModelOutput
 
-from hashee.backbones import bart_encoder_config, map_bart_encoder
-from hashee.summarization.modeling import (
+from hashee.core.backbones import bart_encoder_config, map_bart_encoder
+from hashee.studies.summarization.modeling import (
     Seq2SeqBackbone,
     Seq2SeqModel,
     _bart_config,
@@ -163,7 +163,7 @@ def test_dat_low_threshold_exits_at_the_first_layer():
 
 
 def test_offline_backbone_encoder_equals_its_bart_encoder():
-    from hashee.summarization.modeling import OFFLINE_SEQ2SEQ, offline_bart_state
+    from hashee.studies.summarization.modeling import OFFLINE_SEQ2SEQ, offline_bart_state
 
     raw, state, tokenizer = offline_bart_state()
     plain = BartForConditionalGeneration(BartConfig(**raw)).eval()
@@ -180,7 +180,7 @@ def test_offline_backbone_encoder_equals_its_bart_encoder():
     real = enc["attention_mask"].bool()
     torch.testing.assert_close(got[real], expected[real], atol=1e-4, rtol=1e-4)
     # ... and the MiniLM encoder itself (token type 0 folded into the positions), up to LayerNorm eps.
-    from hashee.backbones import load_backbone
+    from hashee.core.backbones import load_backbone
 
     minilm = load_backbone("minilm", with_tokenizer=False).build_encoder().eval()
     reference = minilm(enc["input_ids"], enc["attention_mask"]).last_hidden_state
@@ -188,8 +188,8 @@ def test_offline_backbone_encoder_equals_its_bart_encoder():
 
 
 def test_decoder_step_flops_formula_equals_fvcore():
-    from hashee.flops import count_module_flops
-    from hashee.summarization.cost import Dims, FlopsDecoderStep, decoder_step_flops
+    from hashee.measure.flops import count_module_flops
+    from hashee.studies.summarization.cost import Dims, FlopsDecoderStep, decoder_step_flops
 
     model = ours_from_plain(plain_bart())
     dims = Dims.of(model)
@@ -200,8 +200,8 @@ def test_decoder_step_flops_formula_equals_fvcore():
 
 
 def test_generation_costs_count_what_ran():
-    from hashee.summarization.cost import Dims, decoder_flops, encoder_flops, generation_costs
-    from hashee.summarization.methods import Generated
+    from hashee.studies.summarization.cost import Dims, decoder_flops, encoder_flops, generation_costs
+    from hashee.studies.summarization.methods import Generated
 
     model = ours_from_plain(plain_bart(), dat=True)
     dims = Dims.of(model)
@@ -222,7 +222,7 @@ def test_generation_costs_count_what_ran():
 def test_sources_longer_than_the_limit_are_truncated_and_counted():
     from types import SimpleNamespace
 
-    from hashee.summarization.cli import encode_split
+    from hashee.cli.summarization import encode_split
 
     class Tok:
         def __call__(self, texts, verbose=True):
@@ -256,8 +256,8 @@ def test_bart_checkpoint_directory_loads_whole_and_truncated(tmp_path):
 
 
 def test_dat_trains_through_the_one_trainer_and_its_exits_learn(tmp_path):
-    from hashee.summarization.methods import get_summ_method
-    from hashee.training import TrainParams, train
+    from hashee.core.training import TrainParams, train
+    from hashee.studies.summarization.methods import get_summ_method
 
     plain = plain_bart(seed=13)
     method = get_summ_method("dat", "threshold=0.5")

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from hashee.cli import main
-from hashee.errors import HasheeError
-from hashee.summarization.table import RUN_COLUMNS, paper_model, read_summ_runs, summarization_table
+from hashee.core.errors import HasheeError
+from hashee.studies.summarization.table import RUN_COLUMNS, paper_model, read_summ_runs, summarization_table
 
 HEADER = ",".join(RUN_COLUMNS)
 # Two seeds on CNN/DM (BART-large): per-seed encoder speed-ups of HashEE 10/4 = 2.5 and 10/2 = 5

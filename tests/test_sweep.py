@@ -5,8 +5,8 @@ import pytest
 import torch
 from exit_helpers import ROUNDING_MARGIN, boundary_distance, random_batch, sharpen, tiny_config
 
-from hashee.methods import get_method
-from hashee.tasks import get_task
+from hashee.core.methods import get_method
+from hashee.core.tasks import get_task
 
 METHODS = [("deebert", "layers=6"), ("fastbert", "layers=6"), ("pabee", "layers=6"), ("berxit", "layers=6"),
            ("elasticbert-entropy", "layers=6"), ("elasticbert-patience", "layers=6"),

@@ -5,9 +5,9 @@ import math
 import pandas as pd
 import pytest
 
-from hashee.errors import HasheeError
-from hashee.plots import pareto_plots
-from hashee.results import (
+from hashee.core.errors import HasheeError
+from hashee.measure.plots import pareto_plots
+from hashee.measure.results import (
     ROW_COLUMNS,
     format_setting,
     gather,
@@ -17,7 +17,14 @@ from hashee.results import (
     split_setting,
     write_runs,
 )
-from hashee.tables import DELTA, elue_table, hash_ablation_table, paper_model, table_notes, write_tables
+from hashee.measure.tables import (
+    DELTA,
+    elue_table,
+    hash_ablation_table,
+    paper_model,
+    table_notes,
+    write_tables,
+)
 
 REF = pd.DataFrame({
     "task": ["SST-2"] * 3 + ["MRPC"] * 3,
@@ -348,12 +355,12 @@ def _hand_model_flops(lengths_and_active, hidden, intermediate, heads, num_label
 def test_cost_summary_speedup_against_a_hand_count():
     """The speed-up column: 12-layer BERT-base FLOPs over ours, summed over instances (a ratio of
     sums, not a mean of ratios); BERT-base is counted by hand here, bert_base_flops is not stubbed."""
-    from hashee.evaluation import cost_summary
-    from hashee.flops import FlopCounter
-    from hashee.methods import get_method
-    from hashee.modeling import EncoderConfig
-    from hashee.tasks import TASKS
-    from hashee.trace import ModuleCall
+    from hashee.core.methods import get_method
+    from hashee.core.modeling import EncoderConfig
+    from hashee.core.tasks import TASKS
+    from hashee.core.trace import ModuleCall
+    from hashee.measure.evaluation import cost_summary
+    from hashee.measure.flops import FlopCounter
 
     hidden, intermediate, heads, task = 32, 64, 2, TASKS["SNLI"]  # 3 labels
     method = get_method("static", "layers=2")

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from hashee.evaluation import dev_scorer
-from hashee.methods import get_method
-from hashee.tasks import get_task
-from hashee.training import TrainParams, seed_everything, train
+from hashee.core.methods import get_method
+from hashee.core.tasks import get_task
+from hashee.core.training import TrainParams, seed_everything, train
+from hashee.measure.evaluation import dev_scorer
 
 
 class Killed(Exception):
@@ -112,8 +112,8 @@ def test_resume_refuses_another_run(setup, tmp_path):
 def test_weight_decay_spares_biases_and_layer_norms_under_bert_and_bart_names():
     from torch import nn
 
-    from hashee.methods import Stage
-    from hashee.training import _optimizer
+    from hashee.core.methods import Stage
+    from hashee.core.training import _optimizer
 
     model = nn.ModuleDict({"LayerNorm": nn.LayerNorm(4), "self_attn_layer_norm": nn.LayerNorm(4),
                            "layernorm_embedding": nn.LayerNorm(4), "dense": nn.Linear(4, 4)})

@@ -1,4 +1,4 @@
-"""hashee.warm: commands run in children of a pre-imported server behave like `hashee ARGS` run
+"""workflow/scripts/warm.py (the warm launcher): commands run in children of a pre-imported server behave like `hashee ARGS` run
 directly (output, exit status, working directory, threads), and kills reach the child."""
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from workflow_scripts import SCRIPTS, load
 
-from hashee import warm
+warm = load("warm")
+WARM = str(SCRIPTS / "warm.py")
 
 pytestmark = pytest.mark.skipif(not warm.supported(), reason="warm start needs Linux (fork, SCM_RIGHTS)")
 
@@ -26,12 +28,12 @@ def _env(sock: Path, **extra) -> dict[str, str]:
 
 
 def _client(sock: Path, *args: str, cwd=None, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hashee.warm", "--", *args], env=_env(sock, **env), cwd=cwd,
+    return subprocess.run([sys.executable, WARM, "--", *args], env=_env(sock, **env), cwd=cwd,
                           capture_output=True, text=True, timeout=300)
 
 
 def _stop(sock: Path) -> None:
-    subprocess.run([sys.executable, "-m", "hashee.warm", "--stop"], env=_env(sock), capture_output=True, timeout=60)
+    subprocess.run([sys.executable, WARM, "--stop"], env=_env(sock), capture_output=True, timeout=60)
     deadline = time.monotonic() + 30
     while sock.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -88,7 +90,7 @@ def test_relative_outputs_land_in_the_client_cwd(sock, tmp_path):
 @pytest.fixture(scope="module")
 def endless_train(tmp_path_factory):
     """argv of a command that runs until killed: 1000 epochs on tiny data."""
-    from hashee.demo_data import write_demo_data
+    from hashee.measure.demo_data import write_demo_data
 
     root = tmp_path_factory.mktemp("endless")
     data = write_demo_data(root / "data", size="tiny")
@@ -102,7 +104,7 @@ def endless_train(tmp_path_factory):
 
 def test_sigterm_to_the_client_reaches_the_child(sock, tmp_path, endless_train):
     before = set(_started_pids(sock, "train")) if sock.with_suffix(".log").exists() else set()
-    client = subprocess.Popen([sys.executable, "-m", "hashee.warm", "--", *endless_train(tmp_path)], env=_env(sock),
+    client = subprocess.Popen([sys.executable, WARM, "--", *endless_train(tmp_path)], env=_env(sock),
                               stderr=subprocess.PIPE, text=True)
     child = _wait_for_child(sock, "train", before)
     client.send_signal(signal.SIGTERM)
@@ -113,7 +115,7 @@ def test_sigterm_to_the_client_reaches_the_child(sock, tmp_path, endless_train):
 
 def test_a_vanished_client_gets_its_child_killed(sock, tmp_path, endless_train):
     before = set(_started_pids(sock, "train")) if sock.with_suffix(".log").exists() else set()
-    client = subprocess.Popen([sys.executable, "-m", "hashee.warm", "--", *endless_train(tmp_path)], env=_env(sock),
+    client = subprocess.Popen([sys.executable, WARM, "--", *endless_train(tmp_path)], env=_env(sock),
                               stderr=subprocess.DEVNULL)
     child = _wait_for_child(sock, "train", before)
     client.kill()  # SIGKILL: no chance to forward anything; the server sees the connection close
@@ -141,7 +143,7 @@ def _wait_for_child(sock: Path, verb: str, before: set[int]) -> int:
 def test_concurrent_first_clients_start_one_server(tmp_path):
     sock = tmp_path / "s.sock"
     try:
-        clients = [subprocess.Popen([sys.executable, "-m", "hashee.warm", "--", "info", "--json"], env=_env(sock),
+        clients = [subprocess.Popen([sys.executable, WARM, "--", "info", "--json"], env=_env(sock),
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
         outputs = [c.communicate(timeout=300) for c in clients]
         assert [c.returncode for c in clients] == [0, 0, 0], [err for _, err in outputs]
@@ -167,9 +169,9 @@ def test_server_key_follows_import_time_environment():
 
 
 def test_hashee_command_goes_warm_with_the_switch(sock, tmp_path):
-    """What the workflow does with warm_start: true -- plain `hashee ...` and HASHEE_WARM=1."""
-    hashee = Path(sys.executable).with_name("hashee")
-    result = subprocess.run([str(hashee), "info", "--json"], env=_env(sock, HASHEE_WARM="1"), cwd=tmp_path,
+    """What the workflow does with warm_start: true -- warm-bin/ first on PATH, then plain `hashee ...`."""
+    path = os.pathsep.join([str(SCRIPTS / "warm-bin"), str(Path(sys.executable).parent), os.environ["PATH"]])
+    result = subprocess.run(["hashee", "info", "--json"], env=_env(sock, PATH=path), cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["pid"] in _started_pids(sock, "info")
@@ -197,7 +199,7 @@ def _outputs(run: Path) -> dict:
 
 
 def test_warm_train_equals_a_direct_run(sock, tmp_path, tiny_elue):
-    """The README's claim: a job run in a warm child gives the rows, predictions and model of a direct run.
+    """What docs/warm-start.md claims: a job run in a warm child gives the rows, predictions and model of a direct run.
     HashEE with rand-incons and its hash fitted on the spot: training, hash fitting and a random exit draw at
     inference all depend on the RNGs being seeded as in a fresh process."""
     import torch

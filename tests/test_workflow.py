@@ -127,7 +127,7 @@ def job_stats(output: str) -> dict[str, int]:
 
 def write_placeholder_elue(root: Path, tasks) -> Path:
     """Header-only TSVs in the ELUE layout: enough for planning, no instances."""
-    from hashee.tasks import get_task
+    from hashee.core.tasks import get_task
 
     for name in tasks:
         spec = get_task(name)
@@ -224,7 +224,7 @@ def test_shell_commands_call_the_cli_verbs(tmp_path):
     # train also evaluates and times, in the same process
     assert "--evaluate-out results/tiny/train/SST-2/static/layers=1/42/rows.csv" in text
     assert "--time-out results/tiny/train/SST-2/static/layers=1/42/time.csv" in text
-    assert ("python -m hashee.gpu_slots --slots 0 --lock-dir .snakemake/gpu-locks/$(uname -n) -- hashee train "
+    assert (f"python {ROOT}/workflow/scripts/gpu_slots.py --slots 0 --lock-dir .snakemake/gpu-locks/$(uname -n) -- hashee train "
             in text)
     assert "--hash-file results/tiny/hashes/SST-2/hash=frequency,layers=2/42/hash.pt" in text
     assert "--workdir work/tiny/SST-2/static/layers=1/42 --out results/tiny/train/SST-2/static/layers=1/42/model" in text
@@ -271,9 +271,9 @@ def test_unset_elue_dir_names_the_variable(tmp_path):
 
 
 def test_schema_names_match_the_library():
-    from hashee.hashing import HASH_NAMES
-    from hashee.score import POLICIES
-    from hashee.tasks import TASKS
+    from hashee.core.hashing import HASH_NAMES
+    from hashee.core.tasks import TASKS
+    from hashee.measure.score import POLICIES
 
     schema = yaml.safe_load(SCHEMA.read_text())
     props = schema["properties"]
@@ -337,7 +337,7 @@ def check_runs_content(runs, cfg: dict, elue: Path, train_dir: Path) -> None:
 
 def check_hashee_cheaper_than_static(runs, cfg: dict) -> None:
     """Each HashEE setting costs fewer mean FLOPs than the static model of the same depth, on every task and split."""
-    from hashee.settings import parse_setting
+    from hashee.core.settings import parse_setting
 
     static = runs[runs["method"] == "static"]
     hashee = runs[runs["method"] == "hashee"]
@@ -372,7 +372,7 @@ def parse_cell(text: str, where: str) -> tuple[float, float | None]:
 def check_elue_table(table, runs, cfg: dict) -> None:
     """elue.csv: one 'ours' row per configured model (per point where the table keeps a sweep's points
     apart), a cell per task holding that model's test perf and speed-up, an ELUE score."""
-    from hashee.tasks import get_task
+    from hashee.core.tasks import get_task
 
     ours = table[table["row"] == "ours"]
     test = runs[runs["split"] == "test"]
@@ -399,8 +399,8 @@ def check_elue_table(table, runs, cfg: dict) -> None:
 def check_hash_ablation_table(table, cfg: dict) -> None:
     """hash_ablation.csv: one 'ours' row per configured HashEE setting, a cell per ablation task that is configured
     (a dash for the others), and a speed-up."""
-    from hashee.settings import parse_setting
-    from hashee.tables import ABLATION_TASKS
+    from hashee.core.settings import parse_setting
+    from hashee.measure.tables import ABLATION_TASKS
 
     ours = table[table["row"] == "ours"].astype({"layers": str})
     expected = sorted((d["hash"], d["layers"]) for d in map(parse_setting, cfg["methods"]["hashee"]))
@@ -425,7 +425,7 @@ def test_tiny_config_end_to_end(tmp_path):
         pytest.fail("the `hashee` CLI is not installed in this environment: run `make test` "
                     "(it does pip install -e '.[test]')")
     cfg = load_config("tiny.yaml")
-    # Adding a baseline = one module + one config line: the README's worked example, registered
+    # Adding a baseline = one module + one config line: docs/adding-a-baseline.md's worked example, registered
     # from outside the repository through `plugins`, runs through the same DAG.
     cfg["plugins"] = [str(ROOT / "docs" / "examples" / "fixed_exit.py")]
     cfg["methods"]["fixed-exit"] = ["layers=2"]

@@ -6,8 +6,8 @@ baselines/__init__.py (or keep it outside the repository and name it in the conf
 then list it in the config:  methods: {fixed-exit: ["layers=6"]}.
 """
 
-from baselines.multiexit import MultiExitMethod
-from hashee.methods import Stage, register
+from hashee.core.methods import Stage, register
+from hashee.core.multiexit import MultiExitMethod
 
 
 @register

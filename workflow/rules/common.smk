@@ -11,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-ELUE_TASKS = ["SST-2", "IMDb", "SNLI", "SciTail", "MRPC", "STS-B"]  # hashee.tasks.TASKS order
+ELUE_TASKS = ["SST-2", "IMDb", "SNLI", "SciTail", "MRPC", "STS-B"]  # hashee.core.tasks.TASKS order
 SPLITS = ["train", "dev", "test"]
 HASH_METHODS = {"hashee"}  # methods whose training reads a fitted hash (fit_hash job)
 REGRESSION_TASK = "STS-B"
@@ -156,13 +156,21 @@ RUN = "{task}/{method}/{setting}/{seed}"
 # GPU slot locks are per host (a shared file system must not serialize a cluster's GPUs).
 GPU_LOCK_DIR = ".snakemake/gpu-locks"
 
+# Helper scripts of the workflow (not part of the library): the GPU slot allocator, the warm launcher.
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+GPU_SLOTS = shlex.quote(str(SCRIPTS / "gpu_slots.py"))
+WARM = shlex.quote(str(SCRIPTS / "warm.py"))
+# warm_start: every `hashee <verb>` of a job runs in a child forked from one process that has
+# already imported torch & co. (workflow/scripts/warm.py). It works by putting warm-bin/, whose
+# `hashee` hands its arguments to that launcher, first on PATH: an environment switch, so toggling
+# it reruns nothing, and the library never knows.
+WARM_START = config.get("warm_start", False)
 # Rules call the `hashee` CLI and `python` from PATH; put the interpreter running Snakemake first,
 # so a virtual environment works without being activated (.venv/bin/snakemake ...).
-os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-# warm_start: every `hashee <verb>` of a job runs in a child forked from one process that has
-# already imported torch & co. (hashee/warm.py); an environment switch, so toggling it reruns nothing.
-WARM_START = config.get("warm_start", False)
-os.environ.update(HASHEE_WARM="1" if WARM_START else "0")
+_path = [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+if WARM_START:
+    _path.insert(0, str(SCRIPTS / "warm-bin"))
+os.environ.update(PATH=os.pathsep.join(_path))
 
 
 wildcard_constraints:

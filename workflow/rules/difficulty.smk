@@ -105,7 +105,7 @@ if DIFFICULTY_ENABLED:
         conda:
             "../../environment.yml"
         shell:
-            "OMP_NUM_THREADS={threads} python -m hashee.gpu_slots --slots {params.gpus}"
+            "OMP_NUM_THREADS={threads} python {GPU_SLOTS} --slots {params.gpus}"
             " --lock-dir {params.gpu_locks:q}/$(uname -n) --"
             " hashee difficulty-run {wildcards.study} --params {params.json:q} --seed {params.seed}"
             " --workdir {params.workdir:q} --out {output:q} > {log:q} 2>&1"

@@ -1,4 +1,4 @@
-# Provenance (README "Outputs"): results/<config>/provenance.json records the commit, the lock file,
+# Provenance (README, "What lands where"): results/<config>/provenance.json records the commit, the lock file,
 # package versions, hardware, the SHA-256 of every data file the run reads, and the merged config.
 # Its inputs are those data files (and the lock file), so it is rewritten when they change; every
 # table job takes it as input and names it in its caption. Included after the stage files: it

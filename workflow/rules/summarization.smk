@@ -101,7 +101,7 @@ if SUMM_ENABLED:
         conda:
             "../../environment.yml"
         shell:
-            "OMP_NUM_THREADS={threads} python -m hashee.gpu_slots --slots {params.gpus}"
+            "OMP_NUM_THREADS={threads} python {GPU_SLOTS} --slots {params.gpus}"
             " --lock-dir {params.gpu_locks:q}/$(uname -n) --"
             " hashee summ-run --dataset {wildcards.dataset:q} --data-dir {params.data_dir:q}"
             " --method {wildcards.smethod:q} --setting={params.setting:q} --seed {wildcards.seed}"

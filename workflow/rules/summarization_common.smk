@@ -7,7 +7,7 @@ SUMM_DEMO = SUMM.get("demo") or {"generate": False}
 SUMM_RESULTS = f"{RESULTS}/summarization"
 SUMM_RUN = "{dataset}/{smethod}/{ssetting}/{seed}"
 SUMM_HASH_METHODS = {"hashee"}
-# The files write_demo makes (hashee.summarization.data): demo-en in CNN/DM's CSV layout, demo-zh in CSL's.
+# The files write_demo makes (hashee.studies.summarization.data): demo-en in CNN/DM's CSV layout, demo-zh in CSL's.
 SUMM_DEMO_FILES = {
     "demo-en": [f"{s}.csv" for s in ("train", "validation", "test")],
     "demo-zh": [f"{s}.json" for s in ("train", "dev", "test")],

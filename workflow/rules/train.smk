@@ -44,7 +44,7 @@ rule train:
     conda:
         "../../environment.yml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m hashee.gpu_slots --slots {params.gpus} --lock-dir {params.gpu_locks:q}/$(uname -n) --"
+        "OMP_NUM_THREADS={threads} python {GPU_SLOTS} --slots {params.gpus} --lock-dir {params.gpu_locks:q}/$(uname -n) --"
         " hashee train --task {wildcards.task:q} --data-dir {params.data_dir:q}"
         " --method {wildcards.method:q} --setting {wildcards.setting:q} --seed {wildcards.seed}"
         " --backbone {params.backbone:q} {params.hash_file}"

@@ -1,0 +1,41 @@
+"""`hashee <verb>`: the command line the workflow's rules call. Thin: parse arguments, call the
+library, write outputs atomically (temporary name, then rename). User errors print one line.
+
+Verbs live by subject: `elue` (data, hashes, train, evaluate, time, tables, submission),
+`summarization`, `summarization_data`, `difficulty`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from hashee.core.errors import HasheeError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hashee.cli import difficulty, elue, summarization, summarization_data
+
+    parser = argparse.ArgumentParser(prog="hashee", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for module in (elue, difficulty, summarization_data, summarization):
+        module.add_parsers(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    """The `hashee` command."""
+    return run(argv)
+
+
+def run(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        code = args.func(args)
+    except HasheeError as err:
+        print(f"hashee {args.verb}: error: {err}", file=sys.stderr)
+        return 2
+    return int(code or 0)
+

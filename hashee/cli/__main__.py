@@ -1,0 +1,7 @@
+"""`python -m hashee.cli ARGS` = `hashee ARGS`."""
+
+import sys
+
+from hashee.cli import main
+
+sys.exit(main())

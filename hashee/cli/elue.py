@@ -1,0 +1,433 @@
+"""The ELUE verbs of `hashee`: demo data, hashes, training, evaluation, timing, tables, submission. Thin: parse arguments, call the
+library, write outputs atomically (temporary name, then rename). User errors print one line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+from hashee.cli.common import int_list, resolve_device
+from hashee.core.errors import HasheeError
+
+
+# ---------------------------------------------------------------- demo-data
+def cmd_demo_data(args) -> None:
+    from hashee.core.io import atomic_dir
+    from hashee.measure.demo_data import write_demo_data
+
+    with atomic_dir(args.out) as tmp:
+        write_demo_data(tmp, seed=args.seed, size=args.size)
+    print(f"wrote synthetic ELUE-layout data (seed {args.seed}, size {args.size}) to {args.out}")
+
+
+# ---------------------------------------------------------------- fit-hash
+def cmd_fit_hash(args) -> None:
+    from hashee.core.backbones import load_backbone
+    from hashee.core.hashing import HASH_NAMES, fit_task_hash, task_fitting_data
+    from hashee.core.settings import parse_setting
+    from hashee.core.tasks import get_task
+
+    task = get_task(args.task)
+    specs = []
+    if args.hash:  # one hash, flags form
+        specs.append(({"hash": args.hash, "layers": args.layers}, args.out))
+    for setting, out in zip(args.setting or [], args.setting_out or []):
+        fields = parse_setting(setting)
+        specs.append(({"hash": fields.get("hash"), "layers": fields.get("layers")}, out))
+    if not specs or len(args.setting or []) != len(args.setting_out or []) or (args.hash and not args.out):
+        raise HasheeError("fit-hash needs --hash H --out FILE, or pairs of --setting S --setting-out FILE")
+    backbone = load_backbone(args.backbone)  # all layers: a hash only needs the embeddings and vocabulary
+    fitting_data = task_fitting_data(task, args.data_dir, backbone.tokenizer, args.max_length)
+    for fields, out in specs:
+        if fields["hash"] not in HASH_NAMES:
+            raise HasheeError(f"unknown hash {fields['hash']!r}; valid: {', '.join(HASH_NAMES)}")
+        num_layers = int(fields["layers"]) if fields["layers"] else backbone.config.num_layers
+        if not 1 <= num_layers <= backbone.config.num_layers:
+            raise HasheeError(f"hash for {num_layers} layers: backbone {args.backbone} has {backbone.config.num_layers}")
+        token_hash = fit_task_hash(task, backbone, fields["hash"], num_layers, args.buckets, args.seed,
+                                   args.data_dir, args.max_length, fitting_data)
+        token_hash.save(out)
+        print(f"fitted {fields['hash']} hash for {task.name} ({num_layers} layers) -> {out}")
+
+
+# ---------------------------------------------------------------- train
+def cmd_train(args) -> None:
+    import torch
+
+    from hashee.core.backbones import load_backbone
+    from hashee.core.checkpoint import save_trained
+    from hashee.core.data import load_task
+    from hashee.core.io import atomic_dir
+    from hashee.core.methods import TrainingInputs, get_method
+    from hashee.core.tasks import get_task
+    from hashee.core.training import TrainParams, seed_everything, train
+    from hashee.measure.evaluation import dev_scorer
+
+    task = get_task(args.task)
+    method = get_method(args.method, args.setting)
+    method.check_task(task)
+    device = resolve_device(args.device)
+    params = TrainParams(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
+                         warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip,
+                         checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision,
+                         freeze_word_embeddings=args.freeze_word_embeddings)
+    backbone = load_backbone(args.backbone, method.num_layers)
+    seed_everything(args.seed)
+    model = method.build(backbone.config, task)
+    method.init_from_backbone(model, backbone)
+    tokenizer = backbone.tokenizer
+    method.prepare(model, backbone, task, TrainingInputs(data_dir=args.data_dir, seed=args.seed,
+                                                        max_length=args.max_length, hash_file=args.hash_file))
+    cache_dir = Path(args.workdir) / "tokenized"
+    data = load_task(task.name, args.data_dir, tokenizer, args.max_length, splits=("train", "dev"),
+                     cache_dir=cache_dir)
+    scorer = dev_scorer(method, data["dev"], tokenizer.pad_token_id, params.eval_batch_size, device)
+    result = train(method, model, data["train"], data["dev"], params, args.workdir, tokenizer.pad_token_id,
+                   device, dev_score=scorer, progress=not args.quiet)
+    meta = {"backbone": backbone.name, "seed": args.seed, "train_params": params.to_dict(),
+            "dev_history": result.history, "best_dev": result.best_dev, "torch": torch.__version__}
+    with atomic_dir(args.out) as tmp:
+        save_trained(tmp, method, model.cpu(), tokenizer, task, meta)
+    if args.evaluate_out:  # in the same process: a job's start-up costs more than evaluating small data
+        cmd_evaluate(argparse.Namespace(
+            model=args.out, data_dir=args.data_dir, splits="dev,test", test_labels=None, batch_size=64,
+            device=args.device, out=args.evaluate_out, predictions=args.predictions, flops_cache=args.flops_cache,
+            time_out=args.time_out, batch_sizes=args.batch_sizes, repeats=args.repeats, warmup=args.timing_warmup,
+            max_instances=args.max_instances, dtype=args.dtype, quiet=args.quiet))
+    # The model is written: resume checkpoints (hundreds of MB per run) have served their purpose.
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    print(f"trained {method.name} [{method.setting_text()}] on {task.name}: best dev {result.best_dev:.2f} -> {args.out}")
+
+
+# ---------------------------------------------------------------- evaluate
+def cmd_evaluate(args) -> None:
+    import pandas as pd
+
+    from hashee.core.checkpoint import load_trained
+    from hashee.core.data import load_task, task_file
+    from hashee.core.io import atomic_dir, write_csv_atomic
+    from hashee.core.trace import format_trace
+    from hashee.measure.evaluation import cost_summary, evaluate_sweep, result_row, score_test_labels
+    from hashee.measure.flops import FlopCounter
+    from hashee.measure.results import ROW_COLUMNS
+
+    device = resolve_device(args.device)
+    trained = load_trained(args.model, device=device)
+    method, model, task = trained.method, trained.model, trained.task
+    max_length = trained.meta["train_params"]["max_length"]
+    splits = tuple(args.splits.split(","))
+    data = load_task(task.name, args.data_dir, trained.tokenizer, max_length, splits=splits)
+    pad = trained.tokenizer.pad_token_id
+    counter = FlopCounter(method.flop_modules(model.cpu()), cache_dir=args.flops_cache)
+    model.to(device)
+    rows, predictions = [], {}
+    seed = trained.meta["seed"]
+    points = method.inference_settings()
+    results = {split: evaluate_sweep(method, model, data[split], points, pad, args.batch_size, device,
+                                     progress=not args.quiet, desc=f"{task.name} {split}")
+               for split in splits}
+    model.cpu()  # fvcore traces on CPU
+    for number, inference in enumerate(points):
+        setting = method.setting_text(inference)
+        for split in splits:
+            result = results[split][number]
+            mflops, speedup = cost_summary(counter, result.traces, task.num_labels)
+            if split != "test":
+                perf = result.metric(task)
+            else:
+                labels_file = args.test_labels or _labelled_test_file(args.data_dir, task)
+                test_file = task_file(args.data_dir, task.name, "test")  # the labelled rows follow its order
+                perf = score_test_labels(task, result, test_file, labels_file) if labels_file else float("nan")
+            rows.append(result_row(task, method, inference, seed, split, perf, mflops, speedup, len(result.traces)))
+            if split == "test":
+                predictions[setting] = pd.DataFrame({
+                    "index": result.index, "pred": result.predictions,
+                    "modules": [format_trace(t) for t in result.traces]})
+    model.to(device)
+    counter.save()
+    if args.time_out:  # in the same process: a job's start-up costs more than timing a small test set
+        test_set = data["test"] if "test" in data else load_task(
+            task.name, args.data_dir, trained.tokenizer, max_length, splits=("test",))["test"]
+        _write_times(trained, test_set, args, device, args.time_out)
+    write_csv_atomic(args.out, pd.DataFrame(rows, columns=ROW_COLUMNS))
+    if args.predictions:
+        with atomic_dir(args.predictions) as tmp:
+            for number, frame in enumerate(predictions.values()):
+                frame.to_csv(tmp / f"point{number:02d}.tsv", sep="\t", index=False)
+            (tmp / "points.json").write_text(json.dumps(
+                {f"point{n:02d}.tsv": s for n, s in enumerate(predictions)}, indent=2))
+    if not args.quiet:
+        print(pd.DataFrame(rows)[["task", "method", "setting", "split", "perf", "mflops", "speedup"]]
+              .to_string(index=False))
+
+
+def _labelled_test_file(data_dir, task):
+    """`<TASK>/test_full.tsv` (labelled test, as txsun1997/HashEE ships it) when present, else None:
+    ELUE's own test labels are private and test perf comes from the leaderboard."""
+    path = Path(data_dir) / task.name / "test_full.tsv"
+    return path if path.exists() else None
+
+
+# ---------------------------------------------------------------- time
+def _write_times(trained, test_set, args, device, out) -> None:
+    import pandas as pd
+    import torch
+
+    from hashee.core.io import write_csv_atomic
+    from hashee.measure.timing import time_inference
+
+    if args.max_instances and len(test_set) > args.max_instances:
+        test_set = test_set.select(range(args.max_instances))
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    method, rows = trained.method, []
+    for inference in method.inference_settings():
+        for batch_size in args.batch_sizes:
+            timing = time_inference(method, trained.model.to(device), test_set, inference, batch_size,
+                                    trained.tokenizer.pad_token_id, args.repeats, args.warmup, device, dtype)
+            rows.append({"task": trained.task.name, "method": method.name, "setting": method.setting_text(inference),
+                         "seed": trained.meta["seed"], **timing})
+    frame = pd.DataFrame(rows)
+    write_csv_atomic(out, frame)
+    if not getattr(args, "quiet", False):
+        print(frame[["setting", "batch_size", "wall_ms", "device", "dtype"]].to_string(index=False))
+
+
+def cmd_time(args) -> None:
+    from hashee.core.checkpoint import load_trained
+    from hashee.core.data import load_task
+
+    device = resolve_device(args.device)
+    trained = load_trained(args.model, device=device)
+    test_set = load_task(trained.task.name, args.data_dir, trained.tokenizer,
+                         trained.meta["train_params"]["max_length"], splits=("test",))["test"]
+    _write_times(trained, test_set, args, device, args.out)
+
+
+# ---------------------------------------------------------------- gather / reference / tables
+def cmd_gather(args) -> None:
+    from hashee.measure.results import gather
+
+    gather(args.rows, args.times or [], args.out)
+    print(f"gathered {len(args.rows)} rows files -> {args.out}")
+
+
+def cmd_reference(args) -> None:
+    from hashee.measure.score import reference_from_runs
+
+    reference_from_runs(args.runs, args.method, args.out, provenance=args.provenance)
+    print(f"reference curve ({args.method}) -> {args.out}")
+
+
+def cmd_tables(args) -> None:
+    from hashee.measure.plots import pareto_plots
+    from hashee.measure.results import read_runs
+    from hashee.measure.score import read_reference
+    from hashee.measure.tables import write_tables
+
+    write_tables(args.runs, args.reference, args.out_dir, beyond=args.beyond, config_name=args.config_name)
+    if args.plots_dir:
+        pareto_plots(read_runs(args.runs), read_reference(args.reference), args.plots_dir)
+    print(f"tables -> {args.out_dir}" + (f", plots -> {args.plots_dir}" if args.plots_dir else ""))
+
+
+# ---------------------------------------------------------------- submission
+def cmd_submit(args) -> None:
+    from hashee.measure.submit import write_submission
+
+    write_submission(args.predictions, args.model, args.out_dir, zip_path=args.zip, flops_cache=args.flops_cache)
+    print(f"ELUE submission -> {args.out_dir}" + (f" and {args.zip}" if args.zip else ""))
+
+
+def cmd_zip_submission(args) -> None:
+    from hashee.measure.submit import write_zip
+
+    names = write_zip(args.directory, args.zip)
+    print(f"{args.directory} -> {args.zip} ({len(names)} files)")
+
+
+def cmd_validate_submission(args) -> int:
+    from hashee.measure.submit import validate_submission
+
+    problems = validate_submission(args.directory, args.data_dir, tasks=args.tasks.split(",") if args.tasks else None)
+    for problem in problems:
+        print(problem)
+    if problems:
+        return 1
+    print(f"{args.directory}: submission is valid")
+    return 0
+
+
+def cmd_info(args) -> None:
+    """Versions, threads and devices: what a bug report (or a check of a warm child) needs."""
+    import platform
+
+    import torch
+    import transformers
+
+    from hashee import __version__
+
+    info = {"hashee": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available(), "gpus": torch.cuda.device_count(),
+            "cwd": os.getcwd(), "pid": os.getpid()}
+    print(json.dumps(info) if args.json else "\n".join(f"{k}: {v}" for k, v in info.items()))
+
+
+# ---------------------------------------------------------------- provenance
+def cmd_provenance(args) -> None:
+    from hashee.measure.provenance import collect, parse_config_json, write
+
+    record = collect(data_files=args.data, config=parse_config_json(args.config_json), lock_file=args.lock_file,
+                     repo_dir=args.repo_dir)
+    write(args.out, record)
+    print(f"provenance (commit {record['git_commit'] or 'unknown'}, {len(record['data'])} data files) -> {args.out}")
+
+
+# ---------------------------------------------------------------- parser
+def _timing_options(p, warmup_flag: str = "--warmup") -> None:
+    p.add_argument("--batch-sizes", type=int_list, default=[1, 32], help="timing batch sizes (ELUE: 1)")
+    p.add_argument("--repeats", type=int, default=5, help="timed passes; the median is reported")
+    p.add_argument(warmup_flag, type=int, default=1, help="untimed timing passes first")
+    p.add_argument("--max-instances", type=int, default=0, help="time the first N test instances (0: all)")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast dtype on GPU")
+
+
+def add_parsers(sub) -> None:
+    """The ELUE verbs."""
+
+    p = sub.add_parser("info", help="versions, torch threads, CUDA devices (for bug reports)")
+    p.add_argument("--json", action="store_true", help="one JSON line")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("demo-data", help="write the synthetic offline ELUE-layout data set")
+    p.add_argument("out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", default="small", choices=["small", "tiny"])
+    p.set_defaults(func=cmd_demo_data)
+
+    p = sub.add_parser("fit-hash", help="fit one of the five hash functions on train+dev")
+    p.add_argument("--task", required=True)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--backbone", default="minilm")
+    p.add_argument("--hash", help="one of the five hash functions (or use --setting/--setting-out pairs)")
+    p.add_argument("--layers", type=int, default=None, help="exit layers of the model (default: all)")
+    p.add_argument("--out", help="hash file for --hash")
+    p.add_argument("--setting", action="append", help="a HashEE setting, e.g. hash=mi,layers=6 (repeatable)")
+    p.add_argument("--setting-out", action="append", help="hash file for the --setting at the same position")
+    p.add_argument("--buckets", type=int, default=6)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--max-length", type=int, default=128)
+    p.set_defaults(func=cmd_fit_hash)
+
+    p = sub.add_parser("train", help="fine-tune a method on a task (best checkpoint on dev; resumable)")
+    p.add_argument("--task", required=True)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--method", required=True)
+    p.add_argument("--setting", default="", help="training setting, e.g. hash=frequency,layers=6")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--backbone", default="minilm")
+    p.add_argument("--hash-file", default=None, help="methods that use a hash (HashEE): one from fit-hash (default: fit one now)")
+    p.add_argument("--epochs", type=float, default=3)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--warmup", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--freeze-word-embeddings", action="store_true",
+                   help="keep the word-embedding matrix fixed (CPU demo: ~1/3 of a small model's step)")
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workdir", required=True, help="resume checkpoints live here (not an output)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--evaluate-out", default=None,
+                   help="then evaluate the trained model as `hashee evaluate` does, rows into this CSV "
+                        "(with --predictions, --flops-cache, --time-out and the timing options)")
+    p.add_argument("--predictions", default=None, help="with --evaluate-out: test prediction TSVs folder")
+    p.add_argument("--flops-cache", default=None, help="with --evaluate-out: FLOPs cache folder")
+    p.add_argument("--time-out", default=None, help="with --evaluate-out: also time the model into this CSV")
+    _timing_options(p, warmup_flag="--timing-warmup")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="dev/test metrics, per-instance FLOPs and test predictions")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--splits", default="dev,test")
+    p.add_argument("--test-labels", default=None,
+                   help="a labelled TSV (train/dev layout) for the test split; default: <TASK>/test_full.tsv if present "
+                        "(ELUE keeps test labels private; the demo data writes them)")
+    p.add_argument("--config-name", default="")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+    p.add_argument("--predictions", default=None, help="directory for test prediction TSVs (index, pred, modules)")
+    p.add_argument("--flops-cache", default=None, help="directory of FLOPs counts shared between jobs")
+    p.add_argument("--time-out", default=None, help="also time the model (as `hashee time`) into this CSV")
+    _timing_options(p)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("time", help="wall-clock time of a trained model (GPU: CUDA events)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+    _timing_options(p)
+    p.set_defaults(func=cmd_time)
+
+    p = sub.add_parser("gather", help="concatenate per-job rows into runs.csv, joining batch-1 wall time")
+    p.add_argument("--out", required=True)
+    p.add_argument("--rows", nargs="+", required=True)
+    p.add_argument("--times", nargs="*", default=[])
+    p.set_defaults(func=cmd_gather)
+
+    p = sub.add_parser("reference", help="ELUE reference curve points from the static runs")
+    p.add_argument("--runs", required=True)
+    p.add_argument("--method", default="static")
+    p.add_argument("--provenance", default="")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_reference)
+
+    p = sub.add_parser("tables", help="ELUE and ablation tables (md/csv/tex) and Pareto plots")
+    p.add_argument("--runs", required=True)
+    p.add_argument("--reference", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--plots-dir", default=None)
+    p.add_argument("--config-name", default="")
+    p.add_argument("--beyond", default="extend", choices=["extend", "clamp", "error"])
+    p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("provenance", help="record commit, lock file, versions, hardware, data hashes, config (JSON)")
+    p.add_argument("--config-json", default="{}", help="the merged config as JSON text (the workflow passes its own)")
+    p.add_argument("--data", nargs="*", default=[], help="the data files the run reads (each gets its SHA-256)")
+    p.add_argument("--lock-file", default=None, help="default: requirements.lock at the root of --repo-dir")
+    p.add_argument("--repo-dir", default=None, help="the git checkout to describe (default: hashee's own)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_provenance)
+
+    p = sub.add_parser("submit", help="write an ELUE submission folder (+ zip)")
+    p.add_argument("--predictions", nargs="+", required=True, help="one predictions dir per task (from evaluate)")
+    p.add_argument("--model", nargs="+", required=True, help="the trained model dir of each task, same order")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--zip", default=None)
+    p.add_argument("--flops-cache", default=None,
+                   help="the train jobs' FLOPs cache: our model's counts are read from it (the model file's are recounted)")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("zip-submission", help="zip a submission folder reproducibly (only the files ELUE reads)")
+    p.add_argument("directory")
+    p.add_argument("zip")
+    p.set_defaults(func=cmd_zip_submission)
+
+    p = sub.add_parser("validate-submission", help="check a submission folder against the task test files")
+    p.add_argument("directory")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all six)")
+    p.set_defaults(func=cmd_validate_submission)
+
+

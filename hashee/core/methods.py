@@ -1,0 +1,280 @@
+"""The method registry: HashEE is one entry, every baseline (baselines/) is another.
+
+The trainer (hashee.core.training) and the evaluator (hashee.measure.evaluation) know only this interface:
+- `build(config, task)`: the model, from an encoder config (weights come later, so a saved model
+  can be rebuilt without the pretrained checkpoint);
+- `init_from_backbone(model, backbone)`: copy pretrained weights in;
+- `stages(model, params)`: training stages — which parameters train, the loss, epochs, lr;
+- `inference_settings()`: the sweep of exit settings evaluated for one trained model;
+- `predict(model, batch, inference)`: outputs (B, num_labels) + one execution trace per instance;
+  `predict_sweep(model, batch, inferences)`: the same at every setting (overridable: one pass);
+- `flop_modules(model)`: ELUE's `module_list`, name -> module run on a traced shape.
+Adding a method = one module that subclasses `Method` and decorates it with `@register`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+import torch
+from torch import nn
+
+from hashee.core.errors import HasheeError, unknown_name
+from hashee.core.modeling import EncoderConfig, SequenceClassifier, encoder_flop_modules, encoder_traces
+from hashee.core.settings import format_setting, parse_setting
+from hashee.core.tasks import TaskSpec
+from hashee.core.trace import Trace
+
+REGISTRY: dict[str, type[Method]] = {}
+
+
+def register(cls):
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def available_methods() -> dict[str, type[Method]]:
+    """The registry. Method modules register on import; which modules exist is declared, not imported
+    here: the installed distributions' `hashee.methods` entry points (this project's: HashEE and
+    baselines/), then every module named in $HASHEE_PLUGINS (comma-separated module names or .py
+    paths; the config's `plugins` key sets it). The core never imports a baseline by name."""
+    for entry_point in entry_points(group="hashee.methods"):
+        entry_point.load()
+    for plugin in filter(None, (m.strip() for m in os.environ.get("HASHEE_PLUGINS", "").split(","))):
+        _import_plugin(plugin)
+    return REGISTRY
+
+
+def _import_plugin(plugin: str) -> None:
+    """A module name, or the path of a .py file (imported once under a private name)."""
+    try:
+        if plugin.endswith(".py"):
+            import importlib.util
+            import sys
+
+            name = f"hashee_plugin_{abs(hash(os.path.abspath(plugin)))}"
+            if name in sys.modules:
+                return
+            spec = importlib.util.spec_from_file_location(name, plugin)
+            if spec is None or not os.path.isfile(plugin):
+                raise ImportError(f"no such file {plugin}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        else:
+            importlib.import_module(plugin)
+    except ImportError as err:
+        raise HasheeError(f"HASHEE_PLUGINS: cannot import method module {plugin!r} ({err})") from None
+
+
+def get_method(name: str, setting: str | dict = "") -> Method:
+    methods = available_methods()
+    if name not in methods:
+        raise unknown_name("method", name, methods)
+    settings = parse_setting(setting) if isinstance(setting, str) else dict(setting)
+    return methods[name](settings)
+
+
+@dataclass
+class Stage:
+    """One training stage: the parameters it trains (all others frozen), its loss, its schedule."""
+
+    name: str
+    parameters: Callable[[nn.Module], Iterable[nn.Parameter]]
+    loss: Callable[[nn.Module, dict], torch.Tensor]
+    epochs: float
+    lr: float
+    warmup: float
+    weight_decay: float
+    select_on_dev: bool = True  # keep the best epoch of this stage, chosen on dev
+
+
+@dataclass
+class TrainingInputs:
+    """What `Method.prepare` may use besides the model: the task's files and the run's seed."""
+
+    data_dir: str
+    seed: int
+    max_length: int
+    hash_file: str | None = None  # a fitted hash (hashee fit-hash), for methods that use one
+
+
+@dataclass
+class Prediction:
+    outputs: torch.Tensor  # (B, num_labels) logits, or (B,) regression values
+    traces: list[Trace]
+
+
+def task_loss(task: TaskSpec, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    if task.is_regression:
+        return nn.functional.mse_loss(outputs.view(-1), labels.float())
+    return nn.functional.cross_entropy(outputs, labels)
+
+
+def decode(task: TaskSpec, outputs: torch.Tensor) -> torch.Tensor:
+    return outputs.view(-1).float() if task.is_regression else outputs.argmax(dim=-1)
+
+
+class Method:
+    name = "method"
+    # Facts the workflow reads from the class (workflow/rules/common.smk):
+    supports_regression = True  # False: the method has no regression exit rule and skips STS-B
+    needs_fitted_hash = False  # True: a hash is fitted per task before training (the fit_hash rule)
+    # Settings keys a method understands, with defaults; unknown keys are an error.
+    setting_defaults: dict[str, str] = {}
+
+    def __init__(self, settings: dict[str, str]):
+        unknown = set(settings) - set(self.setting_defaults)
+        if unknown:
+            raise HasheeError(f"method {self.name}: unknown setting key(s) {', '.join(sorted(unknown))}; "
+                              f"valid: {', '.join(self.setting_defaults) or 'none'}")
+        self.given = dict(settings)  # as the user wrote them: this names the variant in results
+        self.settings = {**self.setting_defaults, **settings}
+        self.task: TaskSpec | None = None
+
+    def setting_text(self, inference: dict | None = None) -> str:
+        return format_setting({**self.given, **(inference or {})})
+
+    # --- helpers for settings ---
+    def int_setting(self, key: str) -> int | None:
+        value = self.settings.get(key)
+        if value in (None, "", "all"):
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise HasheeError(f"method {self.name}: setting {key}={value!r} is not an integer") from None
+
+    @property
+    def num_layers(self) -> int | None:
+        return self.int_setting("layers")
+
+    # --- the interface ---
+    def check_task(self, task: TaskSpec) -> None:
+        if task.is_regression and not self.supports_regression:
+            raise HasheeError(f"method {self.name} defines no regression exit and does not run on {task.name}")
+
+    def build(self, config: EncoderConfig, task: TaskSpec) -> nn.Module:
+        self.check_task(task)
+        self.task = task
+        return SequenceClassifier(config, task.num_labels)
+
+    def prepare(self, model: nn.Module, backbone, task: TaskSpec, inputs: TrainingInputs) -> None:
+        """Before training, after the pretrained weights are in: attach what the method needs beyond
+        its weights (HashEE: its hash)."""
+        if inputs.hash_file and not self.needs_fitted_hash:
+            raise HasheeError(f"method {self.name} uses no hash; --hash-file is for methods that do")
+
+    def init_from_backbone(self, model: nn.Module, backbone) -> None:
+        from hashee.core.backbones import load_exact
+
+        load_exact(model.bert, backbone.state_dict, backbone.name)
+
+    def stages(self, model: nn.Module, params) -> list[Stage]:
+        def loss(model, batch):
+            logits, _ = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+            return task_loss(self.task, logits, batch["labels"])
+
+        return [Stage("finetune", lambda m: m.parameters(), loss, params.epochs, params.lr, params.warmup,
+                      params.weight_decay)]
+
+    def inference_settings(self) -> list[dict[str, str]]:
+        return [{}]
+
+    def predict(self, model: nn.Module, batch: dict, inference: dict) -> Prediction:
+        logits, out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        return Prediction(logits, encoder_traces(batch["attention_mask"], out.active_counts,
+                                                 model.bert.config.hidden_size))
+
+    def predict_sweep(self, model: nn.Module, batch: dict, inferences: list[dict]) -> list[Prediction]:
+        """`predict` at every inference setting. Instance-exit methods override it to compute the whole
+        sweep from one pass (their outputs per layer do not depend on the exit rule)."""
+        return [self.predict(model, batch, inference) for inference in inferences]
+
+    def flop_modules(self, model: nn.Module) -> dict[str, nn.Module]:
+        from hashee.core.modeling import FlopsHead
+
+        modules = encoder_flop_modules(model.bert)
+        modules["pooler"] = FlopsHead(model.bert.pooler)
+        modules["classifier"] = FlopsHead(model.classifier)
+        return modules
+
+    # --- persistence: extra files a method saves beside its checkpoint (HashEE: its hash) ---
+    def save_extras(self, model: nn.Module, directory) -> None:
+        pass
+
+    def load_extras(self, model: nn.Module, directory, tokenizer) -> None:
+        pass
+
+
+@register
+class HashEE(Method):
+    """Hash-based token-level early exiting: each token exits at its hashed layer (docs/method.md)."""
+
+    name = "hashee"
+    needs_fitted_hash = True
+    setting_defaults = {"hash": "frequency", "layers": "", "buckets": "6"}
+
+    def build(self, config, task):
+        model = super().build(config, task)
+        model.token_hash = None  # set by attach_hash (training) or load_extras (evaluation)
+        return model
+
+    def prepare(self, model, backbone, task, inputs) -> None:
+        """The hash from `inputs.hash_file` (the workflow's fit_hash job), else one fitted now on the
+        task's train + dev."""
+        from hashee.core.hashing import TokenHash, fit_task_hash, vocab_fingerprint
+
+        if inputs.hash_file:
+            token_hash = TokenHash.load(inputs.hash_file, vocab_fingerprint=vocab_fingerprint(backbone.tokenizer),
+                                        vocab_size=backbone.config.vocab_size)
+        else:
+            token_hash = fit_task_hash(task, backbone, self.settings["hash"], backbone.config.num_layers,
+                                       int(self.settings["buckets"]), inputs.seed, inputs.data_dir,
+                                       inputs.max_length)
+        self.attach_hash(model, token_hash)
+
+    def attach_hash(self, model, token_hash) -> None:
+        token_hash.check_fits(self.settings["hash"], model.bert.num_layers)
+        model.token_hash = token_hash
+
+    def exit_layers(self, model, input_ids, generator=None):
+        if model.token_hash is None:
+            raise HasheeError("HashEE model has no hash attached (missing hash.pt beside the checkpoint?)")
+        # rand-incons draws per occurrence: from the global RNG while training (resumable with it),
+        # from the hash's own seeded generator at evaluation (deterministic).
+        if model.training and model.token_hash.name == "rand-incons" and generator is None:
+            generator = torch.default_generator
+        return model.token_hash.assign(input_ids.cpu(), generator=generator).to(input_ids.device)
+
+    def stages(self, model, params):
+        def loss(model, batch):
+            exits = self.exit_layers(model, batch["input_ids"])
+            logits, _ = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], exits)
+            return task_loss(self.task, logits, batch["labels"])
+
+        return [Stage("finetune", lambda m: m.parameters(), loss, params.epochs, params.lr, params.warmup,
+                      params.weight_decay)]
+
+    def predict(self, model, batch, inference):
+        exits = self.exit_layers(model, batch["input_ids"])
+        logits, out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], exits)
+        return Prediction(logits, encoder_traces(batch["attention_mask"], out.active_counts,
+                                                 model.bert.config.hidden_size))
+
+    def save_extras(self, model, directory) -> None:
+        model.token_hash.save(f"{directory}/hash.pt")
+
+    def load_extras(self, model, directory, tokenizer) -> None:
+        from pathlib import Path
+
+        from hashee.core.hashing import TokenHash, vocab_fingerprint
+
+        path = Path(directory) / "hash.pt"
+        if not path.exists():
+            raise HasheeError(f"{path}: missing; a HashEE checkpoint needs its hash file beside its weights")
+        self.attach_hash(model, TokenHash.load(path, vocab_fingerprint=vocab_fingerprint(tokenizer),
+                                               vocab_size=model.bert.config.vocab_size))

@@ -1,0 +1,333 @@
+"""Token-exit encoder for BERT-family backbones (BERT, RoBERTa, ALBERT, ElasticBERT, DistilBERT), one file.
+
+Module tree and parameter names follow transformers' `modeling_bert.py`, so BERT checkpoints load
+by name; other families are mapped in `hashee.core.backbones`.
+
+HashEE token exit (docs/method.md): layer l updates only *active* tokens (exit_layer >= l). Queries,
+the attention output projection and the FFN run on active tokens only, gathered into one packed
+(N_active, H) tensor so skipped work is really skipped. Keys/values come from every real token of
+the sequence (exited ones frozen at their exit layer), projected with layer l's own K/V weights.
+Padding is never active and is masked out of attention (the reference code forgets this).
+
+Each forward pass also returns `active_counts` (B, L): how many tokens every layer processed per
+instance, which `trace()` turns into the per-instance execution trace (hashee.core.trace).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hashee.core.trace import ModuleCall, Trace
+
+# The activations BERT-family checkpoints name (transformers' ACT2FN, without importing transformers).
+ACTIVATIONS = {
+    "gelu": lambda: nn.GELU(),
+    "gelu_new": lambda: nn.GELU(approximate="tanh"),
+    "gelu_pytorch_tanh": lambda: nn.GELU(approximate="tanh"),
+    "relu": lambda: nn.ReLU(),
+}
+
+
+@dataclass
+class EncoderConfig:
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    hidden_act: str = "gelu"
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    pad_token_id: int = 0
+    embedding_size: int | None = None  # ALBERT factorises embeddings: E != H, then a projection
+    share_layers: bool = False  # ALBERT: one set of layer weights applied num_layers times
+    position_style: str = "absolute"  # "roberta": positions count real tokens from pad_id + 1
+    family: str = "bert"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EncoderOutput:
+    last_hidden_state: torch.Tensor  # (B, T, H)
+    active_counts: torch.Tensor  # (B, L) tokens processed per layer and instance
+    layer_states: list[torch.Tensor] = field(default_factory=list)  # per layer (B, T, H), if asked
+
+
+class Embeddings(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        dim = config.embedding_size or config.hidden_size
+        self.config = config
+        self.word_embeddings = nn.Embedding(config.vocab_size, dim, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, dim)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, dim)
+        self.LayerNorm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.projection = nn.Linear(dim, config.hidden_size) if dim != config.hidden_size else None
+
+    def position_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if self.config.position_style == "roberta":
+            real = input_ids.ne(self.config.pad_token_id).long()
+            return torch.cumsum(real, dim=1) * real + self.config.pad_token_id
+        return torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
+
+    def forward(self, input_ids, token_type_ids=None):  # (B, T) -> (B, T, H)
+        # One segment type (RoBERTa, DistilBERT): the model ignores segments, so the 1s a BERT
+        # tokenizer gives a sentence pair's second segment must not index past the one row.
+        if token_type_ids is None or self.config.type_vocab_size == 1:
+            token_type_ids = torch.zeros_like(input_ids)
+        x = (self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
+             + self.position_embeddings(self.position_ids(input_ids)))
+        x = self.dropout(self.LayerNorm(x))
+        return self.projection(x) if self.projection is not None else x
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.head_dim = config.hidden_size // config.num_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_p = config.attention_dropout
+
+    def split_heads(self, x):  # (B, T, H) -> (B, nh, T, hd)
+        return x.view(x.shape[0], x.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, queries, keys_values, key_mask):
+        """queries (B, Tq, H) of active tokens; keys_values (B, T, H) all tokens; key_mask (B, T) bool."""
+        q = self.split_heads(self.query(queries))  # (B, nh, Tq, hd)
+        k = self.split_heads(self.key(keys_values))  # (B, nh, T, hd)
+        v = self.split_heads(self.value(keys_values))
+        ctx = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=key_mask[:, None, None, :],
+            dropout_p=self.dropout_p if self.training else 0.0)  # (B, nh, Tq, hd)
+        return ctx.transpose(1, 2).reshape(queries.shape[0], queries.shape[1], -1)  # (B, Tq, H)
+
+
+class SelfOutput(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        # DistilBERT adds its attention output (out_lin) to the residual without dropout.
+        self.dropout = nn.Dropout(0.0 if config.family == "distilbert" else config.hidden_dropout)
+
+    def forward(self, x, residual):
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class Attention(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.self = SelfAttention(config)
+        self.output = SelfOutput(config)
+
+
+class Intermediate(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        if config.hidden_act not in ACTIVATIONS:
+            raise ValueError(f"hidden_act {config.hidden_act!r} not supported; valid: {', '.join(ACTIVATIONS)}")
+        self.act = ACTIVATIONS[config.hidden_act]()
+
+    def forward(self, x):
+        return self.act(self.dense(x))
+
+
+class Output(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, x, residual):
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class Layer(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.attention = Attention(config)
+        self.intermediate = Intermediate(config)
+        self.output = Output(config)
+
+    def forward(self, hidden, key_mask, active=None):
+        """hidden (B, T, H); key_mask (B, T) bool real tokens; active (B, T) bool or None (= key_mask).
+
+        Returns the new (B, T, H) states: active positions updated, the others unchanged (frozen).
+        """
+        if active is None:
+            active = key_mask
+        if not bool(active.any()):  # every token has exited (e.g. a hash that sends none this deep)
+            return hidden
+        if bool(active.all()):  # nothing to skip (no padding, no exits): plain dense layer
+            attn_out = self.attention.output(self.attention.self(hidden, hidden, key_mask), hidden)
+            return self.output(self.intermediate(attn_out), attn_out)
+        B, T, H = hidden.shape
+        flat = hidden.reshape(B * T, H)
+        active_flat = active.reshape(-1).nonzero().squeeze(1)  # (N,) positions in B*T
+        x = flat.index_select(0, active_flat)  # (N, H) packed active tokens
+        if B == 1:  # one sequence: the packed tokens are already its queries, no slots to scatter
+            ctx = self.attention.self(x.unsqueeze(0), hidden, key_mask)[0]
+            attn_out = self.attention.output(ctx, x)
+            out = self.output(self.intermediate(attn_out), attn_out)
+            return flat.index_copy(0, active_flat, out).view(B, T, H)
+        # Attention needs each query next to its own sequence's keys: scatter the packed queries
+        # into (B, n_max, H) slots. Only the attention core pays for this padding; the Q, output
+        # and FFN projections (the bulk of a layer) run on the packed (N, H) tensor.
+        counts = active.sum(dim=1)  # (B,)
+        n_max = int(counts.max())
+        rows = torch.div(active_flat, T, rounding_mode="floor")
+        slots = (torch.cumsum(active.long(), dim=1) - 1).reshape(-1).index_select(0, active_flat)
+        queries = x.new_zeros(B, n_max, H).index_put((rows, slots), x)
+        ctx = self.attention.self(queries, hidden, key_mask)[rows, slots]  # (N, H)
+        attn_out = self.attention.output(ctx, x)
+        out = self.output(self.intermediate(attn_out), attn_out)  # (N, H)
+        return flat.index_copy(0, active_flat, out).view(B, T, H)
+
+
+class Pooler(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, cls_state):  # (B, H) -> (B, H)
+        return self.activation(self.dense(cls_state))
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        if config.share_layers:
+            shared = Layer(config)
+            self.layer = nn.ModuleList([shared] * config.num_layers)
+        else:
+            self.layer = nn.ModuleList([Layer(config) for _ in range(config.num_layers)])
+
+
+class TokenExitEncoder(nn.Module):
+    """BertModel-compatible encoder (embeddings, encoder.layer.i, pooler) with token-level exits."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.encoder = Encoder(config)
+        self.pooler = Pooler(config)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.encoder.layer)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, exit_layers=None,
+                output_layer_states: bool = False) -> EncoderOutput:
+        """exit_layers (B, T) 1-based exit layer per token, or None: every token runs every layer."""
+        key_mask = attention_mask.bool()
+        hidden = self.embeddings(input_ids, token_type_ids)
+        counts, states = [], []
+        for index, layer in enumerate(self.encoder.layer, start=1):
+            active = key_mask if exit_layers is None else key_mask & (exit_layers >= index)
+            hidden = layer(hidden, key_mask, active)
+            counts.append(active.sum(dim=1))
+            if output_layer_states:
+                states.append(hidden)
+        return EncoderOutput(hidden, torch.stack(counts, dim=1), states)
+
+
+class SequenceClassifier(nn.Module):
+    """Encoder + the usual head: last layer's [CLS] -> pooler -> dropout -> Linear (1 output: regression)."""
+
+    def __init__(self, config: EncoderConfig, num_labels: int):
+        super().__init__()
+        self.bert = TokenExitEncoder(config)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.classifier = nn.Linear(config.hidden_size, num_labels)
+        self.num_labels = num_labels
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, exit_layers=None):
+        out = self.bert(input_ids, attention_mask, token_type_ids, exit_layers)
+        logits = self.classifier(self.dropout(self.bert.pooler(out.last_hidden_state[:, 0])))
+        return logits, out
+
+
+def sequence_lengths(attention_mask: torch.Tensor) -> list[int]:
+    return attention_mask.sum(dim=1).tolist()
+
+
+def encoder_traces(attention_mask, active_counts, hidden_size: int, head: tuple[str, ...] = ("pooler", "classifier"),
+                   layer_prefix: str = "layer_") -> list[Trace]:
+    """Per-instance traces of a token-exit encoder run: emb, each layer it ran, then the head modules."""
+    traces = []
+    for length, counts in zip(sequence_lengths(attention_mask), active_counts.tolist()):
+        calls = [ModuleCall("emb", (length,))]
+        calls += [ModuleCall(f"{layer_prefix}{i}", (n, length, hidden_size))
+                  for i, n in enumerate(counts, start=1) if n > 0]
+        calls += [ModuleCall(name, (hidden_size,)) for name in head]
+        traces.append(tuple(calls))
+    return traces
+
+
+# --- ELUE `module_list` entries: each runs one traced module on an input of the traced shape. ---
+# The FLOPs counter (hashee.measure.flops), the submission's model file and the validator all run these,
+# so the FLOPs we report are, by construction, the FLOPs of what the shapes say ran.
+
+class FlopsEmbeddings(nn.Module):
+    """Input (T,): embeds T tokens."""
+
+    def __init__(self, embeddings: Embeddings):
+        super().__init__()
+        self.embeddings = embeddings
+
+    def forward(self, x):
+        return self.embeddings(torch.zeros(1, x.shape[0], dtype=torch.long, device=x.device))
+
+
+class FlopsLayer(nn.Module):
+    """Input (n_active, T, H): a token-exit layer with n_active queries over T keys/values.
+
+    A plain (T, H) shape cannot say how many tokens are still active, so the first dimension
+    carries the active count and the second the sequence length (docs/elue.md, "Submission format").
+    """
+
+    def __init__(self, layer: Layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        n_active, length = x.shape[0], x.shape[1]
+        hidden = x[0].unsqueeze(0)  # (1, T, H)
+        key_mask = torch.ones(1, length, dtype=torch.bool, device=x.device)
+        active = torch.arange(length, device=x.device).unsqueeze(0) < n_active
+        return self.layer(hidden, key_mask, active)
+
+
+class FlopsHead(nn.Module):
+    """Input (H,) or (T, H): a head module applied to one vector."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        return self.module(x.reshape(1, -1, x.shape[-1])[:, 0])
+
+
+def encoder_flop_modules(encoder: TokenExitEncoder, layer_prefix: str = "layer_") -> dict[str, nn.Module]:
+    modules: dict[str, nn.Module] = {"emb": FlopsEmbeddings(encoder.embeddings)}
+    for i, layer in enumerate(encoder.encoder.layer, start=1):
+        modules[f"{layer_prefix}{i}"] = FlopsLayer(layer)
+    return modules

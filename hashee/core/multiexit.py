@@ -1,0 +1,217 @@
+"""Shared machinery of instance-level early-exit baselines (DeeBERT, FastBERT, PABEE, BERxiT,
+ElasticBERT exits): an internal classifier ("exit") after every layer, and batched inference in
+which each instance leaves as soon as its exit rule fires.
+
+Batched inference with per-instance exits: after layer l, the instances whose rule fired are
+finished and dropped from the batch (rows removed, padding re-trimmed), so an instance that exits
+stops costing compute and nobody waits for the slowest instance — unlike the official code, which
+assumes batch size 1. An instance's prediction and exit are the same in any batch as alone.
+
+A method subclasses `MultiExitMethod` and supplies: `make_exit(config, num_labels, layer)`, the
+head modules; `exit_decision(...)`, its rule; `stages(...)`, its training. Traces name every
+module the instance ran: `emb`, `layer_i` and that layer's head calls (`exit_i`, plus e.g. a
+shared `pooler`), which hashee.measure.flops counts with the heads included.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hashee.core.methods import Method, Prediction, task_loss
+from hashee.core.modeling import EncoderConfig, TokenExitEncoder, encoder_flop_modules
+from hashee.core.trace import ModuleCall
+
+
+class MultiExitModel(nn.Module):
+    """Encoder (BERT names under `bert.`) + one exit head per layer (`exits.{i-1}` for layer i)."""
+
+    def __init__(self, config: EncoderConfig, exits: list[nn.Module]):
+        super().__init__()
+        self.bert = TokenExitEncoder(config)
+        self.exits = nn.ModuleList(exits)
+
+    @property
+    def num_layers(self) -> int:
+        return self.bert.num_layers
+
+    def all_exit_outputs(self, input_ids, attention_mask, token_type_ids=None) -> list[torch.Tensor]:
+        """Training view: every exit's output for every instance (the whole batch runs all layers)."""
+        key_mask = attention_mask.bool()
+        hidden = self.bert.embeddings(input_ids, token_type_ids)
+        outputs = []
+        for layer, head in zip(self.bert.encoder.layer, self.exits):
+            hidden = layer(hidden, key_mask)
+            outputs.append(head(hidden, key_mask))
+        return outputs
+
+
+class ClsHead(nn.Module):
+    """DeeBERT-style exit: own pooler (Linear H->H + tanh on [CLS]) -> dropout -> Linear(H, labels)."""
+
+    def __init__(self, config: EncoderConfig, num_labels: int):
+        super().__init__()
+        self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.classifier = nn.Linear(config.hidden_size, num_labels)
+
+    def forward(self, hidden, key_mask=None):  # (B, T, H) -> (B, labels)
+        return self.classifier(self.dropout(torch.tanh(self.pooler(hidden[:, 0]))))
+
+
+class MultiExitMethod(Method):
+    """Instance-level early exit over a multi-exit model. Subclasses define heads, rule, stages."""
+
+    setting_defaults = {"layers": ""}
+    # The inference-setting key swept at evaluation, and its values (strings, as they appear in results).
+    sweep_key = "threshold"
+    sweep_values: tuple[str, ...] = ("0",)
+
+    # ------------------------------------------------------------------ model
+    def make_exit(self, config: EncoderConfig, num_labels: int, layer: int) -> nn.Module:
+        return ClsHead(config, num_labels)
+
+    def build(self, config, task):
+        self.check_task(task)
+        self.task = task
+        return MultiExitModel(config, [self.make_exit(config, task.num_labels, i)
+                                       for i in range(1, config.num_layers + 1)])
+
+    def init_from_backbone(self, model, backbone) -> None:
+        from hashee.core.backbones import load_exact
+
+        load_exact(model.bert, backbone.state_dict, backbone.name)
+
+    # ------------------------------------------------------------------ exit rule
+    def inference_settings(self) -> list[dict[str, str]]:
+        return [{self.sweep_key: value} for value in self.sweep_values]
+
+    def init_exit_state(self, batch_size: int, device) -> dict:
+        """Per-instance state carried across layers (e.g. PABEE's patience counter)."""
+        return {}
+
+    def exit_decision(self, outputs: torch.Tensor, layer: int, state: dict, inference: dict) -> torch.Tensor:
+        """(B,) bool: which instances exit after `layer` given their exit output there."""
+        raise NotImplementedError
+
+    def final_output(self, outputs: torch.Tensor, state: dict) -> torch.Tensor:
+        """The prediction of an exiting instance (PABEE-style rules may use the state)."""
+        return outputs
+
+    def head_calls(self, layer: int, length: int, hidden: int) -> list[ModuleCall]:
+        """Module calls of the exit after `layer`, for traces (names must exist in flop_modules)."""
+        return [ModuleCall(f"exit_{layer}", (hidden,))]
+
+    # ------------------------------------------------------------------ inference
+    def prepare(self, model) -> None:
+        """Run before inference (BERxiT points its heads at the shared LTE)."""
+
+    def predict(self, model, batch, inference):
+        self.prepare(model)
+        input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
+        size = input_ids.shape[0]
+        key_mask = attention_mask.bool()
+        hidden = model.bert.embeddings(input_ids, batch.get("token_type_ids"))
+        rows = torch.arange(size, device=input_ids.device)  # original row of each remaining instance
+        state = self.init_exit_state(size, input_ids.device)
+        final: list[torch.Tensor | None] = [None] * size
+        exit_layer = [model.num_layers] * size
+        for layer_index, (layer, head) in enumerate(zip(model.bert.encoder.layer, model.exits), start=1):
+            hidden = layer(hidden, key_mask)
+            keep, state = self._settle(head(hidden, key_mask), layer_index, model.num_layers, state,
+                                       inference, rows, final, exit_layer)
+            if keep is None:
+                continue
+            if keep.numel() == 0:
+                break
+            rows, hidden, key_mask = rows[keep], hidden[keep], key_mask[keep]
+            # Re-trim padding to the longest remaining instance: padded keys cost time too.
+            longest = int(key_mask.sum(dim=1).max())
+            hidden, key_mask = hidden[:, :longest], key_mask[:, :longest]
+        return Prediction(torch.stack(final), self._traces(attention_mask, exit_layer, model))
+
+    def predict_sweep(self, model, batch, inferences):
+        """Every sweep point from one pass through all layers: an exit head's output for an instance
+        does not depend on the exit rule, so replaying each rule over the recorded outputs gives the
+        predictions and traces `predict` gives per point (tests check it). `predict`, which really
+        skips the layers, is what the timing runs."""
+        self.prepare(model)
+        outputs = model.all_exit_outputs(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        size, device = batch["input_ids"].shape[0], batch["input_ids"].device
+        predictions = []
+        for inference in inferences:
+            rows = torch.arange(size, device=device)
+            state = self.init_exit_state(size, device)
+            final: list[torch.Tensor | None] = [None] * size
+            exit_layer = [model.num_layers] * size
+            for layer_index, layer_outputs in enumerate(outputs, start=1):
+                keep, state = self._settle(layer_outputs[rows], layer_index, model.num_layers, state,
+                                           inference, rows, final, exit_layer)
+                if keep is not None:
+                    if keep.numel() == 0:
+                        break
+                    rows = rows[keep]
+            predictions.append(Prediction(torch.stack(final), self._traces(batch["attention_mask"], exit_layer, model)))
+        return predictions
+
+    def _settle(self, outputs, layer_index, num_layers, state, inference, rows, final, exit_layer):
+        """Apply the exit rule after `layer_index` to the remaining instances (`rows`): record the
+        finished ones in `final`/`exit_layer`; return (positions kept, or None if all stay; state)."""
+        done = self.exit_decision(outputs, layer_index, state, inference)
+        if layer_index == num_layers:
+            done = torch.ones_like(done)
+        if not bool(done.any()):
+            return None, state
+        chosen = self.final_output(outputs, state)
+        for position in done.nonzero().squeeze(1).tolist():
+            original = int(rows[position])
+            final[original] = chosen[position]
+            exit_layer[original] = layer_index
+        keep = (~done).nonzero().squeeze(1)
+        return keep, self.select_state(state, keep)
+
+    def _traces(self, attention_mask, exit_layer, model):
+        hidden_size = model.bert.config.hidden_size
+        traces = []
+        for length, last in zip(attention_mask.sum(dim=1).tolist(), exit_layer):
+            calls = [ModuleCall("emb", (length,))]
+            for layer_index in range(1, last + 1):
+                calls.append(ModuleCall(f"layer_{layer_index}", (length, length, hidden_size)))
+                calls.extend(self.head_calls(layer_index, length, hidden_size))
+            traces.append(tuple(calls))
+        return traces
+
+    @staticmethod
+    def select_state(state: dict, keep: torch.Tensor) -> dict:
+        return {k: v[keep] if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+
+    # ------------------------------------------------------------------ FLOPs
+    def flop_modules(self, model):
+        modules = encoder_flop_modules(model.bert)
+        for i, head in enumerate(model.exits, start=1):
+            modules[f"exit_{i}"] = FlopsSequenceHead(head)
+        return modules
+
+    # ------------------------------------------------------------------ training helpers
+    def exit_losses(self, model, batch) -> list[torch.Tensor]:
+        outputs = model.all_exit_outputs(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        return [task_loss(self.task, out, batch["labels"]) for out in outputs]
+
+
+class FlopsSequenceHead(nn.Module):
+    """Input (H,) for heads that read [CLS] only, or (T, H) for heads that read the whole sequence
+    (FastBERT's self-attentive student): the head runs on a (1, T, H) batch of that shape."""
+
+    def __init__(self, head: nn.Module):
+        super().__init__()
+        self.head = head
+
+    def forward(self, x):
+        hidden = x.reshape(1, -1, x.shape[-1])
+        return self.head(hidden, torch.ones(1, hidden.shape[1], dtype=torch.bool, device=x.device))
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of softmax(logits) per row, in nats."""
+    log_p = torch.log_softmax(logits.float(), dim=-1)
+    return -(log_p.exp() * log_p).sum(dim=-1)

@@ -1,0 +1,41 @@
+"""The one grammar of `setting` strings: 'hash=frequency,layers=6' <-> {'hash': 'frequency', 'layers': '6'}.
+
+Kept free of heavy imports: every job parses settings at start-up.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hashee.core.errors import HasheeError
+
+
+def parse_setting(s) -> dict[str, str]:
+    """'hash=frequency,layers=6' -> {'hash': 'frequency', 'layers': '6'} (values stay strings so
+    that format_setting(parse_setting(s)) == s)."""
+    if s is None or (isinstance(s, float) and math.isnan(s)) or not str(s).strip():
+        return {}
+    out: dict[str, str] = {}
+    for part in str(s).split(","):
+        key, sep, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise HasheeError(f"setting {s!r}: {part!r} is not key=value")
+        if key in out:
+            raise HasheeError(f"setting {s!r}: key {key!r} given twice")
+        out[key] = value
+    return out
+
+
+def format_setting(d: dict) -> str:
+    """Inverse of parse_setting; keeps the dict's order (sorting keys is not required)."""
+    parts = []
+    for key, value in d.items():
+        key = str(key)
+        value = str(value).lower() if isinstance(value, bool) else str(value)
+        for text in (key, value):
+            if not text or any(c in text for c in ",=") or text != text.strip():
+                raise HasheeError(f"setting {key}={value}: keys and values must be non-empty, "
+                                  "without ',' '=' or surrounding spaces")
+        parts.append(f"{key}={value}")
+    return ",".join(parts)

@@ -1,0 +1,71 @@
+"""The layering (docs/architecture.md): core <- measure <- studies <- cli, baselines on the core.
+Each layer is imported in a fresh interpreter, and what it pulled in is checked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+LAYERS = ("hashee.core", "hashee.measure", "hashee.studies", "hashee.cli")
+# What importing a module may load, among the project's own packages.
+ALLOWED = {
+    "hashee.core": {"hashee.core"},
+    "hashee.measure": {"hashee.core", "hashee.measure"},
+    "hashee.studies": {"hashee.core", "hashee.measure", "hashee.studies"},
+    "baselines": {"hashee.core", "baselines"},
+}
+
+
+def _project_modules_after(statement: str) -> set[str]:
+    code = (f"import sys, json\n{statement}\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('hashee', 'baselines', 'workflow_scripts'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _layer(module: str) -> str:
+    if module.startswith("baselines"):
+        return "baselines"
+    for layer in LAYERS:
+        if module == layer or module.startswith(layer + "."):
+            return layer
+    return module  # the top-level `hashee` package itself (its version)
+
+
+def _all_modules(package: str) -> list[str]:
+    import importlib
+    import pkgutil
+
+    root = importlib.import_module(package)
+    return sorted(m.name for m in pkgutil.walk_packages(root.__path__, package + ".")
+                  if not m.name.endswith("__main__"))
+
+
+@pytest.mark.parametrize("package", ["hashee.core", "hashee.measure", "hashee.studies", "baselines"])
+def test_a_layer_imports_only_the_layers_below_it(package):
+    statement = "\n".join(f"import {m}" for m in [package, *_all_modules(package)])
+    pulled = {_layer(m) for m in _project_modules_after(statement)} - {"hashee"}
+    assert pulled <= ALLOWED[package], f"{package} pulled in {sorted(pulled - ALLOWED[package])}"
+
+
+def test_the_model_alone_pulls_no_baseline_cli_or_launcher():
+    pulled = _project_modules_after("import hashee.core.modeling")
+    assert not {m for m in pulled if m.startswith(("baselines", "hashee.cli", "hashee.measure", "workflow"))}
+
+
+def test_the_registry_finds_the_baselines_through_entry_points_not_imports():
+    pulled = _project_modules_after("import hashee.core.methods")
+    assert not any(m.startswith("baselines") for m in pulled)
+    pulled = _project_modules_after("from hashee.core.methods import available_methods\navailable_methods()")
+    assert "baselines.deebert" in pulled
+
+
+def test_every_registered_method_is_found():
+    from hashee.core.methods import available_methods
+
+    assert {"hashee", "static", "deebert", "fastbert", "pabee", "berxit", "cascadebert",
+            "elasticbert-entropy", "elasticbert-patience"} <= set(available_methods())
