@@ -35,7 +35,7 @@ def _compare_with_hf(hf_model, batch, atol=1e-4):
 
 
 def test_bert_equals_transformers_on_padded_batch(minilm):
-    hf = BertModel.from_pretrained(str(__import__("hashee.core.backbones").backbones.minilm_path()))
+    hf = BertModel.from_pretrained(str(__import__("hashee.core.backbones").core.backbones.minilm_path()))
     batch = _batch(minilm.tokenizer)
     assert batch["attention_mask"].sum(1).unique().numel() > 1  # unequal lengths
     _compare_with_hf(hf, batch)
