@@ -31,10 +31,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from baselines.deebert import backbone_parameters, float_setting, init_exit_poolers
 from hashee.core.methods import Stage, register, task_loss
 from hashee.core.modeling import FlopsHead
-from hashee.core.multiexit import ClsHead, FlopsSequenceHead, MultiExitMethod, MultiExitModel
+from hashee.core.multiexit import (
+    ClsHead,
+    FlopsSequenceHead,
+    MultiExitMethod,
+    MultiExitModel,
+    backbone_parameters,
+    init_exit_poolers,
+)
 from hashee.core.trace import ModuleCall
 
 # LTE output estimates P(head wrong) (classification; regression: tanh of the absolute error), so a
@@ -81,18 +87,17 @@ class ClsPart(nn.Module):
 class BERxiT(MultiExitMethod):
     name = "berxit"
     supports_regression = True
-    sweep_key = "threshold"
+    sweep_keys = ("threshold",)
     sweep_values = BERXIT_THRESHOLDS
 
     # ------------------------------------------------------------------ model
     def build(self, config, task):
         self.check_task(task)
-        self.task = task
-        self._num_layers = config.num_layers
         lte = nn.Linear(config.hidden_size, 1)
         exits = [LteHead(config, task.num_labels, lte if i < config.num_layers else None)
                  for i in range(1, config.num_layers + 1)]
         model = MultiExitModel(config, exits)
+        model.task = task
         model.lte = lte
         model.register_buffer("lte_step", torch.zeros((), dtype=torch.long))  # see the module docstring
         return model
@@ -109,22 +114,21 @@ class BERxiT(MultiExitMethod):
         init_exit_poolers(model)
 
     # ------------------------------------------------------------------ exit rule
-    def exit_decision(self, outputs, layer, state, inference):
-        n = self.task.num_labels
+    def exit_decision(self, task, outputs, layer, state, inference):
+        n = task.num_labels
         if outputs.shape[-1] == n:  # the last exit: no LTE, the loop exits it anyway
             return torch.zeros(outputs.shape[0], dtype=torch.bool, device=outputs.device)
-        return torch.sigmoid(outputs[:, n].float()) < float_setting(self, inference, self.sweep_key)
+        return torch.sigmoid(outputs[:, n].float()) < self.sweep_value(inference)
 
-    def final_output(self, outputs, state):
-        return outputs[:, :self.task.num_labels]
+    def final_output(self, task, outputs, state):
+        return outputs[:, :task.num_labels]
 
-    def prepare(self, model):
-        self._num_layers = model.num_layers  # head_calls needs it: the last exit has no LTE call
+    def prepare_inference(self, model):
         self.link_lte(model)
 
-    def head_calls(self, layer, length, hidden):
+    def head_calls(self, layer, num_layers, length, hidden):
         calls = [ModuleCall(f"exit_{layer}", (hidden,))]
-        if layer < self._num_layers:
+        if layer < num_layers:  # the last exit has no LTE
             calls.append(ModuleCall("lte", (hidden,)))
         return calls
 
@@ -136,15 +140,17 @@ class BERxiT(MultiExitMethod):
         return modules
 
     # ------------------------------------------------------------------ training
-    def lte_target(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def lte_target(task, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """What the LTE learns to predict for one head: its error (detached)."""
-        if self.task.is_regression:
+        if task.is_regression:
             return torch.tanh((outputs.reshape(-1).float() - labels.float()).abs()).detach()
         return 1.0 - (outputs.argmax(dim=-1) == labels).float()
 
     def stages(self, model, params):
         def loss(model, batch):
-            n, labels = self.task.num_labels, batch["labels"]
+            task, labels = model.task, batch["labels"]
+            n = task.num_labels
             self.link_lte(model)
             outputs = model.all_exit_outputs(batch["input_ids"], batch["attention_mask"],
                                              batch.get("token_type_ids"))
@@ -152,13 +158,13 @@ class BERxiT(MultiExitMethod):
             model.lte_step += 1
             heads = outputs[:-1]
             if not heads:  # a 1-layer model has only the final exit
-                return task_loss(self.task, outputs[-1], labels)
+                return task_loss(task, outputs[-1], labels)
             if odd:
-                main = sum(task_loss(self.task, out[:, :n], labels) for out in heads)
+                main = sum(task_loss(task, out[:, :n], labels) for out in heads)
             else:
-                main = task_loss(self.task, outputs[-1], labels)
+                main = task_loss(task, outputs[-1], labels)
             predicted = torch.sigmoid(torch.cat([out[:, n].float() for out in heads]))
-            target = torch.cat([self.lte_target(out[:, :n], labels) for out in heads])
+            target = torch.cat([self.lte_target(task, out[:, :n], labels) for out in heads])
             return main + nn.functional.mse_loss(predicted, target)
 
         return [Stage("alternate-lte", lambda m: [*backbone_parameters(m), *m.exits.parameters(), *m.lte.parameters()],

@@ -72,7 +72,7 @@ class CascadeBert(Method):
     name = "cascadebert"
     supports_regression = False
     setting_defaults = {"layers": "", "small_layers": "2"}
-    sweep_key = "confidence"
+    sweep_keys = ("confidence",)
     sweep_values = ("0.9", "0.8", "0.7", "0.6")
     margin = 0.5
     rank_weight = 0.5
@@ -85,12 +85,13 @@ class CascadeBert(Method):
 
     def build(self, config, task):
         self.check_task(task)
-        self.task = task
         small = self.small_layers
         if not 1 <= small < config.num_layers:
             raise HasheeError(f"method {self.name}: small_layers={small} must be between 1 and the large "
                               f"model's layers - 1 ({config.num_layers - 1})")
-        return CascadeModel([replace(config, num_layers=small), config], task.num_labels)
+        model = CascadeModel([replace(config, num_layers=small), config], task.num_labels)
+        model.task = task
+        return model
 
     def init_from_backbone(self, model, backbone) -> None:
         from hashee.core.backbones import load_exact, truncate
@@ -108,13 +109,17 @@ class CascadeBert(Method):
         def loss(model, batch):
             logits = [sub(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))[0]
                       for sub in model.models]
-            total = sum(task_loss(self.task, out, batch["labels"]) for out in logits)
+            total = sum(task_loss(model.task, out, batch["labels"]) for out in logits)
             return total + self.rank_weight * difficulty_rank_loss(logits[0], batch["labels"], self.margin)
 
         return [Stage("finetune", lambda m: m.parameters(), loss, params.epochs, params.lr, params.warmup,
                       params.weight_decay)]
 
     # ------------------------------------------------------------------ inference
+    @property
+    def sweep_key(self) -> str:  # as on MultiExitMethod: the one key of the sweep
+        return self.sweep_keys[0]
+
     def inference_settings(self):
         return [{self.sweep_key: value} for value in self.sweep_values]
 

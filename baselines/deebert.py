@@ -20,11 +20,15 @@ keeps its last epoch, as the official code does.
 
 from __future__ import annotations
 
-import torch
-
 from hashee.core.errors import HasheeError
 from hashee.core.methods import Stage, register, task_loss
-from hashee.core.multiexit import MultiExitMethod, entropy
+from hashee.core.multiexit import (
+    MultiExitMethod,
+    backbone_parameters,
+    entropy,
+    final_exit_outputs,
+    init_exit_poolers,
+)
 
 # The thresholds of the DeeBERT paper (docs/baselines.md); "0" first: it never exits early, so it is
 # the final exit alone, the trainer's model-selection score and the curve's full-model point.
@@ -32,42 +36,11 @@ DEEBERT_THRESHOLDS = ("0", "0.001", "0.005", "0.01", "0.05", "0.1", "0.15", "0.2
                       "0.6", "0.7")
 
 
-def float_setting(method, inference: dict, key: str) -> float:
-    value = inference.get(key)
-    if value is None:
-        raise HasheeError(f"method {method.name}: inference setting has no {key!r} (got {inference})")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise HasheeError(f"method {method.name}: {key}={value!r} is not a number") from None
-
-
-def backbone_parameters(model):
-    """Embeddings + layers. The encoder's own pooler is unused by multi-exit models (every exit has
-    its own), so it is left out of every stage."""
-    return [p for name, p in model.bert.named_parameters() if not name.startswith("pooler.")]
-
-
-def init_exit_poolers(model) -> None:
-    """Every exit's pooler starts from the backbone's final pooler (DeeBERT's init_highway_pooler)."""
-    source = model.bert.pooler.dense
-    with torch.no_grad():
-        for head in model.exits:
-            head.pooler.weight.copy_(source.weight)
-            head.pooler.bias.copy_(source.bias)
-
-
-def final_exit_outputs(model, batch) -> torch.Tensor:
-    """Output of the last exit only (stage 1 of two-stage methods): no intermediate heads run."""
-    out = model.bert(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-    return model.exits[-1](out.last_hidden_state, batch["attention_mask"].bool())
-
-
 @register
 class DeeBERT(MultiExitMethod):
     name = "deebert"
     supports_regression = False
-    sweep_key = "threshold"
+    sweep_keys = ("threshold",)
     sweep_values = DEEBERT_THRESHOLDS
 
     def check_task(self, task) -> None:
@@ -80,12 +53,12 @@ class DeeBERT(MultiExitMethod):
         super().init_from_backbone(model, backbone)
         init_exit_poolers(model)
 
-    def exit_decision(self, outputs, layer, state, inference):
-        return entropy(outputs) < float_setting(self, inference, self.sweep_key)
+    def exit_decision(self, task, outputs, layer, state, inference):
+        return entropy(outputs) < self.sweep_value(inference)
 
     def stages(self, model, params):
         def final_loss(model, batch):
-            return task_loss(self.task, final_exit_outputs(model, batch), batch["labels"])
+            return task_loss(model.task, final_exit_outputs(model, batch), batch["labels"])
 
         def heads_loss(model, batch):
             return sum(self.exit_losses(model, batch)[:-1])

@@ -23,7 +23,8 @@ Exits:
   entropy is identically 0, so the official rule exits every STS-B instance at layer 1.
 - `elasticbert-patience`: PABEE's counter (baselines/pabee.py `PatienceRule`, identical to
   ElasticBERT's modeling_elasticbert_patience.py, regression |Δ| < 0.94 as its ELUE script).
-  Swept: 0 (all layers, first), then the official 2..7 clipped to 1 <= p <= L-2 after `build`.
+  Swept: 0 (all layers, first), then the official 2..7 clipped to 1 <= p <= L-2 (L: the `layers`
+  setting).
 
 `paper_defaults` holds the official ELUE script's hyper-parameters (finetune_elue_*.sh).
 """
@@ -76,11 +77,6 @@ class ElasticBertMethod(MultiExitMethod):
     # fastnlp/ElasticBERT finetune-dynamic/finetune_elue_{entropy,patience}.sh
     paper_defaults = {"lr": 2e-5, "batch_size": 32, "epochs": 5, "warmup": 0.06, "weight_decay": 0.1}
 
-    def build(self, config, task):
-        model = super().build(config, task)
-        self.model_layers = config.num_layers
-        return model
-
     def init_from_backbone(self, model, backbone) -> None:
         super().init_from_backbone(model, backbone)
         final = {name.removeprefix("pooler."): tensor for name, tensor in backbone.state_dict.items()
@@ -96,7 +92,7 @@ class ElasticBertMethod(MultiExitMethod):
         def loss(model, batch):
             outputs = equilibrium_outputs(model, batch["input_ids"], batch["attention_mask"],
                                           batch.get("token_type_ids"))
-            return sum(task_loss(self.task, out, batch["labels"]) for out in outputs)
+            return sum(task_loss(model.task, out, batch["labels"]) for out in outputs)
 
         return [Stage("finetune", lambda m: m.parameters(), loss, params.epochs, params.lr, params.warmup,
                       params.weight_decay)]
@@ -106,10 +102,10 @@ class ElasticBertMethod(MultiExitMethod):
 class ElasticBertEntropy(ElasticBertMethod):
     name = "elasticbert-entropy"
     supports_regression = False
-    sweep_key = "entropy"
+    sweep_keys = ("entropy",)
     sweep_values = ("0", "0.1", "0.2", "0.3", "0.4", "0.5")
 
-    def exit_decision(self, outputs, layer, state, inference):
+    def exit_decision(self, task, outputs, layer, state, inference):
         return entropy(outputs) < float(inference[self.sweep_key])
 
 

@@ -30,10 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.deebert import backbone_parameters, final_exit_outputs, float_setting
 from hashee.core.errors import HasheeError
 from hashee.core.methods import Stage, register, task_loss
-from hashee.core.multiexit import MultiExitMethod, entropy
+from hashee.core.multiexit import MultiExitMethod, backbone_parameters, entropy, final_exit_outputs
 from hashee.core.trace import ModuleCall
 
 # Speeds from "never early" to the fastest; 0 first (teacher alone: model selection, full-model
@@ -81,7 +80,7 @@ class FastBERT(MultiExitMethod):
     name = "fastbert"
     supports_regression = False
     setting_defaults = {"layers": "", "distill_epochs": "5"}
-    sweep_key = "speed"
+    sweep_keys = ("speed",)
     sweep_values = FASTBERT_SPEEDS
 
     def __init__(self, settings):
@@ -104,11 +103,11 @@ class FastBERT(MultiExitMethod):
     def make_exit(self, config, num_labels, layer):
         return FastBertHead(config, num_labels)
 
-    def head_calls(self, layer, length, hidden):
+    def head_calls(self, layer, num_layers, length, hidden):
         return [ModuleCall(f"exit_{layer}", (length, hidden))]
 
-    def exit_decision(self, outputs, layer, state, inference):
-        return normalized_entropy(outputs) < float_setting(self, inference, self.sweep_key)
+    def exit_decision(self, task, outputs, layer, state, inference):
+        return normalized_entropy(outputs) < self.sweep_value(inference)
 
     def distillation_loss(self, model, batch) -> torch.Tensor:
         """sum over students of KL(teacher || student), batch-mean; reads no labels."""
@@ -119,7 +118,7 @@ class FastBERT(MultiExitMethod):
 
     def stages(self, model, params):
         def teacher_loss(model, batch):
-            return task_loss(self.task, final_exit_outputs(model, batch), batch["labels"])
+            return task_loss(model.task, final_exit_outputs(model, batch), batch["labels"])
 
         stages = [Stage("finetune", lambda m: [*backbone_parameters(m), *m.exits[-1].parameters()], teacher_loss,
                         params.epochs, params.lr, params.warmup, params.weight_decay)]

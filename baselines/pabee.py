@@ -20,9 +20,12 @@ point, as in the official training loop, which evaluates with patience 0.
   (fastnlp/ElasticBERT finetune_elue_patience.sh) use 0.94 on STS-B (scores 0..5), the only value
   published for the ELUE tasks, so the setting `regression_threshold` defaults to 0.94.
 
-Sweep: patience 0 (all layers) then 3..8, clipped after `build` to the meaningful values
-1 <= p <= L-2 (p >= L-1 never exits early: identical to patience 0, so it is not repeated). With a
-6-layer backbone the sweep is 0, 3, 4; with 12 layers 0, 3..8.
+Sweep: patience 0 (all layers) then 3..8, clipped to the meaningful values 1 <= p <= L-2 (p >= L-1
+never exits early: identical to patience 0, so it is not repeated), L being the `layers` setting
+(every config sets it). With layers=6 the sweep is 0, 3, 4; with 12 layers 0, 3..8. It is a function
+of the settings alone, the same before and after `build`; without `layers` the model's depth is the
+backbone's, unknown until a model exists, and the sweep is not clipped (the extra points repeat
+patience 0).
 """
 
 from __future__ import annotations
@@ -42,10 +45,10 @@ DEFAULT_REGRESSION_THRESHOLD = "0.94"  # ElasticBERT's ELUE value for STS-B (see
 class PatienceRule:
     """PABEE's patience counter as MultiExitMethod hooks (shared with ElasticBERT's patience exit).
 
-    Needs `self.task`, `self.sweep_values`, and settings `regression_threshold` (and `layers`).
+    Needs `self.sweep_values`, and settings `regression_threshold` and `layers`.
     """
 
-    sweep_key = "patience"
+    sweep_keys = ("patience",)
 
     @property
     def regression_threshold(self) -> float:
@@ -56,19 +59,19 @@ class PatienceRule:
             raise HasheeError(f"method {self.name}: regression_threshold={value!r} is not a number") from None
 
     def inference_settings(self) -> list[dict[str, str]]:
-        layers = getattr(self, "model_layers", None)  # set by build(); before it, the unclipped sweep
+        layers = self.num_layers  # the model's depth when the `layers` setting gives it (module docstring)
         values = [v for v in self.sweep_values
                   if layers is None or int(v) == 0 or 1 <= int(v) <= layers - 2]
         return [{self.sweep_key: v} for v in values]
 
-    def init_exit_state(self, batch_size: int, device) -> dict:
-        dtype = torch.float32 if self.task.is_regression else torch.long
+    def init_exit_state(self, task, batch_size: int, device) -> dict:
+        dtype = torch.float32 if task.is_regression else torch.long
         return {"counter": torch.zeros(batch_size, dtype=torch.long, device=device),
                 "previous": torch.zeros(batch_size, dtype=dtype, device=device)}
 
-    def exit_decision(self, outputs, layer, state, inference):
+    def exit_decision(self, task, outputs, layer, state, inference):
         patience = int(inference[self.sweep_key])
-        if self.task.is_regression:
+        if task.is_regression:
             current = outputs.detach().reshape(-1).float()
             same = (current - state["previous"]).abs() < self.regression_threshold
         else:
@@ -112,11 +115,10 @@ class Pabee(PatienceRule, MultiExitMethod):
 
     def build(self, config, task):
         self.check_task(task)
-        self.task = task
-        self.model_layers = config.num_layers
         exits = [PabeeExit(config.hidden_size, task.num_labels, config.hidden_dropout)
                  for _ in range(config.num_layers)]
         model = MultiExitModel(config, exits)
+        model.task = task
         for head in model.exits:
             head.bind(model.bert.pooler)
         return model
@@ -134,7 +136,7 @@ class Pabee(PatienceRule, MultiExitMethod):
         return [Stage("finetune", lambda m: m.parameters(), loss, params.epochs, params.lr, params.warmup,
                       params.weight_decay)]
 
-    def head_calls(self, layer, length, hidden):
+    def head_calls(self, layer, num_layers, length, hidden):
         return [ModuleCall("pooler", (hidden,)), ModuleCall(f"exit_{layer}", (hidden,))]
 
     def flop_modules(self, model):

@@ -10,4 +10,5 @@ from hashee.core.methods import Method, register
 @register
 class Static(Method):
     name = "static"
+    supports_regression = True  # the plain classifier/regressor head
     setting_defaults = {"layers": ""}

@@ -127,11 +127,11 @@ def force_exits(method, targets, start):
     batch being run holds instances start[0], start[0] + 1, ..."""
     base_init = method.init_exit_state
 
-    def init_exit_state(batch_size, device):
-        return {**base_init(batch_size, device), "forced": targets[start[0]:start[0] + batch_size].to(device)}
+    def init_exit_state(task, batch_size, device):
+        return {**base_init(task, batch_size, device), "forced": targets[start[0]:start[0] + batch_size].to(device)}
 
     method.init_exit_state = init_exit_state
-    method.exit_decision = lambda outputs, layer, state, inference: state["forced"] <= layer
+    method.exit_decision = lambda task, outputs, layer, state, inference: state["forced"] <= layer
     return method
 
 
@@ -157,7 +157,6 @@ def dynamic_ratios(batch_size, device, repeats):
         method.init_from_backbone(model, backbone)
         first = method.inference_settings()[0]
         full = force_exits(get_method(name, "layers=6"), torch.full_like(targets, layers), start)
-        full.task = method.task
         forced = force_exits(method, targets, start)
         # `full` and `forced` share the model; only the exit pattern differs.
         ratios.append(_compare(name, full, forced, model, batches, first, device, repeats, start))

@@ -41,3 +41,22 @@ def tiny_task(tiny_elue, minilm2):
         return cache[task]
 
     return load
+
+
+@pytest.fixture
+def fixed_exit_plugin(monkeypatch):
+    """docs/examples/fixed_exit.py registered the way the jobs load a plugin ($HASHEE_PLUGINS); the
+    registry and the module cache are restored afterwards, so other tests see the registry unchanged."""
+    import sys
+    from pathlib import Path
+
+    from hashee.core import methods
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "examples" / "fixed_exit.py"
+    methods.available_methods()  # the installed methods register in the real registry, not in the copy
+    monkeypatch.setenv("HASHEE_PLUGINS", str(path))
+    monkeypatch.setattr(methods, "REGISTRY", dict(methods.REGISTRY))
+    yield path
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) == str(path):
+            del sys.modules[name]

@@ -91,7 +91,7 @@ def threshold_scores(method, model, batch) -> torch.Tensor:
             return torch.softmax(logits.float(), dim=-1).max(dim=-1).values[:, None]
         outputs = model.all_exit_outputs(*_args(batch))[:-1]
     score = {"deebert": entropy, "elasticbert-entropy": entropy, "fastbert": normalized_entropy,
-             "berxit": lambda out: torch.sigmoid(out[:, method.task.num_labels].float())}[method.name]
+             "berxit": lambda out: torch.sigmoid(out[:, model.task.num_labels].float())}[method.name]
     return torch.stack([score(out) for out in outputs], dim=1)
 
 
@@ -111,7 +111,7 @@ def boundary_distance(method, model, batch, inferences) -> float:
         thresholds = [float(inference[method.sweep_key]) for inference in inferences]
         thresholds = [t for t in thresholds if t > 0 or method.name == "cascadebert"]
         return min((float((scores - t).abs().min()) for t in thresholds), default=math.inf)
-    if method.task.is_regression:
+    if model.task.is_regression:
         return float((output_changes(model, batch) - method.regression_threshold).abs().min())
     with torch.no_grad():  # classification: the same argmax as the layer before; a near tie could flip it
         top2 = torch.stack([out.topk(2, dim=-1).values for out in model.all_exit_outputs(*_args(batch))])

@@ -30,12 +30,11 @@ REGRESSION = [(name, "STS-B") for name in BASELINES if get_method(name).supports
 def mixed_exit_setup(name, task, batch):
     """(method, tiny model, inference) under which the batch's instances leave at different points."""
     method, model = tiny_baseline(name, task=task)
-    if method.sweep_key == "patience" and method.task.is_regression:
+    if method.sweep_key == "patience" and model.task.is_regression:
         # Which outputs count as "unchanged" is a setting: put it in a gap of the batch's changes.
         changes = output_changes(model, batch)
         threshold = widest_gap_midpoint(changes.flatten().tolist(), inside=changes[:, 0].tolist())
-        method = get_method(name, f"regression_threshold={threshold}")
-        method.build(model.bert.config, get_task(task))  # binds the task; the model is the one above
+        method = get_method(name, f"regression_threshold={threshold}")  # the model is the one above
     return method, model, mixed_inference(method, model, batch)
 
 

@@ -92,9 +92,8 @@ def test_alternating_loss_and_lte_targets():
         else:  # odd: the other exits only
             assert nonzero(head) and not nonzero(final)
     outputs = torch.tensor([[2.0, 1.0], [0.0, 3.0]])
-    assert method.lte_target(outputs, torch.tensor([1, 1])).tolist() == [1.0, 0.0]
-    regression, _ = tiny(task="STS-B")
-    target = regression.lte_target(torch.tensor([[1.0], [4.0]]), torch.tensor([1.5, 2.0]))
+    assert method.lte_target(model.task, outputs, torch.tensor([1, 1])).tolist() == [1.0, 0.0]
+    target = method.lte_target(get_task("STS-B"), torch.tensor([[1.0], [4.0]]), torch.tensor([1.5, 2.0]))
     torch.testing.assert_close(target, torch.tanh(torch.tensor([0.5, 2.0])))
 
 

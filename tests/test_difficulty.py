@@ -244,3 +244,29 @@ def test_majority_predictor_predicts_each_layers_majority_and_its_exit():
     assert (row["precision"], row["recall"]) == pytest.approx((50.0, 200 / 3))
     assert row["exit_layer"] == 3.0  # the first layer predicted right
     assert row["exit_accuracy"] == 50.0 and row["full_accuracy"] == 50.0
+
+
+def test_predictors_name_their_word_embeddings_for_the_trainers_freeze():
+    """`difficulty.freeze_word_embeddings` is the trainer's option: the embedding-based predictors
+    name their matrix (get_input_embeddings), the BERT ones hold a core encoder."""
+    import torch
+
+    from hashee.core.modeling import EncoderConfig, TokenExitEncoder
+    from hashee.core.training import word_embedding_parameters
+    from hashee.studies.difficulty.predictors import BertPredictor, BiLstmPredictor, MeanEmbeddingPredictor
+
+    embedding = torch.randn(30, 8)
+    for model in (MeanEmbeddingPredictor(embedding, 3), BiLstmPredictor(embedding, 3, 4, token_level=True)):
+        assert word_embedding_parameters(model) == {id(model.embed.weight)}
+    config = EncoderConfig(vocab_size=30, hidden_size=8, num_layers=2, num_heads=2, intermediate_size=16)
+    bert = BertPredictor(TokenExitEncoder(config), 2, token_level=False)
+    assert word_embedding_parameters(bert) == {id(bert.bert.embeddings.word_embeddings.weight)}
+
+
+def test_every_model_of_the_study_gets_the_configs_freeze():
+    from hashee.studies.difficulty.study import Schedule
+
+    cfg = {"max_length": 24, "freeze_word_embeddings": True, "exit_train": {"epochs": 1, "lr": 0.1, "batch_size": 4}}
+    params = Schedule.from_config(cfg, "exit_train").params(cfg, seed=5)
+    assert (params.freeze_word_embeddings, params.max_length, params.seed) == (True, 24, 5)
+    assert not Schedule.from_config(cfg, "exit_train").params({"max_length": 24}, seed=5).freeze_word_embeddings

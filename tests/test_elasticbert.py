@@ -162,11 +162,13 @@ def test_patience_exit_uses_pabee_rule_and_elasticbert_sweep():
     method = get_method("elasticbert-patience")
     assert [s["patience"] for s in method.inference_settings()] == ["0", "2", "3", "4", "5", "6", "7"]
     model = tiny_model(method, task="STS-B")
-    assert [s["patience"] for s in method.inference_settings()] == ["0", "2", "3", "4"]
+    assert [s["patience"] for s in get_method("elasticbert-patience", "layers=6").inference_settings()] == \
+        ["0", "2", "3", "4"]
     assert method.regression_threshold == 0.94
     outputs = [torch.tensor([[v]]) for v in (1.0, 1.5, 2.0, 4.0, 4.5, 4.6)]
-    state = method.init_exit_state(1, "cpu")
-    fired = [bool(method.exit_decision(out, j, state, {"patience": "2"})) for j, out in enumerate(outputs, 1)]
+    state = method.init_exit_state(model.task, 1, "cpu")
+    fired = [bool(method.exit_decision(model.task, out, j, state, {"patience": "2"}))
+             for j, out in enumerate(outputs, 1)]
     assert fired == [False, False, True, False, False, True]
     with torch.no_grad():
         assert exit_layers(method.predict(model, tiny_batch(), {"patience": "0"}).traces) == [6] * 6

@@ -23,12 +23,13 @@ def tiny_batch(lengths=(9, 5, 12, 7, 3, 10), seed=1):
     return random_batch(lengths, seed)
 
 
-def simulate(method, per_layer_outputs, patience):
+def simulate(method, per_layer_outputs, patience, task="SST-2"):
     """First layer (1-based) at which the rule fires per instance, or None (runs to the end)."""
-    state = method.init_exit_state(per_layer_outputs[0].shape[0], "cpu")
+    task = get_task(task)
+    state = method.init_exit_state(task, per_layer_outputs[0].shape[0], "cpu")
     exits = [None] * per_layer_outputs[0].shape[0]
     for layer, outputs in enumerate(per_layer_outputs, start=1):
-        done = method.exit_decision(outputs, layer, state, {"patience": str(patience)})
+        done = method.exit_decision(task, outputs, layer, state, {"patience": str(patience)})
         for i in done.nonzero().squeeze(1).tolist():
             if exits[i] is None:
                 exits[i] = layer
@@ -48,7 +49,6 @@ def exit_layers(traces):
 # ---------------------------------------------------------------------------- exit rule
 def test_patience_counter_matches_official_semantics():
     method = get_method("pabee")
-    method.build(tiny_config(), get_task("SST-2"))
     sequences = [[0, 0, 0, 0, 0, 0],   # counter 0,1,2,3 -> exits at 4 with patience 3
                  [0, 1, 1, 1, 1, 1],   # 0,0,1,2,3 -> 5
                  [0, 1, 0, 1, 0, 1],   # never the same twice in a row
@@ -86,30 +86,31 @@ def test_patience_of_at_least_layers_minus_one_never_exits_early(patience):
     assert exit_layers(prediction.traces) == [6] * 6
 
 
-def test_sweep_is_clipped_to_meaningful_patience():
-    method = get_method("pabee")
-    assert [s["patience"] for s in method.inference_settings()] == ["0", "3", "4", "5", "6", "7", "8"]
-    method.build(tiny_config(6), get_task("SST-2"))
-    assert method.inference_settings() == [{"patience": "0"}, {"patience": "3"}, {"patience": "4"}]
-    method.build(tiny_config(12), get_task("SST-2"))
-    assert [s["patience"] for s in method.inference_settings()] == ["0", "3", "4", "5", "6", "7", "8"]
-    method.build(tiny_config(2), get_task("SST-2"))
-    assert method.inference_settings() == [{"patience": "0"}]  # 2 layers: only "all layers" is meaningful
+@pytest.mark.parametrize("setting,expected", [
+    ("layers=6", ["0", "3", "4"]),
+    ("layers=12", ["0", "3", "4", "5", "6", "7", "8"]),
+    ("layers=2", ["0"]),  # 2 layers: only "all layers" is meaningful
+    ("", ["0", "3", "4", "5", "6", "7", "8"]),  # depth unknown to the settings: not clipped
+])
+def test_sweep_is_clipped_to_meaningful_patience_by_the_layers_setting(setting, expected):
+    method = get_method("pabee", setting)
+    assert [s["patience"] for s in method.inference_settings()] == expected
+    for layers in (2, 6, 12):  # building any model leaves the sweep as the settings make it
+        method.build(tiny_config(layers), get_task("SST-2"))
+        assert [s["patience"] for s in method.inference_settings()] == expected
 
 
 def test_regression_rule_uses_output_change():
     method = get_method("pabee")
-    method.build(tiny_config(), get_task("STS-B"))
     assert method.regression_threshold == 0.94
     sequences = [[1.0, 1.5, 2.0, 3.0, 3.5, 3.6],   # |Δ| .5 .5 -> counter 1, 2: exits at 3 with patience 2
                  [1.0, 2.0, 2.5, 2.6, 2.7, 4.0],   # 1.0 resets; .5 .1 -> exits at 4
                  [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]]   # |Δ| = 1 >= .94 every time: never
     outputs = [torch.tensor([[seq[j]] for seq in sequences]) for j in range(6)]
-    assert simulate(method, outputs, 2) == [3, 4, None]
+    assert simulate(method, outputs, 2, "STS-B") == [3, 4, None]
     # |Δ| == threshold is not "unchanged": these outputs are exact binary fractions, so |Δ| is exactly 0.5.
     strict = get_method("pabee", "regression_threshold=0.5")
-    strict.build(tiny_config(), get_task("STS-B"))
-    assert simulate(strict, outputs, 2) == [None, 5, None]
+    assert simulate(strict, outputs, 2, "STS-B") == [None, 5, None]
 
 
 def test_regression_predict_runs_and_exits():

@@ -313,7 +313,6 @@ def test_snakemake_rerun_incomplete_resumes_a_sigkilled_train_job(tmp_path):
     cfg["warm_start"] = False  # the job's process is then in snakemake's session, where the kill reaches it
     cfg["train"].update(epochs=EPOCHS, batch_size=BATCH_SIZE, checkpoint_every=2)
     cfg["methods"]["deebert"] = ["layers=2"]
-    cfg["regression_skip"] = ["deebert"]
     config_file = tmp_path / "tiny_resume.yaml"
     config_file.write_text(yaml.safe_dump(cfg))
     run = f"{TASK}/deebert/layers=2/42"

@@ -25,15 +25,14 @@ from hashee.core.tasks import TASKS
 from hashee.core.trace import ModuleCall, format_trace, parse_trace
 from hashee.measure.flops import FlopCounter, analytic_layer_flops
 from hashee.measure.submit import (
-    MAX_ROW_PROBLEMS,
     check_supported,
     disallowed_imports,
     load_model_file,
     submission_files,
-    validate_submission,
     write_submission,
     write_zip,
 )
+from hashee.measure.validate import MAX_ROW_PROBLEMS, validate_submission
 
 CONFIG = dict(vocab_size=30522, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
 META = {"seed": 1, "train_params": {"max_length": 32}}
@@ -231,12 +230,15 @@ def test_test_labels_join_by_index_not_row_order(tmp_path):
     test_file, labels_file = tmp_path / "test.tsv", tmp_path / "test_full.tsv"
     test_file.write_text("index\tsentence\n" + "".join(f"{i}\t{t}\n" for i, t in zip(indices, sentences)))
     labels_file.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in zip(sentences, labels)))
-    assert labels_by_test_index(task, test_file, labels_file) == {1002: 0, 1000: 1, 1003: 1, 1001: 0}
+    gold = labels_by_test_index(task, test_file, labels_file)
+    assert gold == {1002: 0, 1000: 1, 1003: 1, 1001: 0}
     order = [1000, 1001, 1002, 1003]  # predictions in another order than the file's, each right
     right = SplitResult(np.array([1, 0, 0, 1]), np.full(4, -1), np.array(order), traces=[])
-    assert score_test_labels(task, right, test_file, labels_file) == 100.0
+    assert score_test_labels(task, right, gold, test_file) == 100.0
     wrong = SplitResult(np.array([0, 1, 1, 0]), np.full(4, -1), np.array(order), traces=[])  # row-order labels
-    assert score_test_labels(task, wrong, test_file, labels_file) == 0.0
+    assert score_test_labels(task, wrong, gold, test_file) == 0.0
+    with pytest.raises(HasheeError, match=rf"^{re.escape(str(test_file))}: no row with index 7,"):
+        score_test_labels(task, SplitResult(np.array([1]), np.full(1, -1), np.array([7]), traces=[]), gold, test_file)
 
     labels_file.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in zip(sentences[::-1], labels)))
     with pytest.raises(HasheeError, match=rf"^{re.escape(str(labels_file))}:2: text differs from "
@@ -245,6 +247,27 @@ def test_test_labels_join_by_index_not_row_order(tmp_path):
     labels_file.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in zip(sentences[:3], labels)))
     with pytest.raises(HasheeError, match=r"test_full\.tsv: 3 labelled row\(s\), .*test\.tsv has 4"):
         labels_by_test_index(task, test_file, labels_file)
+
+
+def test_test_labels_are_read_once_per_evaluation_not_once_per_sweep_point(sub, tmp_path, minilm, monkeypatch):
+    import pandas as pd
+
+    from hashee.measure import evaluation
+
+    task = TASKS["MRPC"]
+    method = get_method("deebert", "layers=2")  # a sweep of entropy thresholds: several points per model
+    assert len(method.inference_settings()) > 1
+    save_trained(tmp_path / "model", method, method.build(EncoderConfig(**CONFIG), task), minilm.tokenizer, task,
+                 meta=META)
+    reads, read_labels = [], evaluation.labels_by_test_index
+    monkeypatch.setattr(evaluation, "labels_by_test_index", lambda *args: reads.append(args) or read_labels(*args))
+    monkeypatch.setattr(evaluation, "bert_base_flops", lambda lengths, num_labels, cache=None: [1] * len(lengths))
+    result = evaluation.evaluate_trained(tmp_path / "model", sub["data"], tmp_path / "rows.csv", device="cpu")
+    rows = pd.read_csv(tmp_path / "rows.csv")
+    assert len(reads) == 1
+    assert result.rows["perf"].tolist() == rows["perf"].tolist()
+    test_rows = rows[rows["split"] == "test"]
+    assert len(test_rows) == len(method.inference_settings()) and test_rows["perf"].notna().all()
 
 
 def test_reindexed_test_set_scores_and_submits_by_index(sub, tmp_path):

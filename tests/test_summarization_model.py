@@ -222,7 +222,7 @@ def test_generation_costs_count_what_ran():
 def test_sources_longer_than_the_limit_are_truncated_and_counted():
     from types import SimpleNamespace
 
-    from hashee.cli.summarization import encode_split
+    from hashee.studies.summarization.run import encode_split
 
     class Tok:
         def __call__(self, texts, verbose=True):
@@ -272,3 +272,42 @@ def test_dat_trains_through_the_one_trainer_and_its_exits_learn(tmp_path):
                    dev_score=lambda m: -float(method.loss(m, collated)), progress=False)
     assert -result.best_dev < before  # the mean over both exits' losses went down
     assert not torch.equal(model.exit_norms[0].weight, torch.ones_like(model.exit_norms[0].weight))  # exit 1 trained
+
+
+def test_summarization_methods_share_the_method_base_and_take_their_hash_through_prepare(tmp_path):
+    """One settings base (hashee.core.methods.Method): unknown keys are an error and "all" means every
+    layer, as for the ELUE methods; the hash reaches HashEE through its `prepare` hook, and the class
+    fact `needs_fitted_hash` says which method needs one."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from hashee.core.errors import HasheeError
+    from hashee.core.hashing import fit_hash, vocab_fingerprint
+    from hashee.core.methods import Method, TrainingInputs
+    from hashee.studies.summarization.methods import REGISTRY, get_summ_method
+
+    assert all(issubclass(cls, Method) for cls in REGISTRY.values())
+    assert [name for name, cls in REGISTRY.items() if cls.needs_fitted_hash] == ["hashee"]
+    with pytest.raises(HasheeError, match=r"^method truncated: unknown setting key\(s\) layers; valid: enc_layers, "):
+        get_summ_method("truncated", "layers=2")
+    truncated = get_summ_method("truncated", "enc_layers=all,dec_layers=1")
+    assert (truncated.enc_layers, truncated.dec_layers, truncated.setting_text()) == (None, 1, "enc_layers=all,dec_layers=1")
+
+    model = ours_from_plain(plain_bart(seed=31))
+    tokenizer = SimpleNamespace(get_vocab=lambda: {f"t{i}": i for i in range(SMALL["vocab_size"])})
+    backbone = SimpleNamespace(tokenizer=tokenizer, encoder_config=model.bert.config)
+    token_hash = fit_hash("frequency", [[5, 6, 7, 5]], [], vocab_size=SMALL["vocab_size"],
+                          num_layers=model.bert.num_layers, num_buckets=2, special_ids=(0, 1, 2), seed=1,
+                          fingerprint=vocab_fingerprint(tokenizer))
+    token_hash.save(tmp_path / "hash.pt")
+    hashee = get_summ_method("hashee", "hash=frequency,buckets=2")
+    with pytest.raises(HasheeError, match="summarization method hashee needs a hash file"):
+        hashee.prepare(model, backbone, None, TrainingInputs(data_dir="d", seed=1, max_length=9))
+    hashee.prepare(model, backbone, None, TrainingInputs(data_dir="d", seed=1, max_length=9,
+                                                         hash_file=str(tmp_path / "hash.pt")))
+    ids, _ = batch()
+    assert torch.equal(hashee.exit_layers(model, ids), token_hash.assign(ids))
+    with pytest.raises(HasheeError, match="method full uses no hash"):
+        get_summ_method("full").prepare(model, backbone, None, TrainingInputs(data_dir="d", seed=1, max_length=9,
+                                                                               hash_file=str(tmp_path / "hash.pt")))

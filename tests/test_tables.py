@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from hashee.core.errors import HasheeError
-from hashee.measure.plots import pareto_plots
+from hashee.measure.plots import pareto_plots, pareto_points
 from hashee.measure.results import (
     ROW_COLUMNS,
     format_setting,
@@ -75,7 +75,8 @@ def test_setting_round_trip_and_errors():
     for s in ["layers=6,patience=3", "patience=3,layers=6", "b=1,a=2"]:
         assert format_setting(parse_setting(s)) == s  # order kept, not sorted
     assert format_setting({"layers": 6, "threshold": 0.5, "flag": True}) == "layers=6,threshold=0.5,flag=true"
-    assert split_setting("layers=6,patience=3") == ("layers=6", "patience=3")
+    assert split_setting("layers=6,patience=3", ("patience",)) == ("layers=6", "patience=3")
+    assert split_setting("layers=6,patience=3", ()) == ("layers=6,patience=3", "")
     for bad in ["layers", "layers=6,,patience=3", "a=1,a=2", "=3", "a="]:
         with pytest.raises(HasheeError):
             parse_setting(bad)
@@ -212,6 +213,36 @@ def test_elue_table_sweep_best_point_chosen_on_dev():
     assert any("† chosen on test" in n for n in fallback.attrs["notes"])
     on_test = elue_table(runs, REF, paper=False, select_on="test")
     assert by_row(on_test, "pabee", "ours")["SST-2"] == "84.6 (2.5×)"  # asked for: no † mark
+
+
+def plugin_sweep_runs():
+    """docs/examples/fixed_exit.py's sweep (key `exit`, declared on its class), two points per split."""
+    return pd.DataFrame([
+        row(task, "fixed-exit", f"layers=2,exit={k}", 1, perf + k, 1000.0 * k, 6.0 / k, split=split)
+        for task, perf in (("SST-2", 80.0), ("MRPC", 75.0)) for split in ("test", "dev") for k in (1, 2)
+    ], columns=ROW_COLUMNS)
+
+
+def test_plugin_sweep_is_one_model_in_the_table_and_the_plot(fixed_exit_plugin):
+    runs = plugin_sweep_runs()
+    table = elue_table(runs, REF, paper=False)
+    ours = table[(table["method"] == "fixed-exit") & (table["row"] == "ours")]
+    assert list(ours["setting"]) == ["layers=2 [exit=*]"]  # one model, its sweep a curve
+    assert ours["ELUE (all points)"].iloc[0] != "–"
+    points = pareto_points(runs)
+    assert set(points["model"]) == {"fixed-exit layers=2"}  # one plot line per task
+    assert points.groupby("task").size().to_dict() == {"SST-2": 2, "MRPC": 2}
+
+
+def test_unregistered_method_names_the_runs_file_and_the_plugins_key(tmp_path):
+    runs = pd.concat([make_runs(), plugin_sweep_runs()], ignore_index=True)  # no plugin loaded
+    runs_path, ref_path = write_inputs(tmp_path, runs=runs)
+    with pytest.raises(HasheeError, match="fixed-exit") as err:
+        write_tables(runs_path, ref_path, tmp_path / "tables")
+    assert str(runs_path) in str(err.value) and "`plugins`" in str(err.value)
+    with pytest.raises(HasheeError, match="fixed-exit"):
+        pareto_plots(runs, REF, tmp_path / "plots")
+    assert not (tmp_path / "tables").exists() and not (tmp_path / "plots").exists()
 
 
 def test_elue_table_reference_missing_task():

@@ -143,3 +143,80 @@ def test_frozen_word_embeddings_stay_put_and_the_rest_trains(setup, tmp_path):
                            before["bert.embeddings.position_embeddings.weight"])
     assert not torch.equal(after["bert.encoder.layer.0.attention.self.query.weight"],
                            before["bert.encoder.layer.0.attention.self.query.weight"])
+
+
+def test_word_embeddings_are_found_by_what_they_are_not_by_their_names():
+    """The core encoders' matrices (CascadeBERT has two), the matrix a model returns from
+    get_input_embeddings(), and whatever is the same tensor (a tied head) — for every registered method,
+    exactly the `*word_embeddings.weight` parameters the trainer used to freeze by name."""
+    from torch import nn
+
+    from hashee.core.methods import available_methods
+    from hashee.core.modeling import EncoderConfig
+    from hashee.core.training import word_embedding_parameters
+
+    config = EncoderConfig(vocab_size=50, hidden_size=8, num_layers=3, num_heads=2, intermediate_size=16)
+    for name, cls in available_methods().items():
+        model = cls({}).build(config, get_task("SST-2"))
+        by_name = {n for n, p in model.named_parameters() if n.endswith("word_embeddings.weight")}
+        frozen = {n for n, p in model.named_parameters() if id(p) in word_embedding_parameters(model)}
+        assert frozen == by_name and frozen, name
+    assert len(word_embedding_parameters(available_methods()["cascadebert"]({}).build(config, get_task("SST-2")))) == 2
+
+    class TiedLm(nn.Module):  # no core encoder: the model names its matrix
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(50, 8)
+            self.mixer = nn.Linear(8, 8)
+            self.head = nn.Linear(8, 50, bias=False)
+            self.head.weight = nn.Parameter(self.embed.weight.data)  # another Parameter, the same tensor
+
+        def get_input_embeddings(self):
+            return self.embed
+
+    lm = TiedLm()
+    assert word_embedding_parameters(lm) == {id(lm.embed.weight), id(lm.head.weight)}
+    assert word_embedding_parameters(nn.Linear(2, 2)) == set()
+
+
+def test_frozen_tied_lm_head_stays_put_in_summarization(tmp_path):
+    """Summarization's decoder embedding, LM head and our encoder's word embeddings are one matrix:
+    freeze_word_embeddings keeps it fixed, and only it."""
+    from test_summarization_model import SMALL, batch, ours_from_plain, plain_bart
+
+    from hashee.studies.summarization.methods import get_summ_method
+
+    model = ours_from_plain(plain_bart(seed=21))
+    assert model.bart.lm_head.weight is model.bart.model.shared.weight is model.bert.embeddings.word_embeddings.weight
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ids, mask = batch(seed=22)
+    labels = torch.tensor([[5, 6, 7, 2], [8, 9, 2, -100], [10, 2, -100, -100]])
+    features = [{"input_ids": ids[i][mask[i].bool()].tolist(), "labels": labels[i], "index": i} for i in range(3)]
+    params = TrainParams(epochs=2, lr=1e-2, batch_size=3, warmup=0.0, checkpoint_every=0, seed=1,
+                         freeze_word_embeddings=True)
+    train(get_summ_method("full"), model, features, features, params, tmp_path, SMALL["pad_token_id"], progress=False)
+    after = model.state_dict()
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    assert "bart.model.shared.weight" not in changed and "bart.lm_head.weight" not in changed
+    assert "bert.embeddings.word_embeddings.weight" not in changed
+    assert "bert.embeddings.position_embeddings.weight" in changed and "bart.model.decoder.layers.0.fc1.weight" in changed
+
+
+def test_train_and_summ_train_share_one_training_option_list():
+    """One list of training flags (hashee.cli.common.add_training_options): the same flags give the same
+    trainer parameters; only the per-verb defaults differ."""
+    from hashee.cli import build_parser
+    from hashee.cli.common import train_params
+
+    parser = build_parser()
+    flags = ["--method", "m", "--seed", "3", "--epochs", "2", "--lr", "1e-3", "--batch-size", "4", "--warmup", "0.2",
+             "--weight-decay", "0", "--clip", "0.5", "--freeze-word-embeddings", "--checkpoint-every", "7",
+             "--precision", "fp32", "--workdir", "w", "--out", "o"]
+    elue = parser.parse_args(["train", "--task", "SST-2", "--data-dir", "d", *flags])
+    summ = parser.parse_args(["summ-train", "--dataset", "demo-en", "--data-dir", "d", *flags])
+    assert train_params(elue, 16) == train_params(summ, 16)
+    assert train_params(elue, 16).freeze_word_embeddings
+    elue = parser.parse_args(["train", "--task", "SST-2", "--data-dir", "d", "--method", "m", "--workdir", "w", "--out", "o"])
+    summ = parser.parse_args(["summ-train", "--dataset", "x", "--data-dir", "d", "--method", "m", "--workdir", "w", "--out", "o"])
+    assert (elue.batch_size, elue.backbone, summ.batch_size, summ.backbone) == (32, "minilm", 16, "minilm-seq2seq")
+    assert train_params(elue, 16).to_dict() == {**train_params(summ, 16).to_dict(), "batch_size": 32}

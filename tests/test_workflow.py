@@ -22,8 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "Snakefile"
 BIN = Path(sys.executable).parent
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
-REGRESSION_TASK = "STS-B"
-HASH_METHODS = {"hashee"}
 
 
 def _snakemake() -> list[str]:
@@ -48,14 +46,42 @@ def load_config(name: str) -> dict:
         return yaml.safe_load(fh)
 
 
+def with_default_config(folder: Path) -> Path:
+    """A folder to run from that holds config/config.yaml, as the repository root does: Snakemake then
+    loads it under every --configfile (run from elsewhere, the given files are the whole config)."""
+    (folder / "config").mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "config" / "config.yaml", folder / "config" / "config.yaml")
+    return folder
+
+
+def method_classes(cfg: dict) -> dict:
+    """id -> Method class, the config's plugins included: the facts the workflow plans by."""
+    from hashee.core.methods import _import_plugin, available_methods
+
+    for plugin in cfg.get("plugins") or []:
+        _import_plugin(plugin)
+    return available_methods()
+
+
 def planned_runs(cfg: dict) -> list[tuple[str, str, str, int]]:
-    skip = set(cfg.get("regression_skip") or [])
+    """Every task x method x setting x seed, but not a method without a regression rule on STS-B."""
+    from hashee.core.tasks import get_task
+
+    classes = method_classes(cfg)
     return [(task, method, setting, seed)
             for task in cfg["tasks"]
             for method, settings in cfg["methods"].items()
-            if not (task == REGRESSION_TASK and method in skip)
+            if classes[method].supports_regression or not get_task(task).is_regression
             for setting in settings
             for seed in cfg["seeds"]]
+
+
+def planned_train_methods(output: str) -> dict[str, set[str]]:
+    """task -> methods of the train jobs a dry run lists."""
+    planned = {}
+    for task, method in re.findall(r"train/([^/\s]+)/([^/\s]+)/[^/\s]+/\d+/rows\.csv", output):
+        planned.setdefault(task, set()).add(method)
+    return planned
 
 
 def expected_jobs(cfg: dict) -> dict[str, int]:
@@ -65,7 +91,7 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
     counts = {
         "demo_data": 1 if cfg["data"]["demo"]["generate"] else 0,
         # one job per task and seed fits every HashEE setting's hash
-        "fit_hash": len({(run[0], run[3]) for run in runs if run[1] in HASH_METHODS}),
+        "fit_hash": len({(run[0], run[3]) for run in runs if method_classes(cfg)[run[1]].needs_fitted_hash}),
         "train": len(runs),
         "gather": 1,
         "reference": 1,
@@ -84,7 +110,9 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
     if summ.get("enabled"):  # summarization: data (if generated), a hash per hashee run, a run job each, 1 table
         runs = summ_runs(summ)
         counts["summ_demo_data"] = 1 if (summ.get("demo") or {}).get("generate") else 0
-        counts["summ_fit_hash"] = sum(1 for run in runs if run[1] == "hashee")
+        from hashee.studies.summarization.methods import REGISTRY as summ_method_classes
+
+        counts["summ_fit_hash"] = sum(1 for run in runs if summ_method_classes[run[1]].needs_fitted_hash)
         counts["summ_run"] = len(runs)
         counts["summ_table"] = 1
     return {rule: n for rule, n in counts.items() if n}
@@ -203,15 +231,74 @@ def test_paper_config_is_the_paper_setup():
     assert cfg["submission"] == {"method": "hashee", "setting": "hash=frequency,layers=6"}
 
 
-def test_regression_skip_drops_sts_b(tmp_path):
+def test_a_method_without_a_regression_rule_is_not_planned_on_sts_b(tmp_path):
     cfg = load_config("tiny.yaml")
-    cfg["regression_skip"] = ["static"]
-    out = run_snakemake(["all", "-n", "--configfile", str(ROOT / "config" / "tiny.yaml"),
-                         "--config", "regression_skip=[static]"], tmp_path)
+    cfg["methods"]["deebert"] = ["layers=2"]  # supports_regression = False
+    (tmp_path / "with_deebert.yaml").write_text(yaml.safe_dump(cfg))
+    out = run_snakemake(["all", "-n", "--configfile", str(tmp_path / "with_deebert.yaml")], tmp_path)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert job_stats(out.stdout) == expected_jobs(cfg)
-    assert "train/STS-B/static/" not in out.stdout
-    assert "train/STS-B/hashee/" in out.stdout
+    assert planned_train_methods(out.stdout) == {"SST-2": {"hashee", "static", "deebert"},
+                                                 "STS-B": {"hashee", "static"}}
+
+
+def test_the_removed_regression_skip_key_is_named(tmp_path):
+    out = run_snakemake(["all", "-n", "--configfile", str(ROOT / "config" / "tiny.yaml"),
+                         "--config", "regression_skip=[static]"], tmp_path)
+    assert out.returncode != 0
+    lines = [line for line in _error_lines(out).splitlines() if line.startswith("config key")]
+    assert lines == ["config key 'regression_skip' is no longer read -- whether a method runs on STS-B is its "
+                     "class attribute supports_regression (docs/adding-a-baseline.md); delete the key"]
+
+
+# ------------------------------------------------------------------------- choosing what to plan
+
+
+def test_a_user_methods_mapping_replaces_the_defaults(tmp_path):
+    """From the repository root config/config.yaml lies under every --configfile: its nine methods must
+    not come along with the user's two, and a method set to null in a later file is dropped."""
+    work = with_default_config(tmp_path)
+    methods = {"hashee": ["hash=frequency,layers=6"], "static": ["layers=1", "layers=6"]}
+    (work / "mine.yaml").write_text(yaml.safe_dump({"methods": {**methods, "pabee": ["layers=6"]}}))
+    (work / "no_pabee.yaml").write_text("methods: {pabee: null}\n")
+    out = run_snakemake(["all", "-n", "--configfile", "mine.yaml", "no_pabee.yaml"], work)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    cfg = load_config("config.yaml")
+    cfg["methods"] = methods
+    assert job_stats(out.stdout) == expected_jobs(cfg)
+    planned = planned_train_methods(out.stdout)
+    assert set(planned) == set(cfg["tasks"]) and all(m == set(methods) for m in planned.values()), planned
+
+
+def test_paper_config_from_the_repository_root_plans_only_its_own_datasets(tmp_path):
+    """paper.yaml's summarization.datasets replaces the demo's: no demo-en beside Reddit, CNN/DM, CSL, TTNews."""
+    cfg = load_config("paper.yaml")
+    work = with_default_config(tmp_path / "root")
+    env = _env(ELUE_DIR=str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"])),
+               **write_placeholder_difficulty(tmp_path / "difficulty", cfg["difficulty"]),
+               **write_placeholder_summarization(tmp_path / "summarization", cfg["summarization"]))
+    out = run_snakemake(["all", "-n", "--configfile", str(ROOT / "config" / "paper.yaml")], work, env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert job_stats(out.stdout) == expected_jobs(cfg)
+    assert "demo-en" not in out.stdout + out.stderr
+
+
+def test_laptop_config_plans_on_real_layout_files(tmp_path):
+    """config/laptop.yaml from the repository root, on tiny files in ELUE's layout standing in for $ELUE_DIR."""
+    elue = tmp_path / "elue"
+    made = subprocess.run([str(BIN / "hashee"), "demo-data", str(elue), "--size", "tiny"], capture_output=True,
+                          text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    cfg = load_config("laptop.yaml")
+    work = with_default_config(tmp_path / "root")
+    out = run_snakemake(["all", "-n", "-p", "--configfile", str(ROOT / "config" / "laptop.yaml")], work,
+                        _env(ELUE_DIR=str(elue)))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert job_stats(out.stdout) == expected_jobs(cfg)
+    assert planned_train_methods(out.stdout) == {task: {"hashee", "static", "pabee"} for task in cfg["tasks"]}
+    epochs = {(method, int(n)) for method, n in re.findall(r"--method (\S+) .*? --epochs (\d+) ", out.stdout)}
+    assert epochs == {("hashee", 3), ("static", 1), ("pabee", 1)}
+    assert f"hashee train --task SST-2 --data-dir {elue} " in out.stdout
 
 
 def test_shell_commands_call_the_cli_verbs(tmp_path):
@@ -264,10 +351,62 @@ def test_missing_data_names_the_path_and_the_config_key(tmp_path):
     assert "config key 'data.elue_dir'" in text
 
 
-def test_unset_elue_dir_names_the_variable(tmp_path):
-    out = run_snakemake(["-n", "--configfile", str(ROOT / "config" / "paper.yaml")], tmp_path)
+@pytest.mark.parametrize("key, variable, expected", [
+    ("data.elue_dir", "ELUE_DIR", "/path/to/ELUE (with <TASK>/train.tsv, dev.tsv, test.tsv)"),
+    ("difficulty.snli_dir", "SNLI_DIR", "/path/to/the/data (docs/difficulty.md), or difficulty.enabled: false"),
+    ("summarization.datasets.reddit.path", "REDDIT_TIFU_DIR",
+     "/path/to/reddit (docs/summarization.md), or summarization.enabled: false"),
+])
+def test_unset_variable_names_the_key_and_the_variable(tmp_path, key, variable, expected):
+    """One resolver for every `$VAR` key: the keys read before `key` get their variables, `key` does not."""
+    cfg = load_config("paper.yaml")
+    env = _env(ELUE_DIR=str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"])),
+               **write_placeholder_difficulty(tmp_path / "difficulty", cfg["difficulty"]),
+               **write_placeholder_summarization(tmp_path / "summarization", cfg["summarization"]))
+    env.pop(variable)
+    out = run_snakemake(["-n", "--configfile", str(ROOT / "config" / "paper.yaml")], tmp_path, env)
     assert out.returncode != 0
-    assert "environment variable ELUE_DIR is not set" in _error_lines(out)
+    value = "${" + variable + "}"
+    assert (f"config key '{key}' is '{value}' but environment variable {variable} is not set "
+            f"-- expected export {variable}={expected}") in _error_lines(out)
+
+
+def test_submitting_a_method_without_a_regression_rule_is_refused(tmp_path):
+    cfg = load_config("tiny.yaml")
+    cfg["methods"]["deebert"] = ["layers=2"]
+    cfg["submission"] = {"method": "deebert", "setting": "layers=2"}
+    (tmp_path / "submit_deebert.yaml").write_text(yaml.safe_dump(cfg))
+    out = run_snakemake(["-n", "--configfile", str(tmp_path / "submit_deebert.yaml")], tmp_path)
+    assert out.returncode != 0
+    lines = [line for line in _error_lines(out).splitlines() if line.startswith("config key")]
+    assert lines == ["config key 'submission.method': 'deebert' has no regression exit rule (supports_regression "
+                     "is False), so it has no STS-B predictions -- expected a method that runs on every task in 'tasks'"]
+
+
+def test_plugins_are_loaded_for_planning_and_passed_on_the_command_line(tmp_path):
+    """The Snakefile reads a plugin method's class facts (so it must import it), and the jobs that look
+    methods up in the registry get $HASHEE_PLUGINS in their command, not through Snakemake's environment."""
+    plugin = ROOT / "docs" / "examples" / "fixed_exit.py"
+    cfg = load_config("tiny.yaml")
+    cfg["methods"]["fixed-exit"] = ["layers=2"]
+    config_file = tmp_path / "with_plugin.yaml"
+    config_file.write_text(yaml.safe_dump(cfg))
+    out = run_snakemake(["all", "-n", "--configfile", str(config_file)], tmp_path)
+    assert out.returncode != 0
+    assert "config key 'methods.fixed-exit': no such method -- expected one of " in _error_lines(out)
+
+    cfg["plugins"] = [str(plugin)]
+    config_file.write_text(yaml.safe_dump(cfg))
+    out = run_snakemake(["all", "-n", "-p", "--configfile", str(config_file)], tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert job_stats(out.stdout) == expected_jobs(cfg)
+    assert planned_train_methods(out.stdout)["STS-B"] == {"hashee", "static", "fixed-exit"}  # it has a regression rule
+    commands = [line.strip().removeprefix("Shell command: ") for line in out.stdout.splitlines()]
+    train = [c for c in commands if " hashee train " in c]
+    assert train and all(c.startswith(f"HASHEE_PLUGINS={plugin} OMP_NUM_THREADS=1 python ") for c in train)
+    assert any(c.startswith(f"(HASHEE_PLUGINS={plugin} hashee submit ") for c in commands)
+    assert any(c.startswith(f"HASHEE_PLUGINS={plugin} hashee tables ") for c in commands)
+    assert not [c for c in commands if "HASHEE_PLUGINS" in c and "hashee fit-hash" in c]
 
 
 def test_schema_names_match_the_library():
@@ -281,8 +420,6 @@ def test_schema_names_match_the_library():
     assert props["reference"]["properties"]["beyond"]["enum"] == list(POLICIES)
     pattern = props["methods"]["properties"]["hashee"]["items"]["pattern"]
     assert sorted(re.search(r"hash=\(([^)]*)\)", pattern).group(1).split("|")) == sorted(HASH_NAMES)
-    common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
-    assert f"ELUE_TASKS = {list(TASKS)!r}".replace("'", '"') in common
 
 
 # ----------------------------------------------------------------------------------- end to end
@@ -456,6 +593,9 @@ def test_tiny_config_end_to_end(tmp_path):
         points = toy[toy["task"] == task].sort_values("setting")
         assert list(points["setting"]) == ["layers=2,exit=1", "layers=2,exit=2"]  # its sweep, a row per point
         assert points["mflops"].is_monotonic_increasing  # exiting later costs more
+    # ... and in the tables one model: its class declares `exit` a sweep key, so its points are one row (one curve).
+    elue = pd.read_csv(results / "tables" / "elue.csv", dtype=str, keep_default_na=False)
+    assert list(elue.loc[(elue["method"] == "fixed-exit") & (elue["row"] == "ours"), "setting"]) == ["layers=2 [exit=*]"]
     assert runs["perf"][runs["split"] == "test"].notna().all()  # the demo's labelled test scores
     for table in ("elue", "hash_ablation"):
         for ext in ("md", "csv", "tex"):
@@ -496,7 +636,7 @@ def test_tiny_config_end_to_end(tmp_path):
     # warm_start: true -- every training job ran in a child of the warm server, and says so
     train_logs = list((tmp_path / "logs" / cfg["name"] / "train").rglob("*.log"))
     assert train_logs and all("ran in warm child" in log.read_text() for log in train_logs)
-    assert list((tmp_path / "benchmarks" / cfg["name"]).rglob("*.tsv"))
+    assert list((tmp_path / "logs" / cfg["name"] / "benchmarks").rglob("*.tsv"))
     assert not list(results.rglob("*.tmp")) and not list(results.rglob("*.partial*"))
 
     again = run_snakemake(["all", "--cores", "2", *config_args], tmp_path, env, timeout=600)

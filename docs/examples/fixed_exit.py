@@ -14,7 +14,9 @@ from hashee.core.multiexit import MultiExitMethod
 class FixedExit(MultiExitMethod):
     name = "fixed-exit"  # the method id used in configs, paths and runs.csv
     supports_regression = True  # its rule needs no class probabilities
-    sweep_key = "exit"  # one (perf, FLOPs) point per value, all in runs.csv
+    # The inference-setting key of its sweep: one (perf, FLOPs) point per value, all in runs.csv, and
+    # one curve (one table row, one plot line) per trained model.
+    sweep_keys = ("exit",)
     sweep_values = ("1", "2", "3", "4", "5", "6")
 
     def inference_settings(self):
@@ -22,7 +24,7 @@ class FixedExit(MultiExitMethod):
         layers = self.num_layers or 6
         return [{self.sweep_key: str(k)} for k in range(layers, 0, -1)]
 
-    def exit_decision(self, outputs, layer, state, inference):
+    def exit_decision(self, task, outputs, layer, state, inference):
         # (B,) bool: exit once the instance reaches layer k (the shared loop drops it from the batch).
         return outputs.new_full((outputs.shape[0],), layer >= int(inference[self.sweep_key]), dtype=bool)
 

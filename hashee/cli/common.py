@@ -23,3 +23,38 @@ def int_list(text: str) -> list[int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
+
+
+def add_training_options(p, *, methods_help: str, backbone: str, batch_size: int, hash_file_help: str,
+                         freeze_help: str) -> None:
+    """The training flags `train` and `summ-train` (and `summ-run`) share, with each verb's defaults.
+    The data flags (--task/--dataset, --data-dir) and the length flags (--max-length, --max-source-length)
+    are the verb's own."""
+    p.add_argument("--method", required=True, help=methods_help)
+    p.add_argument("--setting", default="", help="the method's setting, key=value,... (default: its defaults)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--backbone", default=backbone)
+    p.add_argument("--hash-file", default=None, help=hash_file_help)
+    p.add_argument("--epochs", type=float, default=3)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--warmup", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--freeze-word-embeddings", action="store_true", help=freeze_help)
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workdir", required=True, help="resume checkpoints live here (not an output)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--quiet", action="store_true")
+
+
+def train_params(args, max_length: int, **fields):
+    """The trainer's parameters from the flags of `add_training_options` (`fields`: a verb's own)."""
+    from hashee.core.training import TrainParams
+
+    return TrainParams(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=max_length,
+                       warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip,
+                       checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision,
+                       freeze_word_embeddings=args.freeze_word_embeddings, **fields)

@@ -3,13 +3,10 @@ library, write outputs atomically (temporary name, then rename). User errors pri
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shutil
-from pathlib import Path
 
-from hashee.cli.common import int_list, resolve_device
+from hashee.cli.common import add_training_options, int_list, resolve_device, train_params
 from hashee.core.errors import HasheeError
 
 
@@ -55,155 +52,65 @@ def cmd_fit_hash(args) -> None:
 
 # ---------------------------------------------------------------- train
 def cmd_train(args) -> None:
-    import torch
+    import shutil
 
-    from hashee.core.backbones import load_backbone
-    from hashee.core.checkpoint import save_trained
-    from hashee.core.data import load_task
-    from hashee.core.io import atomic_dir
-    from hashee.core.methods import TrainingInputs, get_method
-    from hashee.core.tasks import get_task
-    from hashee.core.training import TrainParams, seed_everything, train
-    from hashee.measure.evaluation import dev_scorer
+    from hashee.measure.run import train_and_save
 
-    task = get_task(args.task)
-    method = get_method(args.method, args.setting)
-    method.check_task(task)
     device = resolve_device(args.device)
-    params = TrainParams(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
-                         warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip,
-                         checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision,
-                         freeze_word_embeddings=args.freeze_word_embeddings)
-    backbone = load_backbone(args.backbone, method.num_layers)
-    seed_everything(args.seed)
-    model = method.build(backbone.config, task)
-    method.init_from_backbone(model, backbone)
-    tokenizer = backbone.tokenizer
-    method.prepare(model, backbone, task, TrainingInputs(data_dir=args.data_dir, seed=args.seed,
-                                                        max_length=args.max_length, hash_file=args.hash_file))
-    cache_dir = Path(args.workdir) / "tokenized"
-    data = load_task(task.name, args.data_dir, tokenizer, args.max_length, splits=("train", "dev"),
-                     cache_dir=cache_dir)
-    scorer = dev_scorer(method, data["dev"], tokenizer.pad_token_id, params.eval_batch_size, device)
-    result = train(method, model, data["train"], data["dev"], params, args.workdir, tokenizer.pad_token_id,
-                   device, dev_score=scorer, progress=not args.quiet)
-    meta = {"backbone": backbone.name, "seed": args.seed, "train_params": params.to_dict(),
-            "dev_history": result.history, "best_dev": result.best_dev, "torch": torch.__version__}
-    with atomic_dir(args.out) as tmp:
-        save_trained(tmp, method, model.cpu(), tokenizer, task, meta)
+    run = train_and_save(args.task, args.method, args.setting, args.data_dir, args.backbone,
+                         train_params(args, args.max_length), args.workdir, args.out, hash_file=args.hash_file,
+                         device=device, progress=not args.quiet)
     if args.evaluate_out:  # in the same process: a job's start-up costs more than evaluating small data
-        cmd_evaluate(argparse.Namespace(
-            model=args.out, data_dir=args.data_dir, splits="dev,test", test_labels=None, batch_size=64,
-            device=args.device, out=args.evaluate_out, predictions=args.predictions, flops_cache=args.flops_cache,
-            time_out=args.time_out, batch_sizes=args.batch_sizes, repeats=args.repeats, warmup=args.timing_warmup,
-            max_instances=args.max_instances, dtype=args.dtype, quiet=args.quiet))
+        _evaluate(args.out, args, device, rows_out=args.evaluate_out, splits=("dev", "test"), test_labels=None,
+                  batch_size=64, timing_warmup=args.timing_warmup)
     # The model is written: resume checkpoints (hundreds of MB per run) have served their purpose.
     shutil.rmtree(args.workdir, ignore_errors=True)
-    print(f"trained {method.name} [{method.setting_text()}] on {task.name}: best dev {result.best_dev:.2f} -> {args.out}")
+    print(f"trained {run.method.name} [{run.method.setting_text()}] on {run.task.name}: "
+          f"best dev {run.best_dev:.2f} -> {args.out}")
 
 
 # ---------------------------------------------------------------- evaluate
 def cmd_evaluate(args) -> None:
-    import pandas as pd
+    _evaluate(args.model, args, resolve_device(args.device), rows_out=args.out, splits=args.splits.split(","),
+              test_labels=args.test_labels, batch_size=args.batch_size, timing_warmup=args.warmup)
 
-    from hashee.core.checkpoint import load_trained
-    from hashee.core.data import load_task, task_file
-    from hashee.core.io import atomic_dir, write_csv_atomic
-    from hashee.core.trace import format_trace
-    from hashee.measure.evaluation import cost_summary, evaluate_sweep, result_row, score_test_labels
-    from hashee.measure.flops import FlopCounter
-    from hashee.measure.results import ROW_COLUMNS
 
-    device = resolve_device(args.device)
-    trained = load_trained(args.model, device=device)
-    method, model, task = trained.method, trained.model, trained.task
-    max_length = trained.meta["train_params"]["max_length"]
-    splits = tuple(args.splits.split(","))
-    data = load_task(task.name, args.data_dir, trained.tokenizer, max_length, splits=splits)
-    pad = trained.tokenizer.pad_token_id
-    counter = FlopCounter(method.flop_modules(model.cpu()), cache_dir=args.flops_cache)
-    model.to(device)
-    rows, predictions = [], {}
-    seed = trained.meta["seed"]
-    points = method.inference_settings()
-    results = {split: evaluate_sweep(method, model, data[split], points, pad, args.batch_size, device,
-                                     progress=not args.quiet, desc=f"{task.name} {split}")
-               for split in splits}
-    model.cpu()  # fvcore traces on CPU
-    for number, inference in enumerate(points):
-        setting = method.setting_text(inference)
-        for split in splits:
-            result = results[split][number]
-            mflops, speedup = cost_summary(counter, result.traces, task.num_labels)
-            if split != "test":
-                perf = result.metric(task)
-            else:
-                labels_file = args.test_labels or _labelled_test_file(args.data_dir, task)
-                test_file = task_file(args.data_dir, task.name, "test")  # the labelled rows follow its order
-                perf = score_test_labels(task, result, test_file, labels_file) if labels_file else float("nan")
-            rows.append(result_row(task, method, inference, seed, split, perf, mflops, speedup, len(result.traces)))
-            if split == "test":
-                predictions[setting] = pd.DataFrame({
-                    "index": result.index, "pred": result.predictions,
-                    "modules": [format_trace(t) for t in result.traces]})
-    model.to(device)
-    counter.save()
-    if args.time_out:  # in the same process: a job's start-up costs more than timing a small test set
-        test_set = data["test"] if "test" in data else load_task(
-            task.name, args.data_dir, trained.tokenizer, max_length, splits=("test",))["test"]
-        _write_times(trained, test_set, args, device, args.time_out)
-    write_csv_atomic(args.out, pd.DataFrame(rows, columns=ROW_COLUMNS))
-    if args.predictions:
-        with atomic_dir(args.predictions) as tmp:
-            for number, frame in enumerate(predictions.values()):
-                frame.to_csv(tmp / f"point{number:02d}.tsv", sep="\t", index=False)
-            (tmp / "points.json").write_text(json.dumps(
-                {f"point{n:02d}.tsv": s for n, s in enumerate(predictions)}, indent=2))
+def _evaluate(model_dir, args, device, *, rows_out, splits, test_labels, batch_size, timing_warmup) -> None:
+    """`hashee evaluate`, and `hashee train --evaluate-out` (whose timing warm-up flag has another name)."""
+    from hashee.measure.evaluation import evaluate_trained
+
+    evaluation = evaluate_trained(model_dir, args.data_dir, rows_out, predictions_out=args.predictions,
+                                  times_out=args.time_out, timing=_timing(args, timing_warmup), splits=splits,
+                                  test_labels=test_labels, batch_size=batch_size, device=device,
+                                  flops_cache=args.flops_cache, progress=not args.quiet)
     if not args.quiet:
-        print(pd.DataFrame(rows)[["task", "method", "setting", "split", "perf", "mflops", "speedup"]]
+        if evaluation.times is not None:
+            _print_times(evaluation.times)
+        print(evaluation.rows[["task", "method", "setting", "split", "perf", "mflops", "speedup"]]
               .to_string(index=False))
 
 
-def _labelled_test_file(data_dir, task):
-    """`<TASK>/test_full.tsv` (labelled test, as txsun1997/HashEE ships it) when present, else None:
-    ELUE's own test labels are private and test perf comes from the leaderboard."""
-    path = Path(data_dir) / task.name / "test_full.tsv"
-    return path if path.exists() else None
-
-
 # ---------------------------------------------------------------- time
-def _write_times(trained, test_set, args, device, out) -> None:
-    import pandas as pd
-    import torch
+def _timing(args, warmup: int):
+    from hashee.measure.timing import TimingOptions
 
-    from hashee.core.io import write_csv_atomic
-    from hashee.measure.timing import time_inference
+    return TimingOptions(batch_sizes=tuple(args.batch_sizes), repeats=args.repeats, warmup=warmup,
+                         max_instances=args.max_instances, dtype=args.dtype)
 
-    if args.max_instances and len(test_set) > args.max_instances:
-        test_set = test_set.select(range(args.max_instances))
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
-    method, rows = trained.method, []
-    for inference in method.inference_settings():
-        for batch_size in args.batch_sizes:
-            timing = time_inference(method, trained.model.to(device), test_set, inference, batch_size,
-                                    trained.tokenizer.pad_token_id, args.repeats, args.warmup, device, dtype)
-            rows.append({"task": trained.task.name, "method": method.name, "setting": method.setting_text(inference),
-                         "seed": trained.meta["seed"], **timing})
-    frame = pd.DataFrame(rows)
-    write_csv_atomic(out, frame)
-    if not getattr(args, "quiet", False):
-        print(frame[["setting", "batch_size", "wall_ms", "device", "dtype"]].to_string(index=False))
+
+def _print_times(frame) -> None:
+    print(frame[["setting", "batch_size", "wall_ms", "device", "dtype"]].to_string(index=False))
 
 
 def cmd_time(args) -> None:
     from hashee.core.checkpoint import load_trained
-    from hashee.core.data import load_task
+    from hashee.measure.evaluation import load_splits
+    from hashee.measure.timing import time_trained
 
     device = resolve_device(args.device)
     trained = load_trained(args.model, device=device)
-    test_set = load_task(trained.task.name, args.data_dir, trained.tokenizer,
-                         trained.meta["train_params"]["max_length"], splits=("test",))["test"]
-    _write_times(trained, test_set, args, device, args.out)
+    test_set = load_splits(trained, args.data_dir, ("test",))["test"]
+    _print_times(time_trained(trained, test_set, _timing(args, args.warmup), device, out=args.out))
 
 
 # ---------------------------------------------------------------- gather / reference / tables
@@ -249,7 +156,7 @@ def cmd_zip_submission(args) -> None:
 
 
 def cmd_validate_submission(args) -> int:
-    from hashee.measure.submit import validate_submission
+    from hashee.measure.validate import validate_submission
 
     problems = validate_submission(args.directory, args.data_dir, tasks=args.tasks.split(",") if args.tasks else None)
     for problem in problems:
@@ -325,25 +232,11 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("train", help="fine-tune a method on a task (best checkpoint on dev; resumable)")
     p.add_argument("--task", required=True)
     p.add_argument("--data-dir", required=True)
-    p.add_argument("--method", required=True)
-    p.add_argument("--setting", default="", help="training setting, e.g. hash=frequency,layers=6")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--backbone", default="minilm")
-    p.add_argument("--hash-file", default=None, help="methods that use a hash (HashEE): one from fit-hash (default: fit one now)")
-    p.add_argument("--epochs", type=float, default=3)
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--warmup", type=float, default=0.1)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--clip", type=float, default=1.0)
-    p.add_argument("--freeze-word-embeddings", action="store_true",
-                   help="keep the word-embedding matrix fixed (CPU demo: ~1/3 of a small model's step)")
-    p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    p.add_argument("--device", default="auto")
-    p.add_argument("--workdir", required=True, help="resume checkpoints live here (not an output)")
-    p.add_argument("--out", required=True)
+    add_training_options(
+        p, methods_help="a registered method (hashee, static, the baselines, plugins)", backbone="minilm",
+        batch_size=32, hash_file_help="methods that use a hash (HashEE): one from fit-hash (default: fit one now)",
+        freeze_help="keep the word-embedding matrix fixed (CPU demo: ~1/3 of a small model's step)")
     p.add_argument("--evaluate-out", default=None,
                    help="then evaluate the trained model as `hashee evaluate` does, rows into this CSV "
                         "(with --predictions, --flops-cache, --time-out and the timing options)")
@@ -351,7 +244,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--flops-cache", default=None, help="with --evaluate-out: FLOPs cache folder")
     p.add_argument("--time-out", default=None, help="with --evaluate-out: also time the model into this CSV")
     _timing_options(p, warmup_flag="--timing-warmup")
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="dev/test metrics, per-instance FLOPs and test predictions")

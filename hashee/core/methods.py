@@ -2,10 +2,12 @@
 
 The trainer (hashee.core.training) and the evaluator (hashee.measure.evaluation) know only this interface:
 - `build(config, task)`: the model, from an encoder config (weights come later, so a saved model
-  can be rebuilt without the pretrained checkpoint);
+  can be rebuilt without the pretrained checkpoint). The model records its task (`model.task`),
+  which losses and predictions read; the method itself is left unchanged;
 - `init_from_backbone(model, backbone)`: copy pretrained weights in;
 - `stages(model, params)`: training stages — which parameters train, the loss, epochs, lr;
-- `inference_settings()`: the sweep of exit settings evaluated for one trained model;
+- `inference_settings()`: the sweep of exit settings evaluated for one trained model, keyed by the
+  class's `sweep_keys` (tables and plots join rows that differ only in them into one curve);
 - `predict(model, batch, inference)`: outputs (B, num_labels) + one execution trace per instance;
   `predict_sweep(model, batch, inferences)`: the same at every setting (overridable: one pass);
 - `flop_modules(model)`: ELUE's `module_list`, name -> module run on a traced shape.
@@ -123,6 +125,9 @@ class Method:
     # Facts the workflow reads from the class (workflow/rules/common.smk):
     supports_regression = True  # False: the method has no regression exit rule and skips STS-B
     needs_fitted_hash = False  # True: a hash is fitted per task before training (the fit_hash rule)
+    # Facts hashee.measure (results, tables, plots) reads from the class: the keys `inference_settings()`
+    # uses. Rows of one method that differ only in these are points of one trained model's curve.
+    sweep_keys: tuple[str, ...] = ()
     # Settings keys a method understands, with defaults; unknown keys are an error.
     setting_defaults: dict[str, str] = {}
 
@@ -133,7 +138,6 @@ class Method:
                               f"valid: {', '.join(self.setting_defaults) or 'none'}")
         self.given = dict(settings)  # as the user wrote them: this names the variant in results
         self.settings = {**self.setting_defaults, **settings}
-        self.task: TaskSpec | None = None
 
     def setting_text(self, inference: dict | None = None) -> str:
         return format_setting({**self.given, **(inference or {})})
@@ -159,8 +163,9 @@ class Method:
 
     def build(self, config: EncoderConfig, task: TaskSpec) -> nn.Module:
         self.check_task(task)
-        self.task = task
-        return SequenceClassifier(config, task.num_labels)
+        model = SequenceClassifier(config, task.num_labels)
+        model.task = task
+        return model
 
     def prepare(self, model: nn.Module, backbone, task: TaskSpec, inputs: TrainingInputs) -> None:
         """Before training, after the pretrained weights are in: attach what the method needs beyond
@@ -176,7 +181,7 @@ class Method:
     def stages(self, model: nn.Module, params) -> list[Stage]:
         def loss(model, batch):
             logits, _ = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-            return task_loss(self.task, logits, batch["labels"])
+            return task_loss(model.task, logits, batch["labels"])
 
         return [Stage("finetune", lambda m: m.parameters(), loss, params.epochs, params.lr, params.warmup,
                       params.weight_decay)]
@@ -215,6 +220,7 @@ class HashEE(Method):
     """Hash-based token-level early exiting: each token exits at its hashed layer (docs/method.md)."""
 
     name = "hashee"
+    supports_regression = True  # a token-exit model's head is the plain classifier/regressor
     needs_fitted_hash = True
     setting_defaults = {"hash": "frequency", "layers": "", "buckets": "6"}
 
@@ -254,7 +260,7 @@ class HashEE(Method):
         def loss(model, batch):
             exits = self.exit_layers(model, batch["input_ids"])
             logits, _ = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], exits)
-            return task_loss(self.task, logits, batch["labels"])
+            return task_loss(model.task, logits, batch["labels"])
 
         return [Stage("finetune", lambda m: m.parameters(), loss, params.epochs, params.lr, params.warmup,
                       params.weight_decay)]

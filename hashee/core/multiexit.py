@@ -10,7 +10,11 @@ assumes batch size 1. An instance's prediction and exit are the same in any batc
 A method subclasses `MultiExitMethod` and supplies: `make_exit(config, num_labels, layer)`, the
 head modules; `exit_decision(...)`, its rule; `stages(...)`, its training. Traces name every
 module the instance ran: `emb`, `layer_i` and that layer's head calls (`exit_i`, plus e.g. a
-shared `pooler`), which hashee.measure.flops counts with the heads included.
+shared `pooler`), which hashee.measure.flops counts with the heads included. The rule hooks get
+the model's task explicitly (the method holds no task: one method object serves any model).
+
+Also here: the helpers of two-stage methods whose heads read [CLS] through their own pooler
+(DeeBERT, FastBERT, BERxiT): `backbone_parameters`, `init_exit_poolers`, `final_exit_outputs`.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hashee.core.errors import HasheeError
 from hashee.core.methods import Method, Prediction, task_loss
 from hashee.core.modeling import EncoderConfig, TokenExitEncoder, encoder_flop_modules
+from hashee.core.tasks import TaskSpec
 from hashee.core.trace import ModuleCall
 
 
@@ -63,9 +69,36 @@ class MultiExitMethod(Method):
     """Instance-level early exit over a multi-exit model. Subclasses define heads, rule, stages."""
 
     setting_defaults = {"layers": ""}
-    # The inference-setting key swept at evaluation, and its values (strings, as they appear in results).
-    sweep_key = "threshold"
+    # The one inference-setting key the default `inference_settings` sweeps, and its values (strings,
+    # as they appear in results).
+    sweep_keys: tuple[str, ...] = ("threshold",)
     sweep_values: tuple[str, ...] = ("0",)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A class attribute `sweep_key` would shadow the property below and leave `sweep_keys` (what
+        # the tables read) at the inherited value: the sweep would be split into one model per point.
+        if "sweep_key" in cls.__dict__:
+            raise HasheeError(f"method class {cls.__name__}: declare sweep_keys = ({cls.__dict__['sweep_key']!r},) "
+                              "instead of sweep_key")
+
+    @property
+    def sweep_key(self) -> str:
+        """The one key of `sweep_keys`, swept over `sweep_values`."""
+        if len(self.sweep_keys) != 1:
+            raise HasheeError(f"method {self.name}: sweep_keys {self.sweep_keys} must hold exactly one key for "
+                              "the default inference_settings; override inference_settings for several")
+        return self.sweep_keys[0]
+
+    def sweep_value(self, inference: dict) -> float:
+        """The sweep key's value in `inference`, as a number."""
+        value = inference.get(self.sweep_key)
+        if value is None:
+            raise HasheeError(f"method {self.name}: inference setting has no {self.sweep_key!r} (got {inference})")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise HasheeError(f"method {self.name}: {self.sweep_key}={value!r} is not a number") from None
 
     # ------------------------------------------------------------------ model
     def make_exit(self, config: EncoderConfig, num_labels: int, layer: int) -> nn.Module:
@@ -73,9 +106,10 @@ class MultiExitMethod(Method):
 
     def build(self, config, task):
         self.check_task(task)
-        self.task = task
-        return MultiExitModel(config, [self.make_exit(config, task.num_labels, i)
-                                       for i in range(1, config.num_layers + 1)])
+        model = MultiExitModel(config, [self.make_exit(config, task.num_labels, i)
+                                        for i in range(1, config.num_layers + 1)])
+        model.task = task
+        return model
 
     def init_from_backbone(self, model, backbone) -> None:
         from hashee.core.backbones import load_exact
@@ -86,39 +120,42 @@ class MultiExitMethod(Method):
     def inference_settings(self) -> list[dict[str, str]]:
         return [{self.sweep_key: value} for value in self.sweep_values]
 
-    def init_exit_state(self, batch_size: int, device) -> dict:
+    def init_exit_state(self, task: TaskSpec, batch_size: int, device) -> dict:
         """Per-instance state carried across layers (e.g. PABEE's patience counter)."""
         return {}
 
-    def exit_decision(self, outputs: torch.Tensor, layer: int, state: dict, inference: dict) -> torch.Tensor:
+    def exit_decision(self, task: TaskSpec, outputs: torch.Tensor, layer: int, state: dict,
+                      inference: dict) -> torch.Tensor:
         """(B,) bool: which instances exit after `layer` given their exit output there."""
         raise NotImplementedError
 
-    def final_output(self, outputs: torch.Tensor, state: dict) -> torch.Tensor:
+    def final_output(self, task: TaskSpec, outputs: torch.Tensor, state: dict) -> torch.Tensor:
         """The prediction of an exiting instance (PABEE-style rules may use the state)."""
         return outputs
 
-    def head_calls(self, layer: int, length: int, hidden: int) -> list[ModuleCall]:
-        """Module calls of the exit after `layer`, for traces (names must exist in flop_modules)."""
+    def head_calls(self, layer: int, num_layers: int, length: int, hidden: int) -> list[ModuleCall]:
+        """Module calls of the exit after `layer` (of `num_layers`), for traces (names must exist in
+        flop_modules)."""
         return [ModuleCall(f"exit_{layer}", (hidden,))]
 
     # ------------------------------------------------------------------ inference
-    def prepare(self, model) -> None:
-        """Run before inference (BERxiT points its heads at the shared LTE)."""
+    def prepare_inference(self, model) -> None:
+        """Run before inference (BERxiT points its heads at the shared LTE). Not `prepare`: that is
+        the training-time hook every method has (`Method.prepare`)."""
 
     def predict(self, model, batch, inference):
-        self.prepare(model)
+        self.prepare_inference(model)
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         size = input_ids.shape[0]
         key_mask = attention_mask.bool()
         hidden = model.bert.embeddings(input_ids, batch.get("token_type_ids"))
         rows = torch.arange(size, device=input_ids.device)  # original row of each remaining instance
-        state = self.init_exit_state(size, input_ids.device)
+        state = self.init_exit_state(model.task, size, input_ids.device)
         final: list[torch.Tensor | None] = [None] * size
         exit_layer = [model.num_layers] * size
         for layer_index, (layer, head) in enumerate(zip(model.bert.encoder.layer, model.exits), start=1):
             hidden = layer(hidden, key_mask)
-            keep, state = self._settle(head(hidden, key_mask), layer_index, model.num_layers, state,
+            keep, state = self._settle(model.task, head(hidden, key_mask), layer_index, model.num_layers, state,
                                        inference, rows, final, exit_layer)
             if keep is None:
                 continue
@@ -135,17 +172,17 @@ class MultiExitMethod(Method):
         does not depend on the exit rule, so replaying each rule over the recorded outputs gives the
         predictions and traces `predict` gives per point (tests check it). `predict`, which really
         skips the layers, is what the timing runs."""
-        self.prepare(model)
+        self.prepare_inference(model)
         outputs = model.all_exit_outputs(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
         size, device = batch["input_ids"].shape[0], batch["input_ids"].device
         predictions = []
         for inference in inferences:
             rows = torch.arange(size, device=device)
-            state = self.init_exit_state(size, device)
+            state = self.init_exit_state(model.task, size, device)
             final: list[torch.Tensor | None] = [None] * size
             exit_layer = [model.num_layers] * size
             for layer_index, layer_outputs in enumerate(outputs, start=1):
-                keep, state = self._settle(layer_outputs[rows], layer_index, model.num_layers, state,
+                keep, state = self._settle(model.task, layer_outputs[rows], layer_index, model.num_layers, state,
                                            inference, rows, final, exit_layer)
                 if keep is not None:
                     if keep.numel() == 0:
@@ -154,15 +191,15 @@ class MultiExitMethod(Method):
             predictions.append(Prediction(torch.stack(final), self._traces(batch["attention_mask"], exit_layer, model)))
         return predictions
 
-    def _settle(self, outputs, layer_index, num_layers, state, inference, rows, final, exit_layer):
+    def _settle(self, task, outputs, layer_index, num_layers, state, inference, rows, final, exit_layer):
         """Apply the exit rule after `layer_index` to the remaining instances (`rows`): record the
         finished ones in `final`/`exit_layer`; return (positions kept, or None if all stay; state)."""
-        done = self.exit_decision(outputs, layer_index, state, inference)
+        done = self.exit_decision(task, outputs, layer_index, state, inference)
         if layer_index == num_layers:
             done = torch.ones_like(done)
         if not bool(done.any()):
             return None, state
-        chosen = self.final_output(outputs, state)
+        chosen = self.final_output(task, outputs, state)
         for position in done.nonzero().squeeze(1).tolist():
             original = int(rows[position])
             final[original] = chosen[position]
@@ -177,7 +214,7 @@ class MultiExitMethod(Method):
             calls = [ModuleCall("emb", (length,))]
             for layer_index in range(1, last + 1):
                 calls.append(ModuleCall(f"layer_{layer_index}", (length, length, hidden_size)))
-                calls.extend(self.head_calls(layer_index, length, hidden_size))
+                calls.extend(self.head_calls(layer_index, model.num_layers, length, hidden_size))
             traces.append(tuple(calls))
         return traces
 
@@ -195,7 +232,28 @@ class MultiExitMethod(Method):
     # ------------------------------------------------------------------ training helpers
     def exit_losses(self, model, batch) -> list[torch.Tensor]:
         outputs = model.all_exit_outputs(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-        return [task_loss(self.task, out, batch["labels"]) for out in outputs]
+        return [task_loss(model.task, out, batch["labels"]) for out in outputs]
+
+
+def backbone_parameters(model) -> list[nn.Parameter]:
+    """Embeddings + layers. The encoder's own pooler is unused by models whose every exit has its own
+    pooler, so it is left out of every stage."""
+    return [p for name, p in model.bert.named_parameters() if not name.startswith("pooler.")]
+
+
+def init_exit_poolers(model) -> None:
+    """Every exit's pooler starts from the backbone's final pooler (DeeBERT's init_highway_pooler)."""
+    source = model.bert.pooler.dense
+    with torch.no_grad():
+        for head in model.exits:
+            head.pooler.weight.copy_(source.weight)
+            head.pooler.bias.copy_(source.bias)
+
+
+def final_exit_outputs(model, batch) -> torch.Tensor:
+    """Output of the last exit only (stage 1 of two-stage methods): no intermediate heads run."""
+    out = model.bert(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+    return model.exits[-1](out.last_hidden_state, batch["attention_mask"].bool())
 
 
 class FlopsSequenceHead(nn.Module):

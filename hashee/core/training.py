@@ -38,8 +38,8 @@ class TrainParams:
     seed: int = 42
     eval_batch_size: int = 64
     precision: str = "auto"  # auto: bf16 (or fp16) autocast on GPU, fp32 on CPU
-    # Keep the word-embedding matrix fixed (CPU demos): on a small model its dense gradient, clipping
-    # and Adam update cost a third of a step; the paper's setups train it.
+    # Keep the word-embedding matrix (and a head tied to it) fixed, for CPU demos: on a small model its
+    # dense gradient, clipping and Adam update cost a third of a step; the paper's setups train it.
     freeze_word_embeddings: bool = False
 
     def to_dict(self) -> dict:
@@ -66,9 +66,18 @@ def autocast_dtype(device: torch.device, precision: str):
     return torch.bfloat16
 
 
-def is_word_embedding(name: str) -> bool:
-    """The word-embedding matrix: BERT's `*word_embeddings.weight`, the difficulty BiLSTM's `embed.weight`."""
-    return name.endswith("word_embeddings.weight") or name == "embed.weight"
+def word_embedding_parameters(model: torch.nn.Module) -> set[int]:
+    """ids of the parameters `freeze_word_embeddings` keeps fixed: the word-embedding matrix of every
+    core encoder in the model (CascadeBERT holds two), the matrix a model names through
+    `get_input_embeddings()` (transformers' convention; models without a core encoder), and every
+    parameter that is the same tensor (a tied LM head: summarization's decoder shares the matrix)."""
+    from hashee.core.modeling import Embeddings
+
+    matrices = [module.word_embeddings.weight for module in model.modules() if isinstance(module, Embeddings)]
+    if hasattr(model, "get_input_embeddings"):
+        matrices.append(model.get_input_embeddings().weight)
+    same_tensor = {(m.data_ptr(), m.shape) for m in matrices}
+    return {id(p) for p in model.parameters() if (p.data_ptr(), p.shape) in same_tensor}
 
 
 def _optimizer(model, stage, trainable):
@@ -147,7 +156,7 @@ def train(method: Method, model: torch.nn.Module, train_set, dev_set, params: Tr
         stage = stages[stage_index]
         trainable = {id(p) for p in stage.parameters(model)}
         if params.freeze_word_embeddings:
-            trainable -= {id(p) for name, p in model.named_parameters() if is_word_embedding(name)}
+            trainable -= word_embedding_parameters(model)
         for p in model.parameters():
             p.requires_grad_(id(p) in trainable)
         optimizer = _optimizer(model, stage, trainable)

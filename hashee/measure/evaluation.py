@@ -1,24 +1,31 @@
 """One evaluation path for every method: predictions, metric, per-instance traces and FLOPs.
 
 `evaluate_sweep` runs a method over a split under each of its inference settings (one pass where the
-method allows) and returns everything the measurement layer needs; `result_row` makes runs.csv rows.
+method allows) and returns everything the measurement layer needs; `result_row` makes runs.csv rows;
+`evaluate_trained` is the whole of `hashee evaluate` (and of `hashee train --evaluate-out`): a saved
+model's rows, test predictions and, optionally, its timing.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from hashee.core.data import make_loader, read_split
+from hashee.core.data import load_task, make_loader, read_split, task_file
 from hashee.core.errors import HasheeError
 from hashee.core.methods import Method, decode
 from hashee.core.metrics import compute_metric
 from hashee.core.tasks import TaskSpec
 from hashee.core.trace import Trace
 from hashee.measure.flops import FlopCounter, bert_base_flops
+from hashee.measure.timing import TimingOptions, time_trained
 
 
 @dataclass
@@ -49,7 +56,7 @@ def evaluate_sweep(method: Method, model, dataset, inferences: list[dict], pad_t
     for batch in tqdm(loader, disable=not progress, desc=desc, leave=False):
         batch = {k: v.to(device) for k, v in batch.items()}
         for point, out in enumerate(method.predict_sweep(model, batch, inferences)):
-            preds[point].append(decode(method.task, out.outputs).cpu().numpy())
+            preds[point].append(decode(model.task, out.outputs).cpu().numpy())
             traces[point].extend(out.traces)
         labels.append(batch["labels"].cpu().numpy())
         index.append(batch["index"].cpu().numpy())
@@ -68,7 +75,7 @@ def dev_scorer(method: Method, dataset, pad_token_id: int, batch_size: int, devi
     inference = method.inference_settings()[0]
 
     def score(model) -> float:
-        return evaluate_split(method, model, dataset, inference, pad_token_id, batch_size, device).metric(method.task)
+        return evaluate_split(method, model, dataset, inference, pad_token_id, batch_size, device).metric(model.task)
 
     return score
 
@@ -88,9 +95,16 @@ def labels_by_test_index(task: TaskSpec, test_file, labels_file) -> dict[int, in
     return {test.index: gold.label for test, gold in zip(tests, labelled)}
 
 
-def score_test_labels(task: TaskSpec, result: SplitResult, test_file, labels_file) -> float:
-    """The test metric with labels joined to predictions by `index` (test labels are private on ELUE)."""
-    gold = labels_by_test_index(task, test_file, labels_file)
+def labelled_test_file(data_dir, task: TaskSpec) -> Path | None:
+    """`<TASK>/test_full.tsv` (labelled test, as txsun1997/HashEE ships it) when present, else None:
+    ELUE's own test labels are private and test perf comes from the leaderboard."""
+    path = Path(data_dir) / task.name / "test_full.tsv"
+    return path if path.exists() else None
+
+
+def score_test_labels(task: TaskSpec, result: SplitResult, gold: dict[int, int | float], test_file) -> float:
+    """The test metric with labels (`labels_by_test_index`) joined to predictions by `index` (test labels
+    are private on ELUE)."""
     try:
         labels = np.array([gold[int(i)] for i in result.index])
     except KeyError as err:
@@ -112,3 +126,80 @@ def result_row(task: TaskSpec, method: Method, inference: dict, seed: int, split
     return {"task": task.name, "method": method.name, "setting": setting, "seed": seed, "split": split,
             "metric": task.metric, "perf": round(perf, 4), "mflops": round(mflops, 4),
             "speedup": round(speedup, 4), "wall_ms": float("nan"), "device": device, "n_instances": n}
+
+
+@dataclass
+class Evaluation:
+    """What `evaluate_trained` wrote: the result rows, and the timing rows when it timed the model."""
+
+    rows: pd.DataFrame
+    times: pd.DataFrame | None = None
+
+
+def load_splits(trained, data_dir, splits) -> dict:
+    """The trained model's task splits, tokenized as it was trained (its max_length)."""
+    return load_task(trained.task.name, data_dir, trained.tokenizer, trained.meta["train_params"]["max_length"],
+                     splits=tuple(splits))
+
+
+def evaluate_trained(trained, data_dir, rows_out, *, predictions_out=None, times_out=None,
+                     timing: TimingOptions | None = None, splits=("dev", "test"), test_labels=None,
+                     batch_size: int = 64, device="cpu", flops_cache=None, progress: bool = False) -> Evaluation:
+    """Evaluate a saved model (its directory, or `hashee.core.checkpoint.load_trained`'s result) over its
+    inference sweep on `splits`: result rows (`ROW_COLUMNS`) into the CSV `rows_out`, the test predictions
+    (pointNN.tsv: index, pred, modules; points.json: file -> setting) into the folder `predictions_out`,
+    and with `times_out` its wall-clock time (`hashee.measure.timing.time_trained`) on the test split.
+    Test perf needs labels: `test_labels`, else `<TASK>/test_full.tsv` when present, else NaN."""
+    from hashee.core.checkpoint import load_trained
+    from hashee.core.io import atomic_dir, write_csv_atomic
+    from hashee.core.trace import format_trace
+    from hashee.measure.results import ROW_COLUMNS
+
+    if isinstance(trained, (str, os.PathLike)):
+        trained = load_trained(trained, device=device)
+    method, model, task = trained.method, trained.model, trained.task
+    splits = tuple(splits)
+    gold, test_file = None, task_file(data_dir, task.name, "test")
+    labels_file = (test_labels or labelled_test_file(data_dir, task)) if "test" in splits else None
+    if labels_file:  # once per evaluation: the labelled rows follow the test file's order
+        gold = labels_by_test_index(task, test_file, labels_file)
+    data = load_splits(trained, data_dir, splits)
+    pad = trained.tokenizer.pad_token_id
+    counter = FlopCounter(method.flop_modules(model.cpu()), cache_dir=flops_cache)
+    model.to(device)
+    rows, predictions = [], {}
+    seed = trained.meta["seed"]
+    points = method.inference_settings()
+    results = {split: evaluate_sweep(method, model, data[split], points, pad, batch_size, device,
+                                     progress=progress, desc=f"{task.name} {split}")
+               for split in splits}
+    model.cpu()  # fvcore traces on CPU
+    for number, inference in enumerate(points):
+        setting = method.setting_text(inference)
+        for split in splits:
+            result = results[split][number]
+            mflops, speedup = cost_summary(counter, result.traces, task.num_labels)
+            if split != "test":
+                perf = result.metric(task)
+            else:
+                perf = score_test_labels(task, result, gold, test_file) if gold is not None else float("nan")
+            rows.append(result_row(task, method, inference, seed, split, perf, mflops, speedup, len(result.traces)))
+            if split == "test":
+                predictions[setting] = pd.DataFrame({
+                    "index": result.index, "pred": result.predictions,
+                    "modules": [format_trace(t) for t in result.traces]})
+    model.to(device)
+    counter.save()
+    times = None
+    if times_out:  # in the same process: a job's start-up costs more than timing a small test set
+        test_set = data["test"] if "test" in data else load_splits(trained, data_dir, ("test",))["test"]
+        times = time_trained(trained, test_set, timing or TimingOptions(), device, out=times_out)
+    frame = pd.DataFrame(rows, columns=ROW_COLUMNS)
+    write_csv_atomic(rows_out, frame)
+    if predictions_out:
+        with atomic_dir(predictions_out) as tmp:
+            for number, points_frame in enumerate(predictions.values()):
+                points_frame.to_csv(tmp / f"point{number:02d}.tsv", sep="\t", index=False)
+            (tmp / "points.json").write_text(json.dumps(
+                {f"point{n:02d}.tsv": s for n, s in enumerate(predictions)}, indent=2))
+    return Evaluation(frame, times)

@@ -14,21 +14,32 @@ from matplotlib.figure import Figure
 
 from hashee.core.io import atomic_path
 from hashee.core.tasks import METRIC_NAMES, TASKS, get_task
-from hashee.measure.results import SWEEP_KEYS, split_setting
+from hashee.measure.results import method_sweep_keys, split_setting
 from hashee.measure.score import reference_curve
 
 
+def pareto_points(runs: pd.DataFrame, *, split: str = "test",
+                  sweep_keys: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
+    """Seed-mean (perf, mflops) per (task, method, setting) on `split`, each labelled with its
+    `model`: the method and its setting without the method's sweep keys (`sweep_keys`: method ->
+    keys, by default the registry's), so one trained model's sweep is one series."""
+    rows = runs[(runs["split"] == split) & runs["perf"].notna() & runs["mflops"].notna()]
+    if sweep_keys is None:
+        sweep_keys = method_sweep_keys(rows["method"])
+    points = (rows.groupby(["task", "method", "setting"], sort=False)[["perf", "mflops"]].mean().reset_index())
+    points["model"] = [f"{m} {split_setting(s, sweep_keys[m])[0]}".strip()
+                       for m, s in zip(points["method"], points["setting"])]
+    return points
+
+
 def pareto_plots(runs: pd.DataFrame, ref: pd.DataFrame | None, out_dir, *, split: str = "test",
-                 sweep_keys=SWEEP_KEYS) -> list[Path]:
+                 sweep_keys: dict[str, tuple[str, ...]] | None = None) -> list[Path]:
     """Write pareto_<TASK>.png per task with results on `split`; return the paths.
 
-    Each model (method + setting without sweep keys) is one series of seed-mean points; a dynamic
-    method's sweep points are joined by a line in MFLOPs order. The reference points are drawn
-    as a dashed line when `ref` covers the task."""
-    rows = runs[(runs["split"] == split) & runs["perf"].notna() & runs["mflops"].notna()]
-    points = (rows.groupby(["task", "method", "setting"], sort=False)[["perf", "mflops"]].mean().reset_index())
-    points["model"] = [f"{m} {split_setting(s, sweep_keys)[0]}".strip()
-                       for m, s in zip(points["method"], points["setting"])]
+    Each model (`pareto_points`) is one series of seed-mean points; a dynamic method's sweep points
+    are joined by a line in MFLOPs order. The reference points are drawn as a dashed line when `ref`
+    covers the task."""
+    points = pareto_points(runs, split=split, sweep_keys=sweep_keys)
     out_dir = Path(out_dir)
     paths = []
     for task in [t for t in TASKS if t in set(points["task"])]:
@@ -56,4 +67,4 @@ def pareto_plots(runs: pd.DataFrame, ref: pd.DataFrame | None, out_dir, *, split
     return paths
 
 
-__all__ = ["pareto_plots"]
+__all__ = ["pareto_plots", "pareto_points"]

@@ -27,11 +27,6 @@ _ROW_FLOATS = ("perf", "mflops", "speedup", "wall_ms")
 _ROW_INTS = ("seed", "n_instances")
 _ROW_OPTIONAL = ("wall_ms", "perf")  # empty wall_ms: not timed; empty perf: labels hidden (ELUE test)
 
-# Setting keys that pick an inference point of an already trained model (a dynamic method's
-# sweep: entropy threshold, patience, FastBERT speed, confidence). Rows differing only in these
-# are points of one model's curve; every other key names a different model.
-SWEEP_KEYS = ("threshold", "patience", "speed", "entropy", "confidence")
-
 PAPER_TABLES = ("elue_test", "elue_scores", "hash_ablation", "summarization", "difficulty")
 
 
@@ -142,8 +137,25 @@ def _key_text(row) -> str:
     return ", ".join(f"{k}={row[k]}" for k in KEY_COLUMNS)
 
 
-def split_setting(setting, sweep_keys=SWEEP_KEYS) -> tuple[str, str]:
-    """(model part, sweep part) of a setting: 'layers=6,patience=3' -> ('layers=6', 'patience=3')."""
+def method_sweep_keys(methods, source: str = "runs") -> dict[str, tuple[str, ...]]:
+    """Each method's sweep keys (`Method.sweep_keys`), from its class in the registry, plugins loaded
+    as the jobs load them ($HASHEE_PLUGINS, set from the config's `plugins`). Rows of one method that
+    differ only in these keys are points of one trained model's curve; every other key names another
+    model. `source` names the rows' file in the error for a method the registry lacks."""
+    from hashee.core.methods import available_methods  # here: the registry imports torch and the baselines
+
+    registry = available_methods()
+    names = list(dict.fromkeys(methods))
+    for name in names:
+        if name not in registry:
+            raise HasheeError(f"{source}: method {name!r} is not registered (known: {', '.join(sorted(registry))}); "
+                              "a plugin method's module must be listed in the config's `plugins`")
+    return {name: tuple(registry[name].sweep_keys) for name in names}
+
+
+def split_setting(setting, sweep_keys) -> tuple[str, str]:
+    """(model part, sweep part) of a setting, given its method's sweep keys:
+    ('layers=6,patience=3', ('patience',)) -> ('layers=6', 'patience=3')."""
     d = parse_setting(setting)
     base = {k: v for k, v in d.items() if k not in sweep_keys}
     sweep = {k: v for k, v in d.items() if k in sweep_keys}
@@ -159,6 +171,6 @@ def load_paper(name: str) -> pd.DataFrame:
         return pd.read_csv(path)
 
 
-__all__ = ["KEY_COLUMNS", "PAPER_TABLES", "ROW_COLUMNS", "SWEEP_KEYS", "TIME_COLUMNS", "format_setting",
-           "gather", "load_paper", "parse_setting", "read_csv_checked", "read_runs", "read_times",
+__all__ = ["KEY_COLUMNS", "PAPER_TABLES", "ROW_COLUMNS", "TIME_COLUMNS", "format_setting", "gather",
+           "load_paper", "method_sweep_keys", "parse_setting", "read_csv_checked", "read_runs", "read_times",
            "split_setting", "write_runs"]

@@ -3,7 +3,7 @@ numbers side by side.
 
 ELUE table decisions:
 - One row per model: (method, setting without sweep keys). A dynamic method's sweep (entropy
-  threshold, patience, …; `results.SWEEP_KEYS`) gives several points per task for one model; the
+  threshold, patience, …; its class's `sweep_keys`) gives several points per task for one model; the
   table shows, per task, the single point with the best ELUE gap (perf − p_EB), chosen on the
   `select_on` split (dev by default, so the test numbers are not selected on test). Where a
   candidate lacks a dev row the choice falls back to the test gap and the cell is marked †.
@@ -28,7 +28,7 @@ from hashee.core.errors import HasheeError
 from hashee.core.io import write_text_atomic
 from hashee.core.tasks import TASKS, get_task
 from hashee.measure.provenance import table_note
-from hashee.measure.results import SWEEP_KEYS, load_paper, parse_setting, read_runs, split_setting
+from hashee.measure.results import load_paper, method_sweep_keys, parse_setting, read_runs, split_setting
 from hashee.measure.score import (
     check_reference,
     describe_policy,
@@ -107,8 +107,9 @@ def _by_setting(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.iloc[order]
 
 
-def _seed_means(runs: pd.DataFrame, sweep_keys) -> pd.DataFrame:
-    """One row per (method, setting, task, split): seed statistics; base/sweep parts of setting."""
+def _seed_means(runs: pd.DataFrame, sweep_keys: dict[str, tuple[str, ...]]) -> pd.DataFrame:
+    """One row per (method, setting, task, split): seed statistics; base/sweep parts of setting
+    (`sweep_keys`: method -> its sweep keys)."""
     rows = runs[runs["perf"].notna()]
     for task in dict.fromkeys(rows["task"]):
         get_task(task)  # unknown task names fail here, with the valid ones listed
@@ -118,7 +119,7 @@ def _seed_means(runs: pd.DataFrame, sweep_keys) -> pd.DataFrame:
            .agg(perf=("perf", "mean"), std=("perf", "std"), n_seeds=("seed", "nunique"),
                 mflops=("mflops", "mean"), speedup=("speedup", "mean"), backbone=("_backbone", "first"))
            .reset_index())
-    parts = [split_setting(s, sweep_keys) for s in agg["setting"]]
+    parts = [split_setting(s, sweep_keys[m]) for m, s in zip(agg["method"], agg["setting"])]
     agg["base"] = [p[0] for p in parts]
     agg["sweep"] = [p[1] for p in parts]
     return agg
@@ -145,12 +146,16 @@ def _display_setting(base: str, sweep_keys: list[str]) -> str:
 
 
 def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", paper: bool = True, *,
-               split: str = "test", select_on: str = "dev", sweep_keys=SWEEP_KEYS) -> pd.DataFrame:
+               split: str = "test", select_on: str = "dev",
+               sweep_keys: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
     """The ELUE table: one row per model (plus paper and Δ rows), cells 'perf (speed-up×)'.
 
-    Notes for under the table are in `table.attrs['notes']`.
+    `sweep_keys` (method -> keys) defaults to the registry's (`results.method_sweep_keys`). Notes for
+    under the table are in `table.attrs['notes']`.
     """
     describe_policy(beyond)  # an unknown policy fails before any work
+    if sweep_keys is None:
+        sweep_keys = method_sweep_keys(runs["method"])
     agg = _seed_means(runs, sweep_keys)
     tasks = _table_tasks(agg, split)
     check_reference(ref, tasks)
@@ -351,11 +356,13 @@ def write_tables(runs_path, reference_path, out_dir, beyond: str = "extend", con
     first write, so an error leaves `out_dir` untouched; each file is written atomically."""
     describe_policy(beyond)
     runs = read_runs(runs_path)
+    sweep_keys = method_sweep_keys(runs["method"], source=str(runs_path))
     tasks = [t for t in TASKS if t in set(runs.loc[(runs["split"] == split) & runs["perf"].notna(), "task"])]
     ref = read_reference(reference_path, tasks=tasks)
     footer = table_notes(ref, beyond, config_name) + table_note(out_dir)
     texts = {}
-    for stem, table in (("elue", elue_table(runs, ref, beyond, paper, split=split, select_on=select_on)),
+    for stem, table in (("elue", elue_table(runs, ref, beyond, paper, split=split, select_on=select_on,
+                                            sweep_keys=sweep_keys)),
                         ("hash_ablation", hash_ablation_table(runs, paper, split=split))):
         notes = table.attrs.get("notes", []) + footer
         texts[f"{stem}.md"] = to_markdown(table, notes)

@@ -1,20 +1,25 @@
 # Config validation, paths and input functions. The stage files (data.smk ... submission.smk)
 # only list steps; everything they compute from the config is defined here.
 
+import copy
 import os
 import re
 import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from hashee.core.errors import HasheeError
+from hashee.core.methods import _import_plugin, available_methods
+from hashee.core.settings import parse_setting
+from hashee.core.tasks import TASKS as TASK_SPECS
+
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-ELUE_TASKS = ["SST-2", "IMDb", "SNLI", "SciTail", "MRPC", "STS-B"]  # hashee.core.tasks.TASKS order
+ELUE_TASKS = list(TASK_SPECS)  # every ELUE task, in the library's order (demo-data writes them all)
 SPLITS = ["train", "dev", "test"]
-HASH_METHODS = {"hashee"}  # methods whose training reads a fitted hash (fit_hash job)
-REGRESSION_TASK = "STS-B"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,14 +72,52 @@ def validate_config(cfg):
         raise WorkflowError(_config_error(cause, schema)) from None
 
 
-def setting_fields(setting):
-    """'hash=frequency,layers=6' -> {'hash': 'frequency', 'layers': '6'}."""
-    return dict(part.split("=", 1) for part in setting.split(",") if "=" in part)
+# Choice mappings: what a run plans. Snakemake merges a --configfile onto config/config.yaml key by
+# key, which would only ever add to the demo's methods and data sets; for these keys the user's own
+# value (their --configfile files, then --config, merged in that order) replaces the default's, and
+# an entry set to null is dropped (docs/configuration.md, "Selecting methods").
+CHOICE_MAPPINGS = [("methods",), ("train_by_method",), ("summarization", "datasets"), ("summarization", "methods")]
+REMOVED_KEYS = {
+    "regression_skip": "whether a method runs on STS-B is its class attribute supports_regression "
+    "(docs/adding-a-baseline.md); delete the key",
+}
 
 
-def check_config(cfg):
+def replace_choice_mappings(cfg, user_cfg):
+    """Each CHOICE_MAPPINGS key the user's config names: the user's mapping, less its null entries."""
+    for *parents, key in CHOICE_MAPPINGS:
+        given, target = user_cfg, cfg
+        for parent in parents:
+            given = given.get(parent) if isinstance(given, Mapping) else None
+            target = target.get(parent) if isinstance(target, Mapping) else None
+        if not (isinstance(given, Mapping) and key in given and isinstance(target, dict)):
+            continue
+        value = copy.deepcopy(given[key])  # validation fills defaults in: never into Snakemake's copy
+        if isinstance(value, Mapping):  # anything else is left to validation to name
+            value = {name: entry for name, entry in value.items() if entry is not None}
+        target[key] = value
+
+
+def registered_methods(plugins):
+    """id -> Method class: this installation's methods plus the config's plugins, imported here as
+    the jobs import them, so that the class facts below are theirs."""
+    try:
+        for plugin in plugins:
+            _import_plugin(plugin)
+        return dict(available_methods())
+    except HasheeError as err:
+        raise WorkflowError(f"config key 'plugins': {err}") from None
+
+
+def check_config(cfg, method_classes):
     """Cross-key checks the schema cannot express."""
     methods = cfg["methods"]
+    for method in methods:
+        if method not in method_classes:
+            raise WorkflowError(
+                f"config key 'methods.{method}': no such method -- expected one of "
+                f"{', '.join(sorted(method_classes))}, or a module listed under 'plugins' that registers it"
+            )
     ref = cfg["reference"]
     if ref["file"] is None and ref["method"] not in methods:
         raise WorkflowError(
@@ -84,13 +127,16 @@ def check_config(cfg):
     if ref["file"] is not None and not Path(ref["file"]).is_file():
         raise WorkflowError(f"config key 'reference.file': {ref['file']} does not exist -- expected a reference CSV")
     buckets = cfg["hash"]["buckets"]
-    for setting in methods.get("hashee", []):
-        layers = int(setting_fields(setting)["layers"])
-        if buckets > layers:
-            raise WorkflowError(
-                f"config key 'hash.buckets': {buckets} buckets exceed the {layers} layers of hashee setting "
-                f"{setting!r} -- expected hash.buckets <= layers for every hashee setting"
-            )
+    for method, settings in methods.items():
+        if not method_classes[method].needs_fitted_hash:
+            continue
+        for setting in settings:
+            layers = parse_setting(setting).get("layers")
+            if layers is not None and buckets > int(layers):
+                raise WorkflowError(
+                    f"config key 'hash.buckets': {buckets} buckets exceed the {layers} layers of {method} setting "
+                    f"{setting!r} -- expected hash.buckets <= layers for every {method} setting"
+                )
     sub = cfg["submission"]
     if sub["method"] not in methods:
         raise WorkflowError(
@@ -101,29 +147,38 @@ def check_config(cfg):
             f"config key 'submission.setting': {sub['setting']!r} is not a setting of methods.{sub['method']} "
             f"-- expected one of {', '.join(methods[sub['method']])}"
         )
-    if REGRESSION_TASK in cfg["tasks"] and sub["method"] in cfg["regression_skip"]:
+    regression = [task for task in cfg["tasks"] if TASK_SPECS[task].is_regression]
+    if regression and not method_classes[sub["method"]].supports_regression:
         raise WorkflowError(
-            f"config key 'submission.method': {sub['method']!r} is in regression_skip, so it has no "
-            f"{REGRESSION_TASK} predictions -- expected a method that runs on every task in 'tasks'"
+            f"config key 'submission.method': {sub['method']!r} has no regression exit rule (supports_regression "
+            f"is False), so it has no {regression[0]} predictions -- expected a method that runs on every task in 'tasks'"
         )
 
 
-def resolve_elue_dir(value):
-    """`data.elue_dir`; a value starting with '$' is read from that environment variable."""
+def resolve_env_path(key, value, expected):
+    """A path-valued config key; a value starting with '$' is read from that environment variable
+    (`expected`: the folder the variable should name, for the error: /path/to/<expected>)."""
     if value.startswith("$"):
         name = re.sub(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?.*$", r"\1", value)
         expanded = os.path.expandvars(value)
         if "$" in expanded or not expanded:
             raise WorkflowError(
-                f"config key 'data.elue_dir' is {value!r} but environment variable {name} is not set "
-                f"-- expected export {name}=/path/to/ELUE (with <TASK>/train.tsv, dev.tsv, test.tsv)"
+                f"config key '{key}' is {value!r} but environment variable {name} is not set "
+                f"-- expected export {name}=/path/to/{expected}"
             )
         value = expanded
-    return os.path.expanduser(value)
+    return os.path.expanduser(value).rstrip("/")
 
 
+replace_choice_mappings(config, workflow.config_settings.overwrite_config)
+for _key, _why in REMOVED_KEYS.items():
+    if _key in config:
+        raise WorkflowError(f"config key '{_key}' is no longer read -- {_why}")
 validate_config(config)
-check_config(config)
+# Out-of-tree methods (module names or .py files) the jobs' `hashee` commands import.
+PLUGINS = [str(Path(p).resolve()) if p.endswith(".py") else p for p in config.get("plugins", [])]
+METHOD_CLASSES = registered_methods(PLUGINS)
+check_config(config, METHOD_CLASSES)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,14 +188,17 @@ NAME = config["name"]
 TASKS = config["tasks"]
 SEEDS = config["seeds"]
 METHODS = config["methods"]
-# Out-of-tree methods (module names or .py files) the jobs' `hashee` commands import.
-PLUGINS = [str(Path(p).resolve()) if p.endswith(".py") else p for p in config.get("plugins", [])]
-if PLUGINS:
-    os.environ.update(HASHEE_PLUGINS=",".join(PLUGINS))
-HASH_SETTINGS = METHODS.get("hashee", [])  # one fit_hash job per task and seed fits them all
-REGRESSION_SKIP = set(config["regression_skip"])
+# The jobs that look methods up in the registry (train; submission, which loads the models; tables,
+# which read each method's sweep_keys) get the plugins as a variable on their command line
+# (params.plugins_env), so planning leaves Snakemake's own environment alone.
+PLUGINS_ENV = f"HASHEE_PLUGINS={shlex.quote(','.join(PLUGINS))} " if PLUGINS else ""
+# Methods whose training reads a fitted hash; one fit_hash job per task and seed fits all their settings.
+FITTED_HASH_METHODS = {method for method in METHODS if METHOD_CLASSES[method].needs_fitted_hash}
+HASH_SETTINGS = list(dict.fromkeys(s for m in METHODS if m in FITTED_HASH_METHODS for s in METHODS[m]))
 DEMO = config["data"]["demo"]
-ELUE_DIR = resolve_elue_dir(config["data"]["elue_dir"]).rstrip("/")
+ELUE_DIR = resolve_env_path(
+    "data.elue_dir", config["data"]["elue_dir"], "ELUE (with <TASK>/train.tsv, dev.tsv, test.tsv)"
+)
 TRAIN = config["train"]
 TIMING = config["timing"]
 REFERENCE = config["reference"]
@@ -150,7 +208,7 @@ GPUS = config["gpus"]
 # Paths: results/<config>/<stage>/{task}/{method}/{setting}/{seed}/...
 RESULTS = f"results/{NAME}"
 LOGS = f"logs/{NAME}"
-BENCHMARKS = f"benchmarks/{NAME}"
+BENCHMARKS = f"{LOGS}/benchmarks"  # Snakemake's benchmark: files
 WORK = f"work/{NAME}"
 RUN = "{task}/{method}/{setting}/{seed}"
 # GPU slot locks are per host (a shared file system must not serialize a cluster's GPUs).
@@ -166,7 +224,9 @@ WARM = shlex.quote(str(SCRIPTS / "warm.py"))
 # it reruns nothing, and the library never knows.
 WARM_START = config.get("warm_start", False)
 # Rules call the `hashee` CLI and `python` from PATH; put the interpreter running Snakemake first,
-# so a virtual environment works without being activated (.venv/bin/snakemake ...).
+# so a virtual environment works without being activated (.venv/bin/snakemake ...). This one stays an
+# edit of the inherited environment, not a command-line prefix: warm_start must leave the commands'
+# text unchanged (a changed command reruns its jobs), and onsuccess's `python` needs the same PATH.
 _path = [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
 if WARM_START:
     _path.insert(0, str(SCRIPTS / "warm-bin"))
@@ -185,13 +245,13 @@ wildcard_constraints:
 
 
 def planned_runs():
-    """One dict per training run: every task x method x setting x seed, except the methods in
-    regression_skip on the regression task."""
+    """One dict per training run: every task x method x setting x seed, except a method without a
+    regression exit rule (its class's supports_regression) on a regression task (STS-B)."""
     return [
         {"task": task, "method": method, "setting": setting, "seed": seed}
         for task in TASKS
         for method, settings in METHODS.items()
-        if not (task == REGRESSION_TASK and method in REGRESSION_SKIP)
+        if METHOD_CLASSES[method].supports_regression or not TASK_SPECS[task].is_regression
         for setting in settings
         for seed in SEEDS
     ]
@@ -210,6 +270,14 @@ def get_final_output():
 
 # ---------------------------------------------------------------------------------------------
 # Input functions and params helpers.
+
+
+def launch_detail(value):
+    """A params entry for how a job is launched (the GPU slot helper's path, the plugins' variable), not
+    what it computes: a function of `input`, which Snakemake counts as derived from the inputs and
+    leaves out of its params rerun trigger, so moving the checkout or adding a plugin reruns nothing."""
+    return lambda wildcards, input: value
+
 
 
 def data_files(task):
@@ -249,7 +317,7 @@ def data_dir(wildcards, input):
 
 def train_input(wildcards):
     inputs = {"data": data_files(wildcards.task)}
-    if wildcards.method in HASH_METHODS:
+    if wildcards.method in FITTED_HASH_METHODS:
         inputs["hash"] = f"{RESULTS}/hashes/{wildcards.task}/{wildcards.setting}/{wildcards.seed}/hash.pt"
     return inputs
 

@@ -13,20 +13,12 @@ SNLI_SPLITS = ["train", "dev", "test"]
 
 
 # difficulty.snli_dir / tagging_dir; a value starting with '$' is read from that environment variable.
-DIFFICULTY_DIRS = {}
-for _key in ("snli_dir", "tagging_dir") if DIFFICULTY_ENABLED else ():
-    _value = DIFFICULTY[_key]
-    if _value.startswith("$"):
-        _name = re.sub(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?.*$", r"\1", _value)
-        _expanded = os.path.expandvars(_value)
-        if "$" in _expanded or not _expanded:
-            raise WorkflowError(
-                f"config key 'difficulty.{_key}' is {_value!r} but environment variable {_name} is not set "
-                f"-- expected export {_name}=/path/to/the/data (docs/difficulty.md), "
-                f"or difficulty.enabled: false"
-            )
-        _value = _expanded
-    DIFFICULTY_DIRS[_key] = os.path.expanduser(_value).rstrip("/")
+DIFFICULTY_DIRS = {
+    key: resolve_env_path(
+        f"difficulty.{key}", DIFFICULTY[key], "the/data (docs/difficulty.md), or difficulty.enabled: false"
+    )
+    for key in (("snli_dir", "tagging_dir") if DIFFICULTY_ENABLED else ())
+}
 
 # Final outputs of the study: common.smk's get_final_output() appends difficulty_outputs() (a lambda,
 # not a def: `snakemake --lint` wants a rule file free of function definitions).
@@ -96,6 +88,7 @@ if DIFFICULTY_ENABLED:
             workdir=lambda wildcards: f"{WORK}/difficulty/{wildcards.study}",
             gpus=GPUS,
             gpu_locks=GPU_LOCK_DIR,
+            gpu_slots=launch_detail(GPU_SLOTS),
         threads: 1
         priority: 10  # long jobs: started early, they do not form the DAG's tail
         resources:
@@ -105,7 +98,7 @@ if DIFFICULTY_ENABLED:
         conda:
             "../../environment.yml"
         shell:
-            "OMP_NUM_THREADS={threads} python {GPU_SLOTS} --slots {params.gpus}"
+            "OMP_NUM_THREADS={threads} python {params.gpu_slots} --slots {params.gpus}"
             " --lock-dir {params.gpu_locks:q}/$(uname -n) --"
             " hashee difficulty-run {wildcards.study} --params {params.json:q} --seed {params.seed}"
             " --workdir {params.workdir:q} --out {output:q} > {log:q} 2>&1"

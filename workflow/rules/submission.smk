@@ -15,11 +15,12 @@ rule submission:
         data_dir=data_dir,
         tasks=",".join(TASKS),
         flops_cache=f"{WORK}/flops-cache",
+        plugins_env=launch_detail(PLUGINS_ENV),
     threads: 1
     conda:
         "../../environment.yml"
     shell:
-        "(hashee submit --predictions {input.predictions:q} --model {input.models:q} --out-dir {output:q}"
+        "({params.plugins_env}hashee submit --predictions {input.predictions:q} --model {input.models:q} --out-dir {output:q}"
         " --flops-cache {params.flops_cache:q}"
         " && hashee validate-submission {output:q} --data-dir {params.data_dir:q} --tasks {params.tasks:q})"
         " > {log:q} 2>&1"

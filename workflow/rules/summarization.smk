@@ -92,6 +92,7 @@ if SUMM_ENABLED:
             workdir=f"{WORK}/summarization/{SUMM_RUN}",
             gpus=GPUS,
             gpu_locks=GPU_LOCK_DIR,
+            gpu_slots=launch_detail(GPU_SLOTS),
         threads: 1
         priority: 10  # the longest jobs of the DAG: start them early so they do not form its tail
         resources:
@@ -101,7 +102,7 @@ if SUMM_ENABLED:
         conda:
             "../../environment.yml"
         shell:
-            "OMP_NUM_THREADS={threads} python {GPU_SLOTS} --slots {params.gpus}"
+            "OMP_NUM_THREADS={threads} python {params.gpu_slots} --slots {params.gpus}"
             " --lock-dir {params.gpu_locks:q}/$(uname -n) --"
             " hashee summ-run --dataset {wildcards.dataset:q} --data-dir {params.data_dir:q}"
             " --method {wildcards.smethod:q} --setting={params.setting:q} --seed {wildcards.seed}"

@@ -1,12 +1,16 @@
 # Summarization: the config section named, and the input functions of summarization.smk's rules
 # (functions apart from rules, as common.smk is for the ELUE stages).
 
+from hashee.studies.summarization.methods import REGISTRY as SUMM_METHOD_CLASSES
+
 SUMM = config.get("summarization") or {"enabled": False}
 SUMM_ENABLED = bool(SUMM.get("enabled", False))
 SUMM_DEMO = SUMM.get("demo") or {"generate": False}
 SUMM_RESULTS = f"{RESULTS}/summarization"
 SUMM_RUN = "{dataset}/{smethod}/{ssetting}/{seed}"
-SUMM_HASH_METHODS = {"hashee"}
+# Summarization methods whose run reads a fitted hash (a summ_fit_hash job): their class fact, from the
+# study's own method registry (its names overlap with the ELUE methods').
+SUMM_HASH_METHODS = {name for name, cls in SUMM_METHOD_CLASSES.items() if cls.needs_fitted_hash}
 # The files write_demo makes (hashee.studies.summarization.data): demo-en in CNN/DM's CSV layout, demo-zh in CSL's.
 SUMM_DEMO_FILES = {
     "demo-en": [f"{s}.csv" for s in ("train", "validation", "test")],
@@ -16,18 +20,11 @@ SUMM_DEMO_FILES = {
 
 def resolve_summ_path(dataset):
     """summarization.datasets.<dataset>.path; a value starting with '$' is read from that variable."""
-    value = SUMM["datasets"][dataset]["path"]
-    if value.startswith("$"):
-        name = re.sub(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?.*$", r"\1", value)
-        expanded = os.path.expandvars(value)
-        if "$" in expanded or not expanded:
-            raise WorkflowError(
-                f"config key 'summarization.datasets.{dataset}.path' is {value!r} but environment variable "
-                f"{name} is not set -- expected export {name}=/path/to/{dataset} (docs/summarization.md), "
-                f"or summarization.enabled: false"
-            )
-        value = expanded
-    return os.path.expanduser(value).rstrip("/")
+    return resolve_env_path(
+        f"summarization.datasets.{dataset}.path",
+        SUMM["datasets"][dataset]["path"],
+        f"{dataset} (docs/summarization.md), or summarization.enabled: false",
+    )
 
 
 def summ_generated(dataset):
@@ -88,10 +85,6 @@ def summ_data(wildcards):
 def summ_dataset(key):
     """A per-dataset key for a job."""
     return lambda wildcards: SUMM["datasets"][wildcards.dataset][key]
-
-
-def summ_hash_settings(dataset):
-    return summ_methods(dataset).get("hashee", [])
 
 
 def summ_run_input(wildcards):

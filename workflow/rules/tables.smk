@@ -23,10 +23,11 @@ rule tables:
         plots_dir=lambda wildcards, output: str(Path(output.plots[0]).parent),
         config_name=NAME,
         beyond=REFERENCE["beyond"],
+        plugins_env=launch_detail(PLUGINS_ENV),  # tables and plots read each method's sweep_keys
     threads: 1
     conda:
         "../../environment.yml"
     shell:
-        "hashee tables --runs {input.runs:q} --reference {input.reference:q}"
+        "{params.plugins_env}hashee tables --runs {input.runs:q} --reference {input.reference:q}"
         " --out-dir {params.out_dir:q} --plots-dir {params.plots_dir:q}"
         " --config-name {params.config_name:q} --beyond {params.beyond} > {log:q} 2>&1"

@@ -36,6 +36,8 @@ rule train:
         max_instances=TIMING["max_instances"],
         gpus=GPUS,
         gpu_locks=GPU_LOCK_DIR,
+        gpu_slots=launch_detail(GPU_SLOTS),
+        plugins_env=launch_detail(PLUGINS_ENV),
     threads: 1
     resources:
         gpu=1,
@@ -44,7 +46,8 @@ rule train:
     conda:
         "../../environment.yml"
     shell:
-        "OMP_NUM_THREADS={threads} python {GPU_SLOTS} --slots {params.gpus} --lock-dir {params.gpu_locks:q}/$(uname -n) --"
+        "{params.plugins_env}OMP_NUM_THREADS={threads} python {params.gpu_slots} --slots {params.gpus}"
+        " --lock-dir {params.gpu_locks:q}/$(uname -n) --"
         " hashee train --task {wildcards.task:q} --data-dir {params.data_dir:q}"
         " --method {wildcards.method:q} --setting {wildcards.setting:q} --seed {wildcards.seed}"
         " --backbone {params.backbone:q} {params.hash_file}"

@@ -27,21 +27,10 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from hashee.core.methods import Method, Stage
 from hashee.core.modeling import TokenExitEncoder
 from hashee.core.multiexit import MultiExitMethod
-from hashee.core.training import is_word_embedding
 
 SENTENCE_PREDICTORS = ("Majority", "Linear-M", "Linear-B", "BiLSTM", "BERT")
 TOKEN_PREDICTORS = ("Linear-B", "BiLSTM", "BERT")
 IGNORE = -100  # tag of positions without a label ([CLS], [SEP], padding)
-
-
-def trainable(freeze_word_embeddings: bool, parameters=None):
-    """A Stage's parameter selector: `parameters(model)` (default: all), without the word-embedding
-    matrix when frozen — on CPU its dense gradient and Adam update cost as much as the layers."""
-    def select(model):
-        chosen = {id(p) for p in (parameters(model) if parameters else model.parameters())}
-        return [p for name, p in model.named_parameters()
-                if id(p) in chosen and not (freeze_word_embeddings and is_word_embedding(name))]
-    return select
 
 
 # ------------------------------------------------------------------------------ multi-exit models
@@ -50,14 +39,13 @@ class SummedExitMethod(MultiExitMethod):
     it serves the study, not the ELUE benchmark)."""
 
     name = "difficulty-multiexit"
-    freeze_word_embeddings = False
 
     def stages(self, model, params):
         def loss(model, batch):
             return sum(self.exit_losses(model, batch))
 
-        return [Stage("finetune", trainable(self.freeze_word_embeddings), loss, params.epochs, params.lr,
-                      params.warmup, params.weight_decay)]
+        return [Stage("finetune", lambda m: m.parameters(), loss, params.epochs, params.lr, params.warmup,
+                      params.weight_decay)]
 
 
 class TokenHead(nn.Module):
@@ -104,6 +92,9 @@ class MeanEmbeddingPredictor(nn.Module):
         super().__init__()
         self.embed = nn.Embedding.from_pretrained(embedding.clone(), freeze=False)
         self.out = nn.Linear(embedding.shape[1], num_layers)
+
+    def get_input_embeddings(self) -> nn.Embedding:  # what the trainer's freeze_word_embeddings keeps fixed
+        return self.embed
 
     def forward(self, batch):
         mask = _mask(batch).unsqueeze(-1).float()  # (B, T, 1)
@@ -158,6 +149,9 @@ class BiLstmPredictor(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(2 * hidden, num_layers)
         self.token_level = token_level
+
+    def get_input_embeddings(self) -> nn.Embedding:  # what the trainer's freeze_word_embeddings keeps fixed
+        return self.embed
 
     def forward(self, batch):
         lengths = _mask(batch).sum(dim=1).cpu()  # (B,)
@@ -214,11 +208,14 @@ class PredictorMethod(Method):
         return [Stage("fit", self._trains, bce_loss, params.epochs, params.lr, params.warmup, params.weight_decay)]
 
 
-def build_predictor(name: str, backbone, num_layers: int, token_level: bool, lstm_hidden: int,
-                    freeze_word_embeddings: bool = False) -> tuple[nn.Module, PredictorMethod]:
+def build_predictor(name: str, backbone, num_layers: int, token_level: bool,
+                    lstm_hidden: int) -> tuple[nn.Module, PredictorMethod]:
     """The model of a trainable predictor and the method that trains it."""
     embedding = backbone.state_dict["embeddings.word_embeddings.weight"]
-    everything = trainable(freeze_word_embeddings)
+
+    def everything(model):
+        return model.parameters()
+
     if name == "Linear-M":
         return MeanEmbeddingPredictor(embedding, num_layers), PredictorMethod(name, everything)
     if name == "Linear-B":

@@ -40,7 +40,6 @@ from hashee.studies.difficulty.predictors import (
     build_predictor,
     difficulty_targets,
     exit_predictions,
-    trainable,
 )
 
 EVAL_BATCH = 64
@@ -62,9 +61,12 @@ class Schedule:
         except (KeyError, TypeError, ValueError) as err:
             raise HasheeError(f"config key 'difficulty.{key}': needs epochs, lr and batch_size ({err})") from None
 
-    def params(self, max_length: int, seed: int) -> TrainParams:
-        return TrainParams(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, max_length=max_length,
-                           warmup=0.1, weight_decay=0.01, clip=1.0, checkpoint_every=200, seed=seed)
+    def params(self, cfg: dict, seed: int) -> TrainParams:
+        """The trainer's parameters; `difficulty.freeze_word_embeddings` applies to every model of the study."""
+        return TrainParams(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+                           max_length=int(cfg["max_length"]), warmup=0.1, weight_decay=0.01, clip=1.0,
+                           checkpoint_every=200, seed=seed,
+                           freeze_word_embeddings=bool(cfg.get("freeze_word_embeddings", False)))
 
 
 # ------------------------------------------------------------------------------ encoding
@@ -178,10 +180,9 @@ def run_predictors(names, level, train_rows, dev_rows, test_rows, backbone, num_
             predicted = np.broadcast_to(majority, true_test.shape).copy()
         else:
             seed_everything(seed)
-            model, method = build_predictor(name, backbone, num_layers, level == "token", int(cfg["lstm_hidden"]),
-                                            bool(cfg.get("freeze_word_embeddings", False)))
+            model, method = build_predictor(name, backbone, num_layers, level == "token", int(cfg["lstm_hidden"]))
             key = "predictor_train" if name == "BERT" else "shallow_train"
-            params = Schedule.from_config(cfg, key).params(int(cfg["max_length"]), seed)
+            params = Schedule.from_config(cfg, key).params(cfg, seed)
             fit(method, model, train_rows, dev_rows, params, workdir / level / name, pad,
                 prf_scorer(dev_rows, pad, device), device)
             predicted, _ = predict_wrong(model, test_rows, pad, device)
@@ -199,13 +200,6 @@ class HumanDifficultyClassifier(Method):
     """The backbone + pooler + linear head (`SequenceClassifier`), cross-entropy on difficult/simple."""
 
     name = "difficulty-human"
-    freeze_word_embeddings = False
-
-    def stages(self, model, params):
-        stages = super().stages(model, params)
-        for stage in stages:
-            stage.parameters = trainable(self.freeze_word_embeddings, stage.parameters)
-        return stages
 
 
 def run_human(cfg: dict, backbone, seed: int, workdir: Path, device) -> pd.DataFrame:
@@ -218,7 +212,6 @@ def run_human(cfg: dict, backbone, seed: int, workdir: Path, device) -> pd.DataF
     train_rows = encode_pairs(tokenizer, [p for p, _ in train_pairs], [y for _, y in train_pairs], max_length)
     test_rows = encode_pairs(tokenizer, [p for p, _ in test_pairs], [y for _, y in test_pairs], max_length)
     method = HumanDifficultyClassifier({})
-    method.freeze_word_embeddings = bool(cfg.get("freeze_word_embeddings", False))
     seed_everything(seed)
     model = method.build(backbone.config, HUMAN_TASK)
     method.init_from_backbone(model, backbone)
@@ -233,7 +226,7 @@ def run_human(cfg: dict, backbone, seed: int, workdir: Path, device) -> pd.DataF
         return torch.cat(hits).numpy()
 
     dev_rows = subset(train_rows, dev_idx)
-    params = Schedule.from_config(cfg, "predictor_train").params(max_length, seed)
+    params = Schedule.from_config(cfg, "predictor_train").params(cfg, seed)
     fit(method, model, subset(train_rows, train_idx), dev_rows, params, workdir / "human", pad,
         lambda m: float((predict_labels(m, dev_rows) == [r["labels"] for r in dev_rows]).mean()), device)
     predicted = predict_labels(model, test_rows)
@@ -283,11 +276,10 @@ def annotate(model, rows, pad, device, token_level: bool) -> list:
 
 
 def _multi_exit(method, backbone, task, train_rows, dev_rows, cfg, seed, workdir, device, token_level):
-    method.freeze_word_embeddings = bool(cfg.get("freeze_word_embeddings", False))
     seed_everything(seed)
     model = method.build(backbone.config, task)
     method.init_from_backbone(model, backbone)
-    params = Schedule.from_config(cfg, "exit_train").params(int(cfg["max_length"]), seed)
+    params = Schedule.from_config(cfg, "exit_train").params(cfg, seed)
     pad = backbone.tokenizer.pad_token_id
     fit(method, model, train_rows, dev_rows, params, workdir, pad,
         _exit_accuracy_scorer(dev_rows, pad, device, token_level), device)

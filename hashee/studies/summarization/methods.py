@@ -1,6 +1,8 @@
 """Summarization methods: the full model, the truncated model (BART-6L / CPT-6L), HashEE on the
-encoder, and DAT on the decoder. Same shape as `hashee.core.methods` (settings, `stages()` for the one
-trainer `hashee.core.training.train`), with generation instead of classification.
+encoder, and DAT on the decoder. Each is a `hashee.core.methods.Method` (its settings handling, its class
+facts such as `needs_fitted_hash`, its `prepare` hook; `stages()` for the one trainer
+`hashee.core.training.train`) with generation instead of classification, in a registry of its own:
+the names overlap with the ELUE methods'.
 
 Settings (the `setting` wildcard):
 - full: none.  truncated: enc_layers=N,dec_layers=M (first N encoder / M decoder layers).
@@ -15,8 +17,8 @@ from dataclasses import dataclass
 import torch
 
 from hashee.core.errors import HasheeError, unknown_name
-from hashee.core.methods import Stage
-from hashee.core.settings import format_setting, parse_setting
+from hashee.core.methods import Method, Stage
+from hashee.core.settings import parse_setting
 from hashee.studies.summarization.modeling import Seq2SeqModel, dat_generate
 
 REGISTRY: dict[str, type[SummMethod]] = {}
@@ -40,31 +42,12 @@ class Generated:
     decoder_exits: torch.Tensor | None = None  # DAT: (B, T-1) exit layer per generated token, 0 = none
 
 
-class SummMethod:
-    name = "method"
-    setting_defaults: dict[str, str] = {}
+class SummMethod(Method):
+    """Settings, class facts and `prepare` as every `Method`; the model is a `Seq2SeqModel`, built from
+    an encoder config and BART decoder config fields (no task: the output is text)."""
+
     dat_exits = False  # does the model carry DAT's exit classifiers
-    freeze_word_embeddings = False  # set by summ-train: the shared embedding / LM-head matrix stays fixed
-
-    def __init__(self, settings: dict[str, str]):
-        unknown = set(settings) - set(self.setting_defaults)
-        if unknown:
-            raise HasheeError(f"summarization method {self.name}: unknown setting key(s) {', '.join(sorted(unknown))}; "
-                              f"valid: {', '.join(self.setting_defaults) or 'none'}")
-        self.given = dict(settings)
-        self.settings = {**self.setting_defaults, **settings}
-
-    def setting_text(self) -> str:
-        return format_setting(self.given)
-
-    def int_setting(self, key: str) -> int | None:
-        value = self.settings.get(key)
-        if value in (None, ""):
-            return None
-        try:
-            return int(value)
-        except ValueError:
-            raise HasheeError(f"method {self.name}: setting {key}={value!r} is not an integer") from None
+    greedy_only = False  # True: generate() ignores beam search (summ-evaluate warns when beams are asked for)
 
     # layers of the backbone the model keeps (None: all)
     enc_layers = property(lambda self: None)
@@ -80,12 +63,8 @@ class SummMethod:
         return model.loss(batch["input_ids"], batch["attention_mask"], batch["labels"],
                           self.exit_layers(model, batch["input_ids"]))
 
-    def trainable(self, model):
-        shared = model.bart.model.shared.weight
-        return [p for p in model.parameters() if not (self.freeze_word_embeddings and p is shared)]
-
     def stages(self, model, params) -> list[Stage]:
-        return [Stage("finetune", self.trainable, self.loss, params.epochs, params.lr, params.warmup,
+        return [Stage("finetune", lambda m: m.parameters(), self.loss, params.epochs, params.lr, params.warmup,
                       params.weight_decay)]
 
     @torch.no_grad()
@@ -126,7 +105,17 @@ class HashEESeq2Seq(SummMethod):
     """HashEE on the encoder: each source token exits at its hashed layer; the decoder is unchanged."""
 
     name = "hashee"
+    needs_fitted_hash = True  # the workflow's summ_fit_hash job; summ-train takes it as --hash-file
     setting_defaults = {"hash": "frequency", "buckets": "6"}
+
+    def prepare(self, model, backbone, task, inputs) -> None:
+        """The hash from `inputs.hash_file` (summ-fit-hash): unlike ELUE's, it is never fitted on the spot."""
+        from hashee.core.hashing import TokenHash, vocab_fingerprint
+
+        if not inputs.hash_file:
+            raise HasheeError(f"summarization method {self.name} needs a hash file (--hash-file, from summ-fit-hash)")
+        self.attach_hash(model, TokenHash.load(inputs.hash_file, vocab_fingerprint=vocab_fingerprint(backbone.tokenizer),
+                                               vocab_size=backbone.encoder_config.vocab_size))
 
     def attach_hash(self, model, token_hash) -> None:
         token_hash.check_fits(self.settings["hash"], model.bert.num_layers)
@@ -160,6 +149,7 @@ class DAT(SummMethod):
     name = "dat"
     setting_defaults = {"threshold": "0.9"}
     dat_exits = True
+    greedy_only = True  # its halting is per token of one hypothesis
 
     @property
     def threshold(self) -> float:

@@ -1,0 +1,58 @@
+"""One ELUE training run, as `hashee train` calls it: build the method's model from the backbone,
+prepare it (HashEE: its hash), train it through the one trainer (`hashee.core.training.train`, model
+selection by `hashee.measure.evaluation.dev_scorer` on dev), save it. `hashee train --evaluate-out`
+then evaluates the saved model with `hashee.measure.evaluation.evaluate_trained`, as `hashee evaluate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hashee.core.methods import Method
+from hashee.core.tasks import TaskSpec
+
+
+@dataclass
+class TrainedRun:
+    method: Method
+    task: TaskSpec
+    best_dev: float
+
+
+def train_and_save(task_name: str, method_name: str, setting: str, data_dir, backbone_name: str, params, workdir,
+                   out, *, hash_file=None, device="cpu", progress: bool = True) -> TrainedRun:
+    """Train `method_name` [`setting`] on a task (`params`: a `hashee.core.training.TrainParams`), resuming
+    from `workdir` when it holds a checkpoint of the same run, and save the best dev model to `out`
+    (atomically). `hash_file`: a fitted hash for methods that use one (HashEE fits one otherwise)."""
+    import torch
+
+    from hashee.core.backbones import load_backbone
+    from hashee.core.checkpoint import save_trained
+    from hashee.core.data import load_task
+    from hashee.core.io import atomic_dir
+    from hashee.core.methods import TrainingInputs, get_method
+    from hashee.core.tasks import get_task
+    from hashee.core.training import seed_everything, train
+    from hashee.measure.evaluation import dev_scorer
+
+    task = get_task(task_name)
+    method = get_method(method_name, setting)
+    method.check_task(task)
+    backbone = load_backbone(backbone_name, method.num_layers)
+    seed_everything(params.seed)
+    model = method.build(backbone.config, task)
+    method.init_from_backbone(model, backbone)
+    tokenizer = backbone.tokenizer
+    method.prepare(model, backbone, task, TrainingInputs(data_dir=str(data_dir), seed=params.seed,
+                                                        max_length=params.max_length, hash_file=hash_file))
+    data = load_task(task.name, data_dir, tokenizer, params.max_length, splits=("train", "dev"),
+                     cache_dir=Path(workdir) / "tokenized")
+    scorer = dev_scorer(method, data["dev"], tokenizer.pad_token_id, params.eval_batch_size, device)
+    result = train(method, model, data["train"], data["dev"], params, workdir, tokenizer.pad_token_id,
+                   device, dev_score=scorer, progress=progress)
+    meta = {"backbone": backbone.name, "seed": params.seed, "train_params": params.to_dict(),
+            "dev_history": result.history, "best_dev": result.best_dev, "torch": torch.__version__}
+    with atomic_dir(out) as tmp:
+        save_trained(tmp, method, model.cpu(), tokenizer, task, meta)
+    return TrainedRun(method, task, result.best_dev)
