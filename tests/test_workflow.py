@@ -56,10 +56,10 @@ def with_default_config(folder: Path) -> Path:
 
 def method_classes(cfg: dict) -> dict:
     """id -> Method class, the config's plugins included: the facts the workflow plans by."""
-    from hashee.core.methods import _import_plugin, available_methods
+    from hashee.core.methods import import_plugin, available_methods
 
     for plugin in cfg.get("plugins") or []:
-        _import_plugin(plugin)
+        import_plugin(plugin)
     return available_methods()
 
 

@@ -46,11 +46,11 @@ def available_methods() -> dict[str, type[Method]]:
     for entry_point in entry_points(group="hashee.methods"):
         entry_point.load()
     for plugin in filter(None, (m.strip() for m in os.environ.get("HASHEE_PLUGINS", "").split(","))):
-        _import_plugin(plugin)
+        import_plugin(plugin)
     return REGISTRY
 
 
-def _import_plugin(plugin: str) -> None:
+def import_plugin(plugin: str) -> None:
     """A module name, or the path of a .py file (imported once under a private name)."""
     try:
         if plugin.endswith(".py"):

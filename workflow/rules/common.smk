@@ -13,7 +13,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from hashee.core.errors import HasheeError
-from hashee.core.methods import _import_plugin, available_methods
+from hashee.core.methods import import_plugin, available_methods
 from hashee.core.settings import parse_setting
 from hashee.core.tasks import TASKS as TASK_SPECS
 
@@ -103,7 +103,7 @@ def registered_methods(plugins):
     the jobs import them, so that the class facts below are theirs."""
     try:
         for plugin in plugins:
-            _import_plugin(plugin)
+            import_plugin(plugin)
         return dict(available_methods())
     except HasheeError as err:
         raise WorkflowError(f"config key 'plugins': {err}") from None
