@@ -56,7 +56,7 @@ def with_default_config(folder: Path) -> Path:
 
 def method_classes(cfg: dict) -> dict:
     """id -> Method class, the config's plugins included: the facts the workflow plans by."""
-    from hashee.core.methods import import_plugin, available_methods
+    from hashee.core.methods import available_methods, import_plugin
 
     for plugin in cfg.get("plugins") or []:
         import_plugin(plugin)
