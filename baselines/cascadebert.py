@@ -116,13 +116,6 @@ class CascadeBert(Method):
                       params.weight_decay)]
 
     # ------------------------------------------------------------------ inference
-    @property
-    def sweep_key(self) -> str:  # as on MultiExitMethod: the one key of the sweep
-        return self.sweep_keys[0]
-
-    def inference_settings(self):
-        return [{self.sweep_key: value} for value in self.sweep_values]
-
     def predict(self, model, batch, inference):
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         token_type_ids = batch.get("token_type_ids")

@@ -24,7 +24,6 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-
 def add_training_options(p, *, methods_help: str, backbone: str, batch_size: int, hash_file_help: str,
                          freeze_help: str) -> None:
     """The training flags `train` and `summ-train` (and `summ-run`) share, with each verb's defaults.

@@ -128,8 +128,35 @@ class Method:
     # Facts hashee.measure (results, tables, plots) reads from the class: the keys `inference_settings()`
     # uses. Rows of one method that differ only in these are points of one trained model's curve.
     sweep_keys: tuple[str, ...] = ()
+    sweep_values: tuple[str, ...] = ()  # the values the default `inference_settings` gives the one sweep key
     # Settings keys a method understands, with defaults; unknown keys are an error.
     setting_defaults: dict[str, str] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A class attribute `sweep_key` would shadow the property below and leave `sweep_keys` (what
+        # the tables read) at the inherited value: the sweep would be split into one model per point.
+        if "sweep_key" in cls.__dict__:
+            raise HasheeError(f"method class {cls.__name__}: declare sweep_keys = ({cls.__dict__['sweep_key']!r},) "
+                              "instead of sweep_key")
+
+    @property
+    def sweep_key(self) -> str:
+        """The one key of `sweep_keys`, swept over `sweep_values` (instance-exit methods, CascadeBERT)."""
+        if len(self.sweep_keys) != 1:
+            raise HasheeError(f"method {self.name}: sweep_keys {self.sweep_keys} must hold exactly one key for "
+                              "the default inference_settings; override inference_settings for several")
+        return self.sweep_keys[0]
+
+    def sweep_value(self, inference: dict) -> float:
+        """The sweep key's value in `inference`, as a number."""
+        value = inference.get(self.sweep_key)
+        if value is None:
+            raise HasheeError(f"method {self.name}: inference setting has no {self.sweep_key!r} (got {inference})")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise HasheeError(f"method {self.name}: {self.sweep_key}={value!r} is not a number") from None
 
     def __init__(self, settings: dict[str, str]):
         unknown = set(settings) - set(self.setting_defaults)
@@ -187,7 +214,10 @@ class Method:
                       params.weight_decay)]
 
     def inference_settings(self) -> list[dict[str, str]]:
-        return [{}]
+        """The sweep: one setting per value of the one sweep key, or a single point without one."""
+        if not self.sweep_keys:
+            return [{}]
+        return [{self.sweep_key: value} for value in self.sweep_values]
 
     def predict(self, model: nn.Module, batch: dict, inference: dict) -> Prediction:
         logits, out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])

@@ -22,7 +22,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hashee.core.errors import HasheeError
 from hashee.core.methods import Method, Prediction, task_loss
 from hashee.core.modeling import EncoderConfig, TokenExitEncoder, encoder_flop_modules
 from hashee.core.tasks import TaskSpec
@@ -69,36 +68,10 @@ class MultiExitMethod(Method):
     """Instance-level early exit over a multi-exit model. Subclasses define heads, rule, stages."""
 
     setting_defaults = {"layers": ""}
-    # The one inference-setting key the default `inference_settings` sweeps, and its values (strings,
-    # as they appear in results).
+    # The one inference-setting key the default `Method.inference_settings` sweeps, and its values
+    # (strings, as they appear in results).
     sweep_keys: tuple[str, ...] = ("threshold",)
     sweep_values: tuple[str, ...] = ("0",)
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        # A class attribute `sweep_key` would shadow the property below and leave `sweep_keys` (what
-        # the tables read) at the inherited value: the sweep would be split into one model per point.
-        if "sweep_key" in cls.__dict__:
-            raise HasheeError(f"method class {cls.__name__}: declare sweep_keys = ({cls.__dict__['sweep_key']!r},) "
-                              "instead of sweep_key")
-
-    @property
-    def sweep_key(self) -> str:
-        """The one key of `sweep_keys`, swept over `sweep_values`."""
-        if len(self.sweep_keys) != 1:
-            raise HasheeError(f"method {self.name}: sweep_keys {self.sweep_keys} must hold exactly one key for "
-                              "the default inference_settings; override inference_settings for several")
-        return self.sweep_keys[0]
-
-    def sweep_value(self, inference: dict) -> float:
-        """The sweep key's value in `inference`, as a number."""
-        value = inference.get(self.sweep_key)
-        if value is None:
-            raise HasheeError(f"method {self.name}: inference setting has no {self.sweep_key!r} (got {inference})")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise HasheeError(f"method {self.name}: {self.sweep_key}={value!r} is not a number") from None
 
     # ------------------------------------------------------------------ model
     def make_exit(self, config: EncoderConfig, num_labels: int, layer: int) -> nn.Module:
@@ -117,9 +90,6 @@ class MultiExitMethod(Method):
         load_exact(model.bert, backbone.state_dict, backbone.name)
 
     # ------------------------------------------------------------------ exit rule
-    def inference_settings(self) -> list[dict[str, str]]:
-        return [{self.sweep_key: value} for value in self.sweep_values]
-
     def init_exit_state(self, task: TaskSpec, batch_size: int, device) -> dict:
         """Per-instance state carried across layers (e.g. PABEE's patience counter)."""
         return {}

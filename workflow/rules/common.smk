@@ -279,7 +279,6 @@ def launch_detail(value):
     return lambda wildcards, input: value
 
 
-
 def data_files(task):
     """<elue_dir>/<TASK>/{train,dev,test}.tsv; without demo generation they must exist already."""
     files = [f"{ELUE_DIR}/{task}/{split}.tsv" for split in SPLITS]
