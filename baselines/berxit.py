@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from hashee.core.methods import Stage, register, task_loss
-from hashee.core.modeling import FlopsHead
+from hashee.core.modeling import FlopsHead, pooled_input
 from hashee.core.multiexit import (
     ClsHead,
     FlopsSequenceHead,
@@ -65,7 +65,7 @@ class LteHead(ClsHead):
         return self._lte[0]
 
     def forward(self, hidden, key_mask=None):
-        pooled = self.dropout(torch.tanh(self.pooler(hidden[:, 0])))  # the official LTE input
+        pooled = self.dropout(torch.tanh(self.pooler(pooled_input(hidden, key_mask, self.pooling))))  # the official LTE input
         logits = self.classifier(pooled)
         if self.lte is None:
             return logits

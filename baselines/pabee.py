@@ -35,7 +35,7 @@ from torch import nn
 
 from hashee.core.errors import HasheeError
 from hashee.core.methods import Stage, register
-from hashee.core.modeling import FlopsHead
+from hashee.core.modeling import FlopsHead, pooled_input
 from hashee.core.multiexit import MultiExitMethod, MultiExitModel
 from hashee.core.trace import ModuleCall
 
@@ -90,8 +90,9 @@ class PabeeExit(nn.Module):
     """Layer j's head: the shared pooler (not registered here: it is `bert.pooler`) -> dropout ->
     this layer's Linear(H, labels)."""
 
-    def __init__(self, hidden_size: int, num_labels: int, dropout: float):
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float, pooling: str = "cls"):
         super().__init__()
+        self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_size, num_labels)
         self._pooler: tuple[nn.Module, ...] = ()  # a tuple keeps it out of this module's parameters
@@ -100,7 +101,7 @@ class PabeeExit(nn.Module):
         self._pooler = (pooler,)
 
     def forward(self, hidden, key_mask=None):  # (B, T, H) -> (B, labels)
-        return self.classifier(self.dropout(self._pooler[0](hidden[:, 0])))
+        return self.classifier(self.dropout(self._pooler[0](pooled_input(hidden, key_mask, self.pooling))))
 
 
 @register
@@ -115,7 +116,7 @@ class Pabee(PatienceRule, MultiExitMethod):
 
     def build(self, config, task):
         self.check_task(task)
-        exits = [PabeeExit(config.hidden_size, task.num_labels, config.hidden_dropout)
+        exits = [PabeeExit(config.hidden_size, task.num_labels, config.hidden_dropout, config.pooling)
                  for _ in range(config.num_layers)]
         model = MultiExitModel(config, exits)
         model.task = task

@@ -122,3 +122,38 @@ def test_active_tokens_change_the_output(encoder, minilm):
         early = encoder(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
                         torch.where(torch.arange(batch["input_ids"].shape[1]) == 0, 6, 1).expand_as(batch["input_ids"]))
     assert (full.last_hidden_state[:, 0] - early.last_hidden_state[:, 0]).abs().max() > 1e-3
+
+
+def test_sentence_transformers_checkpoints_pool_the_mean_and_bert_ones_cls(minilm, tmp_path):
+    import json
+
+    from hashee.core.backbones import checkpoint_pooling
+    from hashee.core.errors import HasheeError
+
+    assert minilm.config.pooling == "mean"  # all-MiniLM-L6-v2's 1_Pooling/config.json: mean tokens
+    assert checkpoint_pooling(tmp_path) == "cls"  # no modules.json: a BERT-family checkpoint
+    (tmp_path / "modules.json").write_text(json.dumps([{"path": "pool", "type": "sentence_transformers.models.Pooling"}]))
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "config.json").write_text(json.dumps({"pooling_mode_max_tokens": True}))
+    with pytest.raises(HasheeError, match=r"pool/config.json: only mean or \[CLS\] pooling.*pooling_mode_max_tokens"):
+        checkpoint_pooling(tmp_path)
+
+
+def test_mean_pooled_head_reads_real_tokens_only(minilm):
+    """The classifier's input is the mean of the real tokens' last states: padding changes nothing."""
+    from hashee.core.modeling import SequenceClassifier
+
+    config = minilm.config
+    model = SequenceClassifier(config, 3).eval()
+    model.bert.load_state_dict(minilm.build_encoder().state_dict())
+    batch = _batch(minilm.tokenizer)
+    with torch.no_grad():
+        logits, out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        for i in range(len(SENTENCES)):
+            alone = minilm.tokenizer([SENTENCES[i]], return_tensors="pt")
+            single, _ = model(alone["input_ids"], alone["attention_mask"], alone["token_type_ids"])
+            assert torch.allclose(single[0], logits[i], atol=1e-5)
+        real = batch["attention_mask"][0].bool()
+        by_hand = model.classifier(model.bert.pooler(out.last_hidden_state[0][real].mean(dim=0, keepdim=True)))
+    assert torch.allclose(by_hand[0], logits[0], atol=1e-5)
+    assert not torch.allclose(model.classifier(model.bert.pooler(out.last_hidden_state[:1, 0]))[0], logits[0], atol=1e-3)

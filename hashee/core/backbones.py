@@ -226,6 +226,32 @@ def load_exact(encoder: TokenExitEncoder, state: dict[str, torch.Tensor], source
     encoder.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
 
 
+def checkpoint_pooling(path: Path) -> str:
+    """"mean" for a sentence-transformers checkpoint trained with mean pooling (its modules.json names a
+    Pooling module whose config sets pooling_mode_mean_tokens), else "cls" (BERT-family checkpoints)."""
+    modules_file = path / "modules.json"
+    if not modules_file.exists():
+        return "cls"
+    try:
+        modules = json.loads(modules_file.read_text())
+        pooling_dirs = [m["path"] for m in modules if m.get("type", "").endswith("Pooling")]
+    except (ValueError, TypeError, KeyError) as err:
+        raise HasheeError(f"{modules_file}: not a sentence-transformers module list ({err})") from None
+    if not pooling_dirs:
+        return "cls"
+    pooling_file = path / pooling_dirs[0] / "config.json"
+    try:
+        modes = json.loads(pooling_file.read_text())
+    except (OSError, ValueError) as err:
+        raise HasheeError(f"{pooling_file}: cannot read the pooling config ({err})") from None
+    if modes.get("pooling_mode_mean_tokens"):
+        return "mean"
+    if modes.get("pooling_mode_cls_token"):
+        return "cls"
+    raise HasheeError(f"{pooling_file}: only mean or [CLS] pooling is supported; the checkpoint sets "
+                      f"{', '.join(k for k, v in modes.items() if v is True) or 'none'}")
+
+
 def load_tokenizer(path: Path, name: str):
     from transformers import AutoTokenizer
 
@@ -244,6 +270,7 @@ def load_backbone(name_or_path: str, num_layers: int | None = None, with_tokeniz
         if not 1 <= num_layers <= config.num_layers:
             raise HasheeError(f"backbone {name_or_path} has {config.num_layers} layers; cannot truncate to {num_layers}")
         config.num_layers = num_layers
+    config.pooling = checkpoint_pooling(path)
     state, exit_poolers = map_state_dict(_read_weights(path), config)
     state = truncate(state, config.num_layers)
     tokenizer = load_tokenizer(path, name_or_path) if with_tokenizer else None

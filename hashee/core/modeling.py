@@ -50,6 +50,7 @@ class EncoderConfig:
     share_layers: bool = False  # ALBERT: one set of layer weights applied num_layers times
     position_style: str = "absolute"  # "roberta": positions count real tokens from pad_id + 1
     family: str = "bert"
+    pooling: str = "cls"  # what sentence heads read: a key of POOLINGS (backbones.py reads it from the checkpoint)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -199,6 +200,22 @@ class Layer(nn.Module):
         return flat.index_copy(0, active_flat, out).view(B, T, H)
 
 
+POOLINGS = ("cls", "mean")
+
+
+def pooled_input(hidden, key_mask, pooling: str):  # (B, T, H), (B, T) -> (B, H)
+    """What a sentence-level head reads: the [CLS] state (BERT-family checkpoints, whose pooler was trained
+    on it) or the mean over real tokens (sentence-transformers checkpoints such as the offline MiniLM,
+    trained with mean pooling: their [CLS] barely attends to the sentence in the lower layers). The mean
+    costs no FLOPs in ELUE's convention (additions), so traces and module lists are the same for both."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if key_mask is None:
+        raise ValueError("mean pooling needs the key mask (which tokens are real)")
+    weights = key_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+
+
 class Pooler(nn.Module):
     def __init__(self, config: EncoderConfig):
         super().__init__()
@@ -224,6 +241,8 @@ class TokenExitEncoder(nn.Module):
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
+        if config.pooling not in POOLINGS:
+            raise ValueError(f"encoder pooling {config.pooling!r}: expected one of {', '.join(POOLINGS)}")
         self.config = config
         self.embeddings = Embeddings(config)
         self.encoder = Encoder(config)
@@ -249,7 +268,8 @@ class TokenExitEncoder(nn.Module):
 
 
 class SequenceClassifier(nn.Module):
-    """Encoder + the usual head: last layer's [CLS] -> pooler -> dropout -> Linear (1 output: regression)."""
+    """Encoder + the usual head: last layer's [CLS] (or token mean, `config.pooling`) -> pooler -> dropout ->
+    Linear (1 output: regression)."""
 
     def __init__(self, config: EncoderConfig, num_labels: int):
         super().__init__()
@@ -260,7 +280,8 @@ class SequenceClassifier(nn.Module):
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, exit_layers=None):
         out = self.bert(input_ids, attention_mask, token_type_ids, exit_layers)
-        logits = self.classifier(self.dropout(self.bert.pooler(out.last_hidden_state[:, 0])))
+        pooled = pooled_input(out.last_hidden_state, attention_mask.bool(), self.bert.config.pooling)
+        logits = self.classifier(self.dropout(self.bert.pooler(pooled)))
         return logits, out
 
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from hashee.core.methods import Method, Prediction, task_loss
-from hashee.core.modeling import EncoderConfig, TokenExitEncoder, encoder_flop_modules
+from hashee.core.modeling import EncoderConfig, TokenExitEncoder, encoder_flop_modules, pooled_input
 from hashee.core.tasks import TaskSpec
 from hashee.core.trace import ModuleCall
 
@@ -52,16 +52,18 @@ class MultiExitModel(nn.Module):
 
 
 class ClsHead(nn.Module):
-    """DeeBERT-style exit: own pooler (Linear H->H + tanh on [CLS]) -> dropout -> Linear(H, labels)."""
+    """DeeBERT-style exit: own pooler (Linear H->H + tanh on [CLS], or on the token mean: `config.pooling`)
+    -> dropout -> Linear(H, labels)."""
 
     def __init__(self, config: EncoderConfig, num_labels: int):
         super().__init__()
+        self.pooling = config.pooling
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout)
         self.classifier = nn.Linear(config.hidden_size, num_labels)
 
     def forward(self, hidden, key_mask=None):  # (B, T, H) -> (B, labels)
-        return self.classifier(self.dropout(torch.tanh(self.pooler(hidden[:, 0]))))
+        return self.classifier(self.dropout(torch.tanh(self.pooler(pooled_input(hidden, key_mask, self.pooling)))))
 
 
 class MultiExitMethod(Method):

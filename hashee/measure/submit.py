@@ -81,7 +81,7 @@ run on a tensor of the traced shape (batch size 1, no batch dimension; contents 
                                           Q, attention output and FFN on the n_active tokens still
                                           active, K/V over all T tokens of the sequence. A static
                                           model always has n_active == T.
-    pooler       input (H,)               [CLS] pooler
+    pooler       input (H,)               pooler on [CLS] or on the token mean (config.pooling)
     classifier   input (H,)               task head
 
 `entire_model` is the whole model; count parameters from it. Every module in `module_list` is a
@@ -104,9 +104,10 @@ def _modeling_source() -> tuple[str, ...]:
     from hashee.core import modeling as m
 
     objects = [m.EncoderConfig, m.EncoderOutput, m.Embeddings, m.SelfAttention, m.SelfOutput, m.Attention,
-            m.Intermediate, m.Output, m.Layer, m.Pooler, m.Encoder, m.TokenExitEncoder, m.SequenceClassifier,
+            m.Intermediate, m.Output, m.Layer, m.pooled_input, m.Pooler, m.Encoder, m.TokenExitEncoder, m.SequenceClassifier,
             m.FlopsEmbeddings, m.FlopsLayer, m.FlopsHead, m.encoder_flop_modules]
-    return tuple(inspect.getsource(obj) for obj in objects)
+    constants = f"POOLINGS = {m.POOLINGS!r}  # hashee.core.modeling.POOLINGS\n"
+    return (constants, *(inspect.getsource(obj) for obj in objects))
 
 
 def _standard_names(num_layers: int) -> list[str]:

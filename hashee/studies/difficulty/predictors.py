@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from hashee.core.methods import Method, Stage
-from hashee.core.modeling import TokenExitEncoder
+from hashee.core.modeling import TokenExitEncoder, pooled_input
 from hashee.core.multiexit import MultiExitMethod
 
 SENTENCE_PREDICTORS = ("Majority", "Linear-M", "Linear-B", "BiLSTM", "BERT")
@@ -176,7 +176,8 @@ class BertPredictor(nn.Module):
 
     def forward(self, batch):
         last = self.bert(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")).last_hidden_state
-        features = last if self.token_level else self.bert.pooler(last[:, 0])  # (B, T, H) / (B, H)
+        pooled = None if self.token_level else pooled_input(last, batch["attention_mask"].bool(), self.bert.config.pooling)
+        features = last if self.token_level else self.bert.pooler(pooled)  # (B, T, H) / (B, H)
         return self.out(self.dropout(features))
 
 
