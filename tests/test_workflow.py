@@ -430,7 +430,7 @@ PERF_RANGES = {"acc": (0.0, 100.0), "acc_f1": (0.0, 100.0), "pearson_spearman": 
 DASH = "–"
 # "50.0 [45.5, 55.0] (23.8×) ≈" or "50.0 [45.5, 55.0]": perf, its bootstrap interval, speed-up, inside mark
 _CELL = re.compile(r"^(-?\d+\.\d)(?: ± \d+\.\d\d)? \[(-?\d+\.\d), (-?\d+\.\d)\](?: \((\d+\.\d)×\))?(?: ≈)?$")
-_SCORE = re.compile(r"^(-?\d+\.\d\d) \[(-?\d+\.\d\d), (-?\d+\.\d\d)\](?: ≈)?$")
+_SCORE = re.compile(r"^(-?\d+\.\d\d)(?: ± \d+\.\d\d)? \[(-?\d+\.\d\d), (-?\d+\.\d\d)\](?: ≈)?$")
 
 
 def data_rows(path: Path) -> int:

@@ -154,13 +154,26 @@ def _holds(ci: tuple[float, float] | None, value: float) -> bool:
     return ci is not None and ci[0] <= value <= ci[1]
 
 
-def _score_cell(score: float | None, reps: np.ndarray | None, level: float) -> str:
+def _score_cell(score: float | None, reps: np.ndarray | None, level: float, std: float | None = None) -> str:
     if score is None:
         return DASH
+    text = f"{score:.2f}" + ("" if std is None else f" ± {std:.2f}")
     if reps is None:
-        return f"{score:.2f}"
+        return text
     ci = interval(reps, level)
-    return f"{score:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" + (f" {INSIDE}" if _holds(ci, 0.0) else "")
+    return f"{text} [{ci[0]:.2f}, {ci[1]:.2f}]" + (f" {INSIDE}" if _holds(ci, 0.0) else "")
+
+
+def _seed_score_std(rows: pd.DataFrame, method: str, points: list, ref: pd.DataFrame, beyond: str) -> float | None:
+    """Sample std (ddof 1) over seeds of the ELUE score of `points` (task, setting) scored seed by seed;
+    None with fewer than 2 seeds that have every point."""
+    wanted = {(p["task"], p["setting"]) for p in points}
+    mine = rows[(rows["method"] == method)
+                & pd.Series(list(zip(rows["task"], rows["setting"])), index=rows.index).isin(wanted)]
+    scores = [elue_score(seed_rows[["task", "perf", "mflops"]], ref, beyond)
+              for _, seed_rows in mine.groupby("seed")
+              if set(zip(seed_rows["task"], seed_rows["setting"])) == wanted]
+    return float(np.std(scores, ddof=1)) if len(scores) > 1 else None
 
 
 def _delta(ours: float, paper: float, digits: int) -> float:
@@ -247,9 +260,13 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
                 score_all_reps = score_replicates(
                     [(p["task"], *r) for p, r in zip(pd.concat(all_points).to_dict("records"), every)],
                     ref_reps, beyond)
+        seed_rows = runs[(runs["split"] == split) & runs["perf"].notna()]
+        score_std = _seed_score_std(seed_rows, method, chosen, ref, beyond) if complete else None
+        all_std = _seed_score_std(seed_rows, method, pd.concat(all_points).to_dict("records"), ref, beyond) \
+            if complete else None
         records.append({"method": method, "setting": label, "row": "ours", **cells,
-                        "ELUE score": _score_cell(score, score_reps, level),
-                        "ELUE (all points)": _score_cell(score_all, score_all_reps, level)})
+                        "ELUE score": _score_cell(score, score_reps, level, score_std),
+                        "ELUE (all points)": _score_cell(score_all, score_all_reps, level, all_std)})
         if choices:
             notes.append(f"{method} {label}: best point per task: {', '.join(choices)}.")
 
@@ -282,7 +299,8 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
     table = pd.DataFrame(records, columns=["method", "setting", "row", *tasks, "ELUE score",
                                            "ELUE (all points)"])[columns]
     head = [f"Cells: {split} perf ×100 (mean ± sample std over seeds when >1 seed) and mean speed-up "
-            "(FLOPs relative to BERT-base) in parentheses; the ELUE score scores the seed-mean point."]
+            "(FLOPs relative to BERT-base) in parentheses; the ELUE score scores the seed-mean point "
+            "(± sample std of the scores seed by seed, when >1 seed)."]
     if any_sweep:
         head.append(f"Dynamic methods: per task the sweep point with the best ELUE gap on {select_on} is shown"
                     + (f" († chosen on {split}: no {select_on} rows)" if any_fallback else "")
