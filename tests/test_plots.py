@@ -105,3 +105,29 @@ def test_paper_points_only_on_request_at_their_speedup():
     # BERT-base costs 12000 MFLOPs here (mflops x speedup), so 4.8x sits at 2500 MFLOPs.
     assert paper["paper: HashEE (4.8×)"].get_xdata()[0] == pytest.approx(12000.0 / 4.8)
     assert paper["paper: HashEE (4.8×)"].get_markerfacecolor() == "none"
+
+
+def test_bootstrap_intervals_are_bars_in_the_model_color():
+    from matplotlib.collections import LineCollection
+
+    from hashee.measure.bootstrap import Bootstrap
+
+    runs = _runs()
+    test = runs[runs["method"].isin(["pabee", "static"])]
+    keys = test[["task", "method", "setting", "seed"]]
+    spread = np.linspace(-2.0, 2.0, 200)
+    boot = Bootstrap(keys, np.stack([p + spread for p in test["perf"]]), np.stack([np.full(200, f) for f in test["mflops"]]),
+                     np.ones(len(test), bool), replicates=200)
+    points = pareto_points(runs, sweep_keys=SWEEP_KEYS)
+    fig = pareto_figure(points, REF, "SST-2", boot=boot)
+    bars = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)]
+    assert len(bars) == 2  # pabee's and static's; the others have no replicates
+    by_color = {tuple(np.round(c.get_colors()[0][:3], 3)): c for c in bars}
+    from matplotlib.colors import to_rgb
+
+    pabee = by_color[tuple(np.round(to_rgb(METHOD_STYLES["pabee"][0]), 3))]
+    for (x0, y0), (x1, y1) in pabee.get_segments():
+        perf = test.loc[(test["method"] == "pabee") & (test["mflops"] == x0), "perf"].iloc[0]
+        assert x0 == x1 and y0 < perf < y1 and y1 - y0 < 4.0
+    assert "bootstrap intervals" in fig.axes[0].get_title(loc="left")
+    assert not [c for c in pareto_figure(points, REF, "SST-2").axes[0].collections if isinstance(c, LineCollection)]

@@ -144,7 +144,11 @@ def cmd_tables(args) -> None:
     write_tables(args.runs, args.reference, args.out_dir, beyond=args.beyond, config_name=args.config_name,
                  bootstrap_path=args.bootstrap, level=args.level)
     if args.plots_dir:
-        pareto_plots(read_runs(args.runs), read_reference(args.reference), args.plots_dir, paper=args.paper_points)
+        from hashee.measure.bootstrap import load_bootstrap
+
+        boot = load_bootstrap(args.bootstrap) if args.bootstrap else None
+        pareto_plots(read_runs(args.runs), read_reference(args.reference), args.plots_dir, paper=args.paper_points,
+                     boot=boot, level=args.level)
     print(f"tables -> {args.out_dir}" + (f", plots -> {args.plots_dir}" if args.plots_dir else ""))
 
 

@@ -16,6 +16,8 @@ Readability decisions (docs/elue.md, "Plots"):
 - Bottom axis: mean MFLOPs per instance; top axis: the speed-up vs BERT-base it corresponds to
   (speed-up = BERT-base MFLOPs / MFLOPs; the BERT-base MFLOPs of the task's test set is read off the
   rows, mflops × speedup).
+- With bootstrap replicates (`boot`, docs/uncertainty.md) each point gets a vertical bar: the 95 %
+  interval of its perf over test instances, in the model's color.
 - Optionally (`paper=True`), the paper's published points for the models we ran (hollow markers in
   the method's color, placed at the BERT-base MFLOPs / published speed-up). Off by default: they are
   only comparable on the paper's backbone.
@@ -32,6 +34,7 @@ from matplotlib.figure import Figure
 
 from hashee.core.io import atomic_path
 from hashee.core.tasks import METRIC_NAMES, TASKS, get_task
+from hashee.measure.bootstrap import Bootstrap, interval
 from hashee.measure.results import load_paper, method_sweep_keys, parse_setting, split_setting
 from hashee.measure.score import reference_curve
 from hashee.measure.tables import paper_model
@@ -170,9 +173,23 @@ def _speedup_axis(ax, bert_base: float) -> None:
     top.set_xlabel("speed-up vs BERT-base")
 
 
+def _interval_bars(ax, series: pd.DataFrame, color: str, boot: Bootstrap | None, level: float) -> None:
+    """Vertical bars: each point's perf interval (a LineCollection, so no legend entry)."""
+    if boot is None:
+        return
+    bars = [(x, *interval(reps[0], level)) for x, reps in
+            ((x, boot.seed_mean(t, m, s)) for x, t, m, s in
+             zip(series["mflops"], series["task"], series["method"], series["setting"])) if reps is not None]
+    if bars:
+        x, lo, hi = zip(*bars)
+        ax.vlines(x, lo, hi, colors=color, linewidth=1.0, alpha=0.5, zorder=2.5)
+
+
 def pareto_figure(points: pd.DataFrame, ref: pd.DataFrame | None, task: str, *, split: str = "test",
-                  paper: bool = False, style: Style | None = None) -> Figure:
-    """One task's Pareto figure (see the module docstring) from `pareto_points` rows."""
+                  paper: bool = False, style: Style | None = None, boot: Bootstrap | None = None,
+                  level: float = 0.95) -> Figure:
+    """One task's Pareto figure (see the module docstring) from `pareto_points` rows; `boot`: interval
+    bars from bootstrap replicates of the `split` points."""
     style = style or Style(points)
     mine = points[points["task"] == task]
     fig = Figure(figsize=(9.0, 5.0))
@@ -190,6 +207,7 @@ def pareto_figure(points: pd.DataFrame, ref: pd.DataFrame | None, task: str, *, 
         label = _depth_label(series, line) + (" = reference p_EB" if ref_is_static else "")
         ax.plot(series["mflops"], series["perf"], color="black", marker="s", markersize=4, linewidth=1.6,
                 linestyle=_LINESTYLES[number % len(_LINESTYLES)], zorder=2, label=label)
+        _interval_bars(ax, series, "black", boot, level)
     order = sorted(set(mine["model"]) - set(static["model"]),
                    key=lambda m: (m.split(" ")[0] == HASHEE, m))  # HashEE last, on top
     for model in order:
@@ -200,6 +218,7 @@ def pareto_figure(points: pd.DataFrame, ref: pd.DataFrame | None, task: str, *, 
         ax.plot(series["mflops"], series["perf"], color=color, marker=marker, markersize=big,
                 linestyle=style.linestyle[model] if len(series) > 1 else "none", linewidth=1.4, zorder=3,
                 label=model + (f" ({len(series)} sweep points)" if len(series) > 1 else ""))
+        _interval_bars(ax, series, color, boot, level)
     bert_base = float(np.median(mine["mflops"] * mine["speedup"])) if mine["speedup"].notna().any() else None
     if paper and bert_base:
         for item in paper_overlay(mine, task, bert_base).itertuples(index=False):
@@ -211,21 +230,25 @@ def pareto_figure(points: pd.DataFrame, ref: pd.DataFrame | None, task: str, *, 
         _speedup_axis(ax, bert_base)
     ax.set_xlabel(f"MFLOPs per instance (mean over {split} instances)")
     ax.set_ylabel(f"{get_task(task).name} {METRIC_NAMES[get_task(task).metric]} ×100 ({split})")
-    ax.set_title(f"{task}: performance vs cost, seed means", loc="left", fontsize="medium", pad=34)
+    bars = f"; bars: {level:.0%} bootstrap intervals over test instances" if boot is not None else ""
+    ax.set_title(f"{task}: performance vs cost, seed means{bars}", loc="left", fontsize="medium", pad=34)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small", frameon=False)
     return fig
 
 
 def pareto_plots(runs: pd.DataFrame, ref: pd.DataFrame | None, out_dir, *, split: str = "test",
-                 sweep_keys: dict[str, tuple[str, ...]] | None = None, paper: bool = False) -> list[Path]:
+                 sweep_keys: dict[str, tuple[str, ...]] | None = None, paper: bool = False,
+                 boot: Bootstrap | None = None, level: float = 0.95) -> list[Path]:
     """Write pareto_<TASK>.png per task with results on `split` (`pareto_figure`); return the paths.
-    `paper`: overlay the paper's published points (only meaningful on the paper's backbone)."""
+    `paper`: overlay the paper's published points (only meaningful on the paper's backbone); `boot`:
+    interval bars (test replicates, so only with split 'test')."""
     points = pareto_points(runs, split=split, sweep_keys=sweep_keys)
     if points.empty:
         return []
     style = Style(points)
-    figures = {task: pareto_figure(points, ref, task, split=split, paper=paper, style=style)
+    boot = boot if split == "test" else None  # the replicates are of test points
+    figures = {task: pareto_figure(points, ref, task, split=split, paper=paper, style=style, boot=boot, level=level)
                for task in TASKS if task in set(points["task"])}
     out_dir = Path(out_dir)
     paths = []
