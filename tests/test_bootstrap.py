@@ -265,3 +265,10 @@ def test_evaluate_writes_per_instance_flops_that_the_bootstrap_resamples(tmp_pat
     low, high = interval(perf)
     test_perf = rows.loc[(rows["split"] == "test") & (rows["setting"] == rows["setting"].iloc[0]), "perf"].iloc[0]
     assert low <= test_perf + 1e-6 and test_perf - 1e-6 <= high
+
+
+def test_bounds_of_float_noise_around_zero_show_as_zero():
+    from hashee.measure.tables import _score_cell
+
+    reps = np.array([-1e-15, 0.0, 1e-15] * 100)
+    assert _score_cell(0.0, reps, 0.95) == f"0.00 [0.00, 0.00] {INSIDE}"

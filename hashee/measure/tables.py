@@ -145,9 +145,15 @@ def _table_tasks(agg: pd.DataFrame, split: str) -> list[str]:
 
 def _perf_cell(perf: float, std: float, n: int, speedup: float | None = None,
                ci: tuple[float, float] | None = None, inside: bool = False) -> str:
-    text = f"{perf:.1f}" + (f" ± {std:.2f}" if n > 1 else "") + ("" if ci is None else f" [{ci[0]:.1f}, {ci[1]:.1f}]")
+    text = f"{perf:.1f}" + (f" ± {std:.2f}" if n > 1 else "") + ("" if ci is None else f" {_bounds(ci, 1)}")
     text = text if speedup is None else f"{text} ({speedup:.1f}×)"
     return text + (f" {INSIDE}" if inside else "")
+
+
+def _bounds(ci: tuple[float, float], digits: int) -> str:
+    # round(...) + 0.0: a bound of -1e-15 (float noise around an exact 0) shows as 0.00, not -0.00
+    lo, hi = (round(v, digits) + 0.0 for v in ci)
+    return f"[{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 def _holds(ci: tuple[float, float] | None, value: float) -> bool:
@@ -161,7 +167,7 @@ def _score_cell(score: float | None, reps: np.ndarray | None, level: float, std:
     if reps is None:
         return text
     ci = interval(reps, level)
-    return f"{text} [{ci[0]:.2f}, {ci[1]:.2f}]" + (f" {INSIDE}" if _holds(ci, 0.0) else "")
+    return f"{text} {_bounds(ci, 2)}" + (f" {INSIDE}" if _holds(ci, 0.0) else "")
 
 
 def _seed_score_std(rows: pd.DataFrame, method: str, points: list, ref: pd.DataFrame, beyond: str) -> float | None:
