@@ -278,10 +278,11 @@ def test_paper_config_from_the_repository_root_plans_only_its_own_datasets(tmp_p
     env = _env(ELUE_DIR=str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"])),
                **write_placeholder_difficulty(tmp_path / "difficulty", cfg["difficulty"]),
                **write_placeholder_summarization(tmp_path / "summarization", cfg["summarization"]))
-    out = run_snakemake(["all", "-n", "--configfile", str(ROOT / "config" / "paper.yaml")], work, env)
+    out = run_snakemake(["all", "-n", "-p", "--configfile", str(ROOT / "config" / "paper.yaml")], work, env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert job_stats(out.stdout) == expected_jobs(cfg)
     assert "demo-en" not in out.stdout + out.stderr
+    assert " --paper-points" in out.stdout  # the paper's backbone: its published points on the plots
 
 
 def test_laptop_config_plans_on_real_layout_files(tmp_path):
@@ -316,6 +317,8 @@ def test_shell_commands_call_the_cli_verbs(tmp_path):
             in text)
     assert "--hash-file results/tiny/hashes/SST-2/hash=frequency,layers=2/42/hash.pt" in text
     assert "--workdir work/tiny/SST-2/static/layers=1/42 --out results/tiny/train/SST-2/static/layers=1/42/model" in text
+    assert "--bootstrap results/tiny/bootstrap.npz" in text
+    assert "--paper-points" not in text  # MiniLM: the paper's points would mean nothing
 
 
 # --------------------------------------------------------------------------------------- errors
