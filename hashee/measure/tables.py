@@ -464,7 +464,7 @@ def write_tables(runs_path, reference_path, out_dir, beyond: str = "extend", con
     sweep_keys = method_sweep_keys(runs["method"], source=str(runs_path))
     tasks = [t for t in TASKS if t in set(runs.loc[(runs["split"] == split) & runs["perf"].notna(), "task"])]
     ref = read_reference(reference_path, tasks=tasks)
-    boot = load_bootstrap(bootstrap_path) if bootstrap_path else None
+    boot = load_bootstrap(bootstrap_path) if bootstrap_path and split == "test" else None  # test replicates
     footer = table_notes(ref, beyond, config_name) + table_note(out_dir)
     texts = {}
     for stem, table in (("elue", elue_table(runs, ref, beyond, paper, split=split, select_on=select_on,
