@@ -168,7 +168,8 @@ def test_elue_table_cells_paper_and_delta():
     ours = by_row(table, "hashee", "ours", FREQ)
     assert ours["SST-2"] == "84.5 ± 0.71 (5.2×)"
     assert ours["MRPC"] == "83.5 ± 0.71 (4.6×)"
-    assert ours["ELUE score"] == "4.00"
+    # ± the std of the per-seed scores: seed 1 (−1 + 8)/2 = 3.5, seed 2 (0 + 9)/2 = 4.5.
+    assert ours["ELUE score"] == "4.00 ± 0.71"
     paper = by_row(table, "hashee", "paper")
     assert (paper["setting"], paper["SST-2"], paper["MRPC"], paper["ELUE score"]) == \
         ("HashEE", "85.5 (4.8×)", "84.0 (4.8×)", "1.20")

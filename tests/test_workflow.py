@@ -95,6 +95,7 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         "train": len(runs),
         "gather": 1,
         "reference": 1,
+        "bootstrap": 1,
         "tables": 1,
         "submission": 1,
         "zip_submission": 1,
@@ -277,10 +278,11 @@ def test_paper_config_from_the_repository_root_plans_only_its_own_datasets(tmp_p
     env = _env(ELUE_DIR=str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"])),
                **write_placeholder_difficulty(tmp_path / "difficulty", cfg["difficulty"]),
                **write_placeholder_summarization(tmp_path / "summarization", cfg["summarization"]))
-    out = run_snakemake(["all", "-n", "--configfile", str(ROOT / "config" / "paper.yaml")], work, env)
+    out = run_snakemake(["all", "-n", "-p", "--configfile", str(ROOT / "config" / "paper.yaml")], work, env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert job_stats(out.stdout) == expected_jobs(cfg)
     assert "demo-en" not in out.stdout + out.stderr
+    assert " --paper-points" in out.stdout  # the paper's backbone: its published points on the plots
 
 
 def test_laptop_config_plans_on_real_layout_files(tmp_path):
@@ -305,7 +307,7 @@ def test_shell_commands_call_the_cli_verbs(tmp_path):
     out = run_snakemake(["all", "-n", "-p", "--configfile", str(ROOT / "config" / "tiny.yaml")], tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
-    for verb in ("demo-data", "fit-hash", "train", "gather", "reference", "tables",
+    for verb in ("demo-data", "fit-hash", "train", "gather", "reference", "bootstrap", "tables",
                  "submit", "validate-submission"):
         assert f"hashee {verb} " in text, verb
     # train also evaluates and times, in the same process
@@ -315,6 +317,8 @@ def test_shell_commands_call_the_cli_verbs(tmp_path):
             in text)
     assert "--hash-file results/tiny/hashes/SST-2/hash=frequency,layers=2/42/hash.pt" in text
     assert "--workdir work/tiny/SST-2/static/layers=1/42 --out results/tiny/train/SST-2/static/layers=1/42/model" in text
+    assert "--bootstrap results/tiny/bootstrap.npz" in text
+    assert "--paper-points" not in text  # MiniLM: the paper's points would mean nothing
 
 
 # --------------------------------------------------------------------------------------- errors
@@ -427,7 +431,9 @@ def test_schema_names_match_the_library():
 # Metric ranges in runs.csv's unit (every metric x100): accuracy and (acc+F1)/2 in [0, 100], correlations in [-100, 100].
 PERF_RANGES = {"acc": (0.0, 100.0), "acc_f1": (0.0, 100.0), "pearson_spearman": (-100.0, 100.0)}
 DASH = "–"
-_CELL = re.compile(r"^(-?\d+\.\d)(?: \((\d+\.\d)×\))?$")  # "50.0 (23.8×)" or "50.0"
+# "50.0 [45.5, 55.0] (23.8×) ≈" or "50.0 [45.5, 55.0]": perf, its bootstrap interval, speed-up, inside mark
+_CELL = re.compile(r"^(-?\d+\.\d)(?: ± \d+\.\d\d)? \[(-?\d+\.\d), (-?\d+\.\d)\](?: \((\d+\.\d)×\))?(?: ≈)?$")
+_SCORE = re.compile(r"^(-?\d+\.\d\d)(?: ± \d+\.\d\d)? \[(-?\d+\.\d\d), (-?\d+\.\d\d)\](?: ≈)?$")
 
 
 def data_rows(path: Path) -> int:
@@ -502,8 +508,10 @@ def check_reference(reference, runs, cfg: dict) -> None:
 
 def parse_cell(text: str, where: str) -> tuple[float, float | None]:
     match = _CELL.match(text.strip())
-    assert match, f"{where}: cell {text!r} is not 'perf (speed-up×)'"
-    return float(match.group(1)), (float(match.group(2)) if match.group(2) else None)
+    assert match, f"{where}: cell {text!r} is not 'perf [lo, hi] (speed-up×)'"
+    perf, low, high = (float(match.group(i)) for i in (1, 2, 3))
+    assert low <= perf <= high, f"{where}: {perf} outside its interval [{low}, {high}]"
+    return perf, (float(match.group(4)) if match.group(4) else None)
 
 
 def check_elue_table(table, runs, cfg: dict) -> None:
@@ -520,7 +528,7 @@ def check_elue_table(table, runs, cfg: dict) -> None:
                 lambda s, setting=setting: s == setting or s.startswith((setting + ",", setting + " [")))]
             assert len(mine), f"elue.csv has no row for {method} {setting}"
             for row in mine.to_dict("records"):
-                assert re.fullmatch(r"-?\d+\.\d\d", row["ELUE score"]), (method, row["setting"])  # complete: scored
+                assert _SCORE.fullmatch(row["ELUE score"]), (method, row["setting"])  # complete: scored, with interval
                 for task in cfg["tasks"]:
                     where = f"elue.csv {method} {row['setting']} {task}"
                     perf, speedup = parse_cell(row[task], where)
@@ -529,7 +537,8 @@ def check_elue_table(table, runs, cfg: dict) -> None:
                     points = test[(test["task"] == task) & (test["method"] == method)
                                   & (test["setting"] == row["setting"])]
                     if len(points) == 1:  # one point: the cell is that run's, rounded for display
-                        assert row[task] == f"{points['perf'].iloc[0]:.1f} ({points['speedup'].iloc[0]:.1f}×)", where
+                        assert row[task].startswith(f"{points['perf'].iloc[0]:.1f} ["), where
+                        assert f"] ({points['speedup'].iloc[0]:.1f}×)" in row[task], where
     assert len(ours) == ours[["method", "setting"]].drop_duplicates().shape[0]
 
 

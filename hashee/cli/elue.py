@@ -128,15 +128,27 @@ def cmd_reference(args) -> None:
     print(f"reference curve ({args.method}) -> {args.out}")
 
 
+def cmd_bootstrap(args) -> None:
+    from hashee.measure.bootstrap import write_bootstrap
+
+    boot = write_bootstrap(args.predictions, args.data_dir, args.out, replicates=args.replicates, seed=args.seed)
+    print(f"bootstrap: {len(boot.keys)} test points x {boot.replicates} replicates -> {args.out}")
+
+
 def cmd_tables(args) -> None:
     from hashee.measure.plots import pareto_plots
     from hashee.measure.results import read_runs
     from hashee.measure.score import read_reference
     from hashee.measure.tables import write_tables
 
-    write_tables(args.runs, args.reference, args.out_dir, beyond=args.beyond, config_name=args.config_name)
+    write_tables(args.runs, args.reference, args.out_dir, beyond=args.beyond, config_name=args.config_name,
+                 bootstrap_path=args.bootstrap, level=args.level)
     if args.plots_dir:
-        pareto_plots(read_runs(args.runs), read_reference(args.reference), args.plots_dir)
+        from hashee.measure.bootstrap import load_bootstrap
+
+        boot = load_bootstrap(args.bootstrap) if args.bootstrap else None
+        pareto_plots(read_runs(args.runs), read_reference(args.reference), args.plots_dir, paper=args.paper_points,
+                     boot=boot, level=args.level)
     print(f"tables -> {args.out_dir}" + (f", plots -> {args.plots_dir}" if args.plots_dir else ""))
 
 
@@ -278,6 +290,15 @@ def add_parsers(sub) -> None:
     p.add_argument("--times", nargs="*", default=[])
     p.set_defaults(func=cmd_gather)
 
+    p = sub.add_parser("bootstrap", help="bootstrap replicates (perf, MFLOPs) of every test point, for intervals")
+    p.add_argument("--predictions", nargs="+", required=True,
+                   help="predictions dirs of `hashee evaluate --predictions` (rows.csv beside each)")
+    p.add_argument("--data-dir", required=True, help="ELUE folder with <TASK>/test.tsv and test_full.tsv")
+    p.add_argument("--out", required=True, help="the replicates file (.npz)")
+    p.add_argument("--replicates", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=2022, help="resampling seed, shared by every run of a task")
+    p.set_defaults(func=cmd_bootstrap)
+
     p = sub.add_parser("reference", help="ELUE reference curve points from the static runs")
     p.add_argument("--runs", required=True)
     p.add_argument("--method", default="static")
@@ -292,6 +313,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--plots-dir", default=None)
     p.add_argument("--config-name", default="")
     p.add_argument("--beyond", default="extend", choices=["extend", "clamp", "error"])
+    p.add_argument("--bootstrap", default=None, help="replicates file of `hashee bootstrap`: intervals in the tables")
+    p.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
+    p.add_argument("--paper-points", action="store_true",
+                   help="overlay the paper's published points on the plots (the paper's backbone only)")
     p.set_defaults(func=cmd_tables)
 
     p = sub.add_parser("provenance", help="record commit, lock file, versions, hardware, data hashes, config (JSON)")

@@ -147,7 +147,8 @@ def evaluate_trained(trained, data_dir, rows_out, *, predictions_out=None, times
                      batch_size: int = 64, device="cpu", flops_cache=None, progress: bool = False) -> Evaluation:
     """Evaluate a saved model (its directory, or `hashee.core.checkpoint.load_trained`'s result) over its
     inference sweep on `splits`: result rows (`ROW_COLUMNS`) into the CSV `rows_out`, the test predictions
-    (pointNN.tsv: index, pred, modules; points.json: file -> setting) into the folder `predictions_out`,
+    (pointNN.tsv: index, pred, modules; points.json: file -> setting; flops.tsv: index and each point's
+    FLOPs per instance) into the folder `predictions_out`,
     and with `times_out` its wall-clock time (`hashee.measure.timing.time_trained`) on the test split.
     Test perf needs labels: `test_labels`, else `<TASK>/test_full.tsv` when present, else NaN."""
     from hashee.core.checkpoint import load_trained
@@ -167,7 +168,7 @@ def evaluate_trained(trained, data_dir, rows_out, *, predictions_out=None, times
     pad = trained.tokenizer.pad_token_id
     counter = FlopCounter(method.flop_modules(model.cpu()), cache_dir=flops_cache)
     model.to(device)
-    rows, predictions = [], {}
+    rows, predictions, instance_flops = [], {}, {}
     seed = trained.meta["seed"]
     points = method.inference_settings()
     results = {split: evaluate_sweep(method, model, data[split], points, pad, batch_size, device,
@@ -188,6 +189,8 @@ def evaluate_trained(trained, data_dir, rows_out, *, predictions_out=None, times
                 predictions[setting] = pd.DataFrame({
                     "index": result.index, "pred": result.predictions,
                     "modules": [format_trace(t) for t in result.traces]})
+                # Per instance, for the bootstrap's MFLOPs replicates (hashee.measure.bootstrap).
+                instance_flops[f"point{len(predictions) - 1:02d}"] = [counter.trace_flops(t) for t in result.traces]
     model.to(device)
     counter.save()
     times = None
@@ -202,4 +205,7 @@ def evaluate_trained(trained, data_dir, rows_out, *, predictions_out=None, times
                 points_frame.to_csv(tmp / f"point{number:02d}.tsv", sep="\t", index=False)
             (tmp / "points.json").write_text(json.dumps(
                 {f"point{n:02d}.tsv": s for n, s in enumerate(predictions)}, indent=2))
+            if predictions:
+                first = next(iter(predictions.values()))
+                pd.DataFrame({"index": first["index"], **instance_flops}).to_csv(tmp / "flops.tsv", sep="\t", index=False)
     return Evaluation(frame, times)

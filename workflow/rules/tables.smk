@@ -6,6 +6,7 @@ rule tables:
         runs=f"{RESULTS}/runs.csv",
         reference=f"{RESULTS}/reference.csv",
         provenance=f"{RESULTS}/provenance.json",  # named in the captions
+        bootstrap=f"{RESULTS}/bootstrap.npz",  # intervals (docs/uncertainty.md)
     output:
         elue_md=f"{RESULTS}/tables/elue.md",
         elue_csv=f"{RESULTS}/tables/elue.csv",
@@ -24,10 +25,13 @@ rule tables:
         config_name=NAME,
         beyond=REFERENCE["beyond"],
         plugins_env=launch_detail(PLUGINS_ENV),  # tables and plots read each method's sweep_keys
+        # The paper's points are comparable on the paper's backbone only.
+        paper_points="--paper-points" if "elasticbert" in str(config["backbone"]).lower() else "",
     threads: 1
     conda:
         "../../environment.yml"
     shell:
         "{params.plugins_env}hashee tables --runs {input.runs:q} --reference {input.reference:q}"
         " --out-dir {params.out_dir:q} --plots-dir {params.plots_dir:q}"
-        " --config-name {params.config_name:q} --beyond {params.beyond} > {log:q} 2>&1"
+        " --config-name {params.config_name:q} --beyond {params.beyond}"
+        " --bootstrap {input.bootstrap:q} {params.paper_points} > {log:q} 2>&1"
