@@ -59,7 +59,7 @@ def cmd_train(args) -> None:
     device = resolve_device(args.device)
     run = train_and_save(args.task, args.method, args.setting, args.data_dir, args.backbone,
                          train_params(args, args.max_length), args.workdir, args.out, hash_file=args.hash_file,
-                         device=device, progress=not args.quiet)
+                         device=device, progress=not args.quiet, progress_every=args.progress_every)
     if args.evaluate_out:  # in the same process: a job's start-up costs more than evaluating small data
         _evaluate(args.out, args, device, rows_out=args.evaluate_out, splits=("dev", "test"), test_labels=None,
                   batch_size=64, timing_warmup=args.timing_warmup)
