@@ -167,6 +167,17 @@ def cmd_validate_submission(args) -> int:
     return 0
 
 
+def cmd_score_submission(args) -> None:
+    from hashee.core.io import write_csv_atomic
+    from hashee.measure.score_submission import format_score, score_submission
+
+    result = score_submission(args.directory, args.data_dir, args.reference, labels_dir=args.labels_dir,
+                              tasks=args.tasks.split(",") if args.tasks else None, beyond=args.beyond)
+    if args.out:
+        write_csv_atomic(args.out, result.files)
+    print(format_score(result, source=args.reference))
+
+
 def cmd_info(args) -> None:
     """Versions, threads and devices: what a bug report (or a check of a warm child) needs."""
     import platform
@@ -321,5 +332,18 @@ def add_parsers(sub) -> None:
     p.add_argument("--data-dir", required=True)
     p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all six)")
     p.set_defaults(func=cmd_validate_submission)
+
+    p = sub.add_parser("score-submission",
+                       help="the ELUE score a submission would get: per-task perf, MFLOPs rebuilt from `modules`, score")
+    p.add_argument("directory", help="the submission folder (or its zip)")
+    p.add_argument("--data-dir", required=True, help="folder holding <TASK>/test.tsv")
+    p.add_argument("--labels-dir", default=None,
+                   help="folder holding the labelled <TASK>/test_full.tsv (test rows in order; default: --data-dir)")
+    p.add_argument("--reference", required=True, help="the reference curve CSV (`hashee reference`; results/<config>/reference.csv)")
+    p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all six)")
+    p.add_argument("--beyond", default="extend", choices=["extend", "clamp", "error"],
+                   help="p_EB outside the reference curve's FLOPs range")
+    p.add_argument("--out", default=None, help="also write the per-file rows to this CSV")
+    p.set_defaults(func=cmd_score_submission)
 
 
