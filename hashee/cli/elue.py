@@ -178,6 +178,12 @@ def cmd_score_submission(args) -> None:
     print(format_score(result, source=args.reference))
 
 
+def cmd_report_page(args) -> None:
+    from hashee.measure.report import write_page
+
+    print(f"{args.source} -> {write_page(args.source, args.out, title=args.title)}")
+
+
 def cmd_info(args) -> None:
     """Versions, threads and devices: what a bug report (or a check of a warm child) needs."""
     import platform
@@ -345,5 +351,11 @@ def add_parsers(sub) -> None:
                    help="p_EB outside the reference curve's FLOPs range")
     p.add_argument("--out", default=None, help="also write the per-file rows to this CSV")
     p.set_defaults(func=cmd_score_submission)
+
+    p = sub.add_parser("report-page", help="a table's .md or provenance.json as an HTML page for the Snakemake report")
+    p.add_argument("source", help="tables/<name>.md or provenance.json")
+    p.add_argument("out", help="the HTML page to write")
+    p.add_argument("--title", default=None, help="page title (default: from the file name)")
+    p.set_defaults(func=cmd_report_page)
 
 
