@@ -1,4 +1,5 @@
-# Two commands: `make all` (the benchmark, default offline config) and `make test`.
+# Two commands: `make all` (the benchmark, default offline config) and `make test`; `make report` then
+# writes Snakemake's report of that run to results/<config>/report.html (docs/report.md).
 # Extra Snakemake flags: make all ARGS="--configfile config/paper.yaml"
 # Both install from requirements.lock (every package pinned); `make lock` regenerates it from pyproject.toml.
 
@@ -10,10 +11,19 @@ PIP_TOOLS := pip-tools==7.6.2
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all test install lock
+.PHONY: all test install lock report
 
 all: $(STAMP)
 	$(VENV)/bin/snakemake all --cores 8 $(ARGS)
+
+# Brings the run up to date first (nothing to do after `make all`), then writes the report under a
+# temporary name and renames it, so a failed report leaves no half-written file in results/.
+report: $(STAMP)
+	$(VENV)/bin/snakemake all --cores 8 $(ARGS)
+	name=$$($(VENV)/bin/python workflow/scripts/config_name.py $(ARGS)) && \
+	$(VENV)/bin/snakemake all $(ARGS) --report results/$$name/report.partial.html && \
+	mv results/$$name/report.partial.html results/$$name/report.html && \
+	echo "report: results/$$name/report.html"
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)

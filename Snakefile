@@ -11,6 +11,9 @@ min_version("8.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/hashes.smk"
@@ -23,7 +26,8 @@ include: "workflow/rules/submission.smk"
 include: "workflow/rules/difficulty.smk"
 include: "workflow/rules/summarization_common.smk"
 include: "workflow/rules/summarization.smk"
-include: "workflow/rules/provenance.smk"  # last: it lists the other stages' data
+include: "workflow/rules/provenance.smk"  # it lists the other stages' data
+include: "workflow/rules/report.smk"  # last: it lists the other stages' tables
 
 
 localrules:
@@ -42,6 +46,7 @@ rule all:
     input:
         get_final_output(),
         f"{RESULTS}/provenance.json",
+        REPORT_PAGES,
 
 
 # The warm-start server (config warm_start) would exit after a minute idle; end it with the run.

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -101,12 +102,17 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         "zip_submission": 1,
         "provenance": 1,
         "all": 1,
+        # the report's HTML pages (workflow/rules/report.smk): the two ELUE tables and provenance
+        "report_elue": 1,
+        "report_hash_ablation": 1,
+        "report_provenance": 1,
     }
     difficulty = cfg.get("difficulty") or {}
     if difficulty.get("enabled"):  # the difficulty study: data (if generated), 3 studies, 1 table
         counts["difficulty_data"] = 1 if difficulty["demo"]["generate"] else 0
         counts["difficulty_run"] = 3
         counts["difficulty_table"] = 1
+        counts["report_difficulty"] = 1
     summ = cfg.get("summarization") or {}
     if summ.get("enabled"):  # summarization: data (if generated), a hash per hashee run, a run job each, 1 table
         runs = summ_runs(summ)
@@ -116,6 +122,7 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         counts["summ_fit_hash"] = sum(1 for run in runs if summ_method_classes[run[1]].needs_fitted_hash)
         counts["summ_run"] = len(runs)
         counts["summ_table"] = 1
+        counts["report_summarization"] = 1
     return {rule: n for rule, n in counts.items() if n}
 
 
@@ -562,9 +569,11 @@ def check_hash_ablation_table(table, cfg: dict) -> None:
         assert re.fullmatch(r"\d+\.\d×", row["speed-up"]) and float(row["speed-up"][:-1]) > 0, row
 
 
-@pytest.mark.slow
-def test_tiny_config_end_to_end(tmp_path):
-    """The whole DAG on config/tiny.yaml through the real snakemake command, in tmp."""
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The whole DAG on config/tiny.yaml through the real snakemake command, in tmp, then its report as
+    `make report` writes it: once per module, for the end-to-end checks and the report's browser test."""
+    tmp_path = tmp_path_factory.mktemp("tiny")
     env = _env(HASHEE_WARM_SOCKET=str(tmp_path / "warm.sock"))  # its own warm server (tiny.yaml: warm_start)
     env.pop("SLURM_JOB_ID", None)  # (inside a SLURM job, warm start is off: the log check below expects it on)
     if shutil.which("hashee", path=env["PATH"]) is None:
@@ -582,6 +591,17 @@ def test_tiny_config_end_to_end(tmp_path):
 
     # Targets first: --configfile takes every following word as a config file.
     out = run_snakemake(["all", "--cores", "2", *config_args], tmp_path, env, timeout=3600)
+    report = tmp_path / "results" / cfg["name"] / "report.html"
+    built = run_snakemake(["all", *config_args, "--report", str(report)], tmp_path, env) if out.returncode == 0 else None
+    return SimpleNamespace(root=tmp_path, cfg=cfg, env=env, config_args=config_args, out=out, repo_results=repo_results,
+                           report=report, report_out=built)
+
+
+@pytest.mark.slow
+def test_tiny_config_end_to_end(tiny_run):
+    """The whole DAG on config/tiny.yaml through the real snakemake command, in tmp."""
+    tmp_path, cfg, env, config_args, out = tiny_run.root, tiny_run.cfg, tiny_run.env, tiny_run.config_args, tiny_run.out
+    repo_results = tiny_run.repo_results
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-6000:]
 
     results = tmp_path / "results" / cfg["name"]
@@ -645,6 +665,12 @@ def test_tiny_config_end_to_end(tmp_path):
     # warm_start: true -- every training job ran in a child of the warm server, and says so
     train_logs = list((tmp_path / "logs" / cfg["name"] / "train").rglob("*.log"))
     assert train_logs and all("ran in warm child" in log.read_text() for log in train_logs)
+    # progress lines although the jobs run with --quiet: at least each epoch's end, with its dev score
+    assert all(re.search(r"^progress .* epoch-end .* dev=[\d.]+ best_dev=", log.read_text(), re.M) for log in train_logs)
+    assert tiny_run.report_out.returncode == 0, tiny_run.report_out.stderr[-3000:]
+    assert tiny_run.report.stat().st_size > 0
+    for page in ("elue", "hash_ablation", "summarization", "difficulty", "provenance"):
+        assert "<table>" in (results / "report" / f"{page}.html").read_text(), page
     assert list((tmp_path / "logs" / cfg["name"] / "benchmarks").rglob("*.tsv"))
     assert not list(results.rglob("*.tmp")) and not list(results.rglob("*.partial*"))
 
@@ -654,3 +680,25 @@ def test_tiny_config_end_to_end(tmp_path):
 
     now = sorted((ROOT / "results").glob("*")) if (ROOT / "results").exists() else []
     assert now == repo_results, "the end-to-end test wrote into the repository's results/"
+
+
+# The report's categories and files for config/tiny.yaml (both studies enabled).
+REPORT_CATEGORIES = {"ELUE", "Hash ablation", "Summarization", "Difficulty", "Provenance"}
+REPORT_PAGES = ("elue", "hash_ablation", "summarization", "difficulty", "provenance")
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(request, tmp_path):
+    """The tiny run's report in headless Chromium: it loads, lists every category, shows every plot
+    (decoded, non-empty) and every table page (an iframe whose page holds a table), and logs no console error."""
+    from report_browser import check_report, missing_reason
+
+    reason = missing_reason()
+    if reason:
+        print(f"skipped: {reason}")
+        pytest.skip(reason)
+    run = request.getfixturevalue("tiny_run")
+    assert run.report_out is not None and run.report_out.returncode == 0, run.out.stderr[-3000:]
+    expected = {f"results/tiny/report/{page}.html" for page in REPORT_PAGES}
+    expected |= {f"results/tiny/plots/pareto_{task}.png" for task in run.cfg["tasks"]}
+    check_report(run.report, REPORT_CATEGORIES, expected, tmp_path)

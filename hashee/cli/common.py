@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from hashee.core.errors import HasheeError
+from hashee.core.progress import DEFAULT_EVERY
 
 
 def resolve_device(name: str):
@@ -22,6 +24,19 @@ def int_list(text: str) -> list[int]:
         return [int(x) for x in text.split(",") if x]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def progress_interval(text: str) -> float | None:
+    """`--progress-every`: seconds >= 0, or 'off'."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0 or 'off', got {text!r}")
+    return value
 
 
 def add_training_options(p, *, methods_help: str, backbone: str, batch_size: int, hash_file_help: str,
@@ -46,7 +61,10 @@ def add_training_options(p, *, methods_help: str, backbone: str, batch_size: int
     p.add_argument("--device", default="auto")
     p.add_argument("--workdir", required=True, help="resume checkpoints live here (not an output)")
     p.add_argument("--out", required=True)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no tqdm bar (progress lines are still written)")
+    p.add_argument("--progress-every", type=progress_interval, default=DEFAULT_EVERY, metavar="SECONDS",
+                   help=f"a progress line on stderr every SECONDS and at each epoch end (default {DEFAULT_EVERY:g}; "
+                        "0: after every step; 'off': none)")
 
 
 def train_params(args, max_length: int, **fields):

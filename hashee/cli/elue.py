@@ -59,7 +59,7 @@ def cmd_train(args) -> None:
     device = resolve_device(args.device)
     run = train_and_save(args.task, args.method, args.setting, args.data_dir, args.backbone,
                          train_params(args, args.max_length), args.workdir, args.out, hash_file=args.hash_file,
-                         device=device, progress=not args.quiet)
+                         device=device, progress=not args.quiet, progress_every=args.progress_every)
     if args.evaluate_out:  # in the same process: a job's start-up costs more than evaluating small data
         _evaluate(args.out, args, device, rows_out=args.evaluate_out, splits=("dev", "test"), test_labels=None,
                   batch_size=64, timing_warmup=args.timing_warmup)
@@ -177,6 +177,23 @@ def cmd_validate_submission(args) -> int:
         return 1
     print(f"{args.directory}: submission is valid")
     return 0
+
+
+def cmd_score_submission(args) -> None:
+    from hashee.core.io import write_csv_atomic
+    from hashee.measure.score_submission import format_score, score_submission
+
+    result = score_submission(args.directory, args.data_dir, args.reference, labels_dir=args.labels_dir,
+                              tasks=args.tasks.split(",") if args.tasks else None, beyond=args.beyond)
+    if args.out:
+        write_csv_atomic(args.out, result.files)
+    print(format_score(result, source=args.reference))
+
+
+def cmd_report_page(args) -> None:
+    from hashee.measure.report import write_page
+
+    print(f"{args.source} -> {write_page(args.source, args.out, title=args.title)}")
 
 
 def cmd_info(args) -> None:
@@ -346,5 +363,24 @@ def add_parsers(sub) -> None:
     p.add_argument("--data-dir", required=True)
     p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all six)")
     p.set_defaults(func=cmd_validate_submission)
+
+    p = sub.add_parser("score-submission",
+                       help="the ELUE score a submission would get: per-task perf, MFLOPs rebuilt from `modules`, score")
+    p.add_argument("directory", help="the submission folder (or its zip)")
+    p.add_argument("--data-dir", required=True, help="folder holding <TASK>/test.tsv")
+    p.add_argument("--labels-dir", default=None,
+                   help="folder holding the labelled <TASK>/test_full.tsv (test rows in order; default: --data-dir)")
+    p.add_argument("--reference", required=True, help="the reference curve CSV (`hashee reference`; results/<config>/reference.csv)")
+    p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all six)")
+    p.add_argument("--beyond", default="extend", choices=["extend", "clamp", "error"],
+                   help="p_EB outside the reference curve's FLOPs range")
+    p.add_argument("--out", default=None, help="also write the per-file rows to this CSV")
+    p.set_defaults(func=cmd_score_submission)
+
+    p = sub.add_parser("report-page", help="a table's .md or provenance.json as an HTML page for the Snakemake report")
+    p.add_argument("source", help="tables/<name>.md or provenance.json")
+    p.add_argument("out", help="the HTML page to write")
+    p.add_argument("--title", default=None, help="page title (default: from the file name)")
+    p.set_defaults(func=cmd_report_page)
 
 

@@ -27,7 +27,7 @@ def cmd_train(args) -> None:
         args.method, args.setting, args.dataset, args.data_dir, args.backbone, params,
         max_target_length=args.max_target_length, max_train_examples=args.max_train_examples,
         hash_file=args.hash_file, workdir=args.workdir, out=args.out, device=resolve_device(args.device),
-        progress=not args.quiet)
+        progress=not args.quiet, progress_every=args.progress_every)
     print(f"trained {method.name} [{method.setting_text()}] on {args.dataset}: best dev loss "
           f"{best_dev_loss:.3f} -> {args.out}")
 

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from hashee.core.io import atomic_path
 from hashee.core.methods import Method
+from hashee.core.progress import DEFAULT_EVERY, ProgressLog
 
 
 @dataclass
@@ -119,11 +120,14 @@ def _set_rng_state(state: dict) -> None:
 def train(method: Method, model: torch.nn.Module, train_set, dev_set, params: TrainParams, workdir,
           pad_token_id: int, device: torch.device | str = "cpu",
           dev_score: Callable[[torch.nn.Module], float] | None = None,
-          on_step: Callable[[int], None] | None = None, progress: bool = True) -> TrainResult:
+          on_step: Callable[[int], None] | None = None, progress: bool = True,
+          progress_every: float | None = DEFAULT_EVERY, clock: Callable[[], float] | None = None) -> TrainResult:
     """Train `model` in place through `method.stages()`; on return it holds the best dev weights.
 
     `dev_score(model) -> float` (higher is better) is evaluated after every epoch; `on_step(step)`
-    is called after each optimizer step (tests use it to kill a run midway).
+    is called after each optimizer step (tests use it to kill a run midway). `progress` shows tqdm's
+    bar; `progress_every` seconds (0: every step, None: never) paces the plain progress lines of
+    hashee.core.progress, which are written at every epoch end too, bar or not (`clock`: for tests).
     """
     from hashee.core.data import make_loader
 
@@ -151,6 +155,9 @@ def train(method: Method, model: torch.nn.Module, train_set, dev_set, params: Tr
     # best_dev of the last finished stage that selected on dev: kept in the state, so a run resumed in a
     # later stage (DeeBERT's exits, no dev selection) still reports it.
     result = TrainResult(history=state["history"], best_dev=state.get("result_best_dev", float("nan")))
+    steps_per_epoch = math.ceil(len(train_set) / params.batch_size)
+    stage_steps = [max(1, math.ceil(steps_per_epoch * stage.epochs)) for stage in stages]
+    log = ProgressLog(progress_every, total_steps=sum(stage_steps), what=f"train {method.name}", clock=clock)
 
     for stage_index in range(state["stage"], len(stages)):
         stage = stages[stage_index]
@@ -160,8 +167,7 @@ def train(method: Method, model: torch.nn.Module, train_set, dev_set, params: Tr
         for p in model.parameters():
             p.requires_grad_(id(p) in trainable)
         optimizer = _optimizer(model, stage, trainable)
-        steps_per_epoch = math.ceil(len(train_set) / params.batch_size)
-        total_steps = max(1, math.ceil(steps_per_epoch * stage.epochs))
+        total_steps = stage_steps[stage_index]
         scheduler = _linear_schedule(optimizer, int(stage.warmup * total_steps), total_steps)
         resuming = stage_index == state["stage"] and state["step"] > 0
         if resuming:
@@ -174,6 +180,7 @@ def train(method: Method, model: torch.nn.Module, train_set, dev_set, params: Tr
         num_epochs = math.ceil(stage.epochs)
         bar = tqdm(total=total_steps, initial=state["step"], disable=not progress, leave=False,
                    desc=f"{method.name} {stage.name}", unit="step")
+        log.begin_stage(stage.name, stage_index, len(stages), num_epochs, total_steps, sum(stage_steps[:stage_index]))
         for epoch in range(state["epoch"], num_epochs):
             # The order of an epoch depends only on (seed, stage, epoch), so a resumed run sees the same batches.
             loader = make_loader(train_set, params.batch_size, pad_token_id, shuffle=True,
@@ -203,13 +210,17 @@ def train(method: Method, model: torch.nn.Module, train_set, dev_set, params: Tr
                 state["step"] += 1
                 state["batch"] = batch_index + 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
+                loss_value = loss.item()
+                bar.set_postfix(loss=f"{loss_value:.4f}")
+                log.step(loss=loss_value, examples=len(next(iter(batch.values()))), epoch=epoch + 1,
+                         step=state["step"], lr=scheduler.get_last_lr()[0], best_dev=state["best_dev"])
                 if params.checkpoint_every and state["step"] % params.checkpoint_every == 0:
                     _save_resume(resume_file, model, optimizer, scheduler, scaler, state, params, method)
                 if on_step is not None:
                     on_step(state["step"])
             resuming = False
             state["epoch"], state["batch"] = epoch + 1, 0
+            score = None
             if dev_score is not None and stage.select_on_dev:
                 model.eval()
                 score = float(dev_score(model))
@@ -219,6 +230,8 @@ def train(method: Method, model: torch.nn.Module, train_set, dev_set, params: Tr
                     state["best"] = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
                     with atomic_path(best_file) as tmp:
                         torch.save(state["best"], tmp)
+            log.line(epoch=epoch + 1, step=state["step"], lr=scheduler.get_last_lr()[0], best_dev=state["best_dev"],
+                     dev=score, event="epoch-end")
             if epoch + 1 < num_epochs or stage_index + 1 < len(stages):  # nothing to resume after the last
                 _save_resume(resume_file, model, optimizer, scheduler, scaler, state, params, method)
         if resuming:  # killed after this stage's last epoch: its loop did not run to restore the RNG

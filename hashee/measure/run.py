@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hashee.core.methods import Method
+from hashee.core.progress import DEFAULT_EVERY
 from hashee.core.tasks import TaskSpec
 
 
@@ -21,7 +22,8 @@ class TrainedRun:
 
 
 def train_and_save(task_name: str, method_name: str, setting: str, data_dir, backbone_name: str, params, workdir,
-                   out, *, hash_file=None, device="cpu", progress: bool = True) -> TrainedRun:
+                   out, *, hash_file=None, device="cpu", progress: bool = True,
+                   progress_every: float | None = DEFAULT_EVERY) -> TrainedRun:
     """Train `method_name` [`setting`] on a task (`params`: a `hashee.core.training.TrainParams`), resuming
     from `workdir` when it holds a checkpoint of the same run, and save the best dev model to `out`
     (atomically). `hash_file`: a fitted hash for methods that use one (HashEE fits one otherwise)."""
@@ -50,7 +52,7 @@ def train_and_save(task_name: str, method_name: str, setting: str, data_dir, bac
                      cache_dir=Path(workdir) / "tokenized")
     scorer = dev_scorer(method, data["dev"], tokenizer.pad_token_id, params.eval_batch_size, device)
     result = train(method, model, data["train"], data["dev"], params, workdir, tokenizer.pad_token_id,
-                   device, dev_score=scorer, progress=progress)
+                   device, dev_score=scorer, progress=progress, progress_every=progress_every)
     meta = {"backbone": backbone.name, "seed": params.seed, "train_params": params.to_dict(),
             "dev_history": result.history, "best_dev": result.best_dev, "torch": torch.__version__}
     with atomic_dir(out) as tmp:

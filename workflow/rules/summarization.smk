@@ -87,6 +87,7 @@ if SUMM_ENABLED:
             weight_decay=summ_train("weight_decay"),
             clip=summ_train("clip"),
             checkpoint_every=summ_train("checkpoint_every"),
+            progress_every=launch_detail(config["progress_every"]),  # logging only: reruns nothing
             time_repeats=SUMM.get("timing", {}).get("repeats", 1),
             time_warmup=SUMM.get("timing", {}).get("warmup", 0),
             workdir=f"{WORK}/summarization/{SUMM_RUN}",
@@ -111,6 +112,7 @@ if SUMM_ENABLED:
             " --max-source-length {params.max_source_length} --max-target-length {params.max_target_length}"
             " --max-train-examples {params.max_train_examples} {params.freeze} --warmup {params.warmup}"
             " --weight-decay {params.weight_decay} --clip {params.clip} --checkpoint-every {params.checkpoint_every}"
+            " --progress-every {params.progress_every}"
             " {params.decoding} --time-repeats {params.time_repeats} --time-warmup {params.time_warmup}"
             " --workdir {params.workdir:q} --out {output.model:q} --rows {output.rows:q}"
             " --predictions {output.predictions:q} --quiet > {log:q} 2>&1"

@@ -14,7 +14,8 @@ rule tables:
         ablation_md=f"{RESULTS}/tables/hash_ablation.md",
         ablation_csv=f"{RESULTS}/tables/hash_ablation.csv",
         ablation_tex=f"{RESULTS}/tables/hash_ablation.tex",
-        plots=[f"{RESULTS}/plots/pareto_{task}.png" for task in TASKS],
+        plots=report([f"{RESULTS}/plots/pareto_{task}.png" for task in TASKS], caption="../report/pareto.rst",
+                     category="ELUE", subcategory="Pareto plots"),
     log:
         f"{LOGS}/tables/tables.log",
     benchmark:

@@ -29,6 +29,7 @@ rule train:
         clip=train_param("clip"),
         freeze=lambda wildcards: "--freeze-word-embeddings" if TRAIN["freeze_word_embeddings"] else "",
         checkpoint_every=TRAIN["checkpoint_every"],
+        progress_every=launch_detail(config["progress_every"]),  # how the job logs, not what it computes
         workdir=f"{WORK}/{RUN}",
         flops_cache=f"{WORK}/flops-cache",
         batch_sizes=",".join(str(b) for b in TIMING["batch_sizes"]),
@@ -54,7 +55,7 @@ rule train:
         " --epochs {params.epochs} --lr {params.lr} --batch-size {params.batch_size}"
         " --max-length {params.max_length} --warmup {params.warmup}"
         " --weight-decay {params.weight_decay} --clip {params.clip} {params.freeze}"
-        " --checkpoint-every {params.checkpoint_every}"
+        " --checkpoint-every {params.checkpoint_every} --progress-every {params.progress_every}"
         " --workdir {params.workdir:q} --out {output.model:q}"
         " --evaluate-out {output.rows:q} --predictions {output.predictions:q}"
         " --flops-cache {params.flops_cache:q} --time-out {output.time:q}"

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from hashee.core.errors import HasheeError
+from hashee.core.progress import DEFAULT_EVERY
 
 UNUSED_BART_ENCODER = "bart.model.encoder."  # BART's own 0-layer encoder: ours runs instead
 
@@ -117,7 +118,7 @@ def fit_hashes(dataset: str, data_dir, backbone_name: str, settings: list[str], 
 # ---------------------------------------------------------------- train
 def train_summarizer(method_name: str, setting: str, dataset: str, data_dir, backbone_name: str, params, *,
                      max_target_length: int, max_train_examples: int, hash_file, workdir, out, device,
-                     progress: bool = True):
+                     progress: bool = True, progress_every: float | None = DEFAULT_EVERY):
     """Train a summarization method (source length: `params.max_length`), save the best-dev-loss model
     to `out` (atomically) and remove the resume checkpoints. Returns (method, best dev loss)."""
     import shutil
@@ -154,7 +155,7 @@ def train_summarizer(method_name: str, setting: str, dataset: str, data_dir, bac
         return -total / count
 
     result = train(method, model, data["train"], data["dev"], params, workdir, tok.pad_token_id, device,
-                   dev_score=dev_score, progress=progress)
+                   dev_score=dev_score, progress=progress, progress_every=progress_every)
     meta = {"dataset": dataset, "backbone": backbone.name, "family": backbone.family, "seed": params.seed,
             "max_source_length": params.max_length, "max_target_length": max_target_length,
             "train_params": params.to_dict(), "freeze_word_embeddings": params.freeze_word_embeddings,
