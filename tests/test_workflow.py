@@ -64,16 +64,35 @@ def method_classes(cfg: dict) -> dict:
 
 
 def planned_runs(cfg: dict) -> list[tuple[str, str, str, int]]:
-    """Every task x method x setting x seed, but not a method without a regression rule on STS-B."""
+    """Every task x method x setting x seed, but not a method without a regression rule on STS-B; then the
+    backbones experiment's runs that are not among them."""
     from hashee.core.tasks import get_task
 
     classes = method_classes(cfg)
-    return [(task, method, setting, seed)
+    runs = [(task, method, setting, seed)
             for task in cfg["tasks"]
             for method, settings in cfg["methods"].items()
             if classes[method].supports_regression or not get_task(task).is_regression
             for setting in settings
             for seed in cfg["seeds"]]
+    return runs + [run for run in backbone_runs(cfg) if run not in runs]
+
+
+def backbone_runs(cfg: dict) -> list[tuple[str, str, str, int]]:
+    """The backbones experiment (docs/backbones.md): per `models` label HashEE, the static model and the PLM row,
+    their settings prefixed 'backbone=<label>,' unless the label is the config's own backbone; per `published`
+    label the whole static model."""
+    section = cfg.get("backbones") or {}
+    if not section.get("enabled"):
+        return []
+    models = []
+    for label, name in section["models"].items():
+        prefix = "" if name == cfg["backbone"] else f"backbone={label},"
+        models += [("hashee", prefix + section["hashee"]), ("static", prefix + section["static"]),
+                   ("static", prefix + f"layers={section['plm_layers']}")]
+    models += [("static", f"backbone={label}") for label in section.get("published") or {}]
+    return [(task, method, setting, seed)
+            for task in cfg["tasks"] for method, setting in dict.fromkeys(models) for seed in cfg["seeds"]]
 
 
 def planned_train_methods(output: str) -> dict[str, set[str]]:
@@ -88,10 +107,13 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
     """Jobs per rule the config implies: per run one train job (which also evaluates and times), a hash per HashEE run,
     demo data when generated, and one of each compile step (provenance included) plus `all`."""
     runs = planned_runs(cfg)
+    fitted = [run for run in runs if method_classes(cfg)[run[1]].needs_fitted_hash]
     counts = {
         "demo_data": 1 if cfg["data"]["demo"]["generate"] else 0,
-        # one job per task and seed fits every HashEE setting's hash
-        "fit_hash": len({(run[0], run[3]) for run in runs if method_classes(cfg)[run[1]].needs_fitted_hash}),
+        # one job per task and seed fits every HashEE setting's hash; other backbones' hashes one job each
+        "fit_hash": len({(run[0], run[3]) for run in fitted if not run[2].startswith("backbone=")}),
+        "fit_backbone_hash": sum(1 for run in fitted if run[2].startswith("backbone=")),
+        "backbones_table": 1 if (cfg.get("backbones") or {}).get("enabled") else 0,
         "train": len(runs),
         "gather": 1,
         "reference": 1,
@@ -281,6 +303,42 @@ def test_paper_config_from_the_repository_root_plans_only_its_own_datasets(tmp_p
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert job_stats(out.stdout) == expected_jobs(cfg)
     assert "demo-en" not in out.stdout + out.stderr
+
+
+def _train_settings(output: str) -> dict[str, set[tuple[str, str]]]:
+    """backbone label -> {(method, setting)} of the train jobs a dry run lists whose setting names a backbone."""
+    planned = {}
+    for method, setting in re.findall(r"train/[^/\s]+/([^/\s]+)/(backbone=[^/\s]+)/\d+/rows\.csv", output):
+        planned.setdefault(setting.split(",")[0].removeprefix("backbone="), set()).add((method, setting))
+    return planned
+
+
+def test_paper_config_plans_the_four_backbones_and_the_plm_rows(tmp_path):
+    """paper.yaml: HashEE (frequency, 6 layers), static 6L and 3L on BERT, RoBERTa and ALBERT, DistilBERT whole;
+    ElasticBERT (the config's backbone) reuses the main runs. 6 tasks x 3 seeds each."""
+    cfg = load_config("paper.yaml")
+    work = with_default_config(tmp_path / "root")  # config.yaml's minilm label must not come along
+    env = _env(ELUE_DIR=str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"])),
+               **write_placeholder_difficulty(tmp_path / "difficulty", cfg["difficulty"]),
+               **write_placeholder_summarization(tmp_path / "summarization", cfg["summarization"]))
+    out = run_snakemake(["backbones_table", "-n", "-p", "--configfile", str(ROOT / "config" / "paper.yaml")], work, env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    planned = _train_settings(out.stdout)
+    assert set(planned) == {"bert", "roberta", "albert", "distilbert"}
+    for label in ("bert", "roberta", "albert"):
+        assert planned[label] == {("hashee", f"backbone={label},hash=frequency,layers=6"),
+                                  ("static", f"backbone={label},layers=6"), ("static", f"backbone={label},layers=3")}
+    assert planned["distilbert"] == {("static", "backbone=distilbert")}
+    stats = job_stats(out.stdout)
+    backbone_train = len(re.findall(r"--setting backbone=", out.stdout)) - stats["fit_backbone_hash"]
+    assert backbone_train == (3 * 3 + 1) * 6 * 3  # (3 backbones x 3 models + DistilBERT) x 6 tasks x 3 seeds
+    assert stats["fit_backbone_hash"] == 3 * 6 * 3  # a hash per backbone, task and seed
+    for label, name in (("bert", "bert-base-uncased"), ("roberta", "roberta-base"), ("albert", "albert-base-v2"),
+                        ("distilbert", "distilbert-base-uncased")):
+        commands = re.findall(rf"hashee (?:train|fit-hash) [^\n]*--setting backbone={label}\b[^\n]*", out.stdout)
+        assert commands and all(f"--backbone {name} " in c for c in commands), label
+    main = re.findall(r"hashee train [^\n]*--setting (?:hash=frequency,layers=6|layers=[36]) [^\n]*", out.stdout)
+    assert main and all("--backbone fnlp/elasticbert-base " in c for c in main)  # ElasticBERT: the main runs
 
 
 def test_laptop_config_plans_on_real_layout_files(tmp_path):
