@@ -242,6 +242,17 @@ def test_dry_run_plans_the_jobs_the_config_implies(tmp_path, config_name):
     assert not (work / "results").exists()
 
 
+@pytest.mark.parametrize("config_name", ["config.yaml", "tiny.yaml", "laptop.yaml"])
+def test_the_backbones_experiment_reuses_the_offline_configs_runs(config_name):
+    """MiniLM, their own backbone, is their one backbone: its HashEE, static and PLM runs are the main runs, so
+    the experiment adds no training job (the dry runs above count the jobs the workflow plans)."""
+    cfg = load_config(config_name)
+    assert cfg["backbones"]["enabled"] and cfg["backbones"]["models"] == {"minilm": cfg["backbone"]}
+    main = {(task, method, setting) for task in cfg["tasks"] for method, settings in cfg["methods"].items()
+            for setting in settings}
+    assert backbone_runs(cfg) and {run[:3] for run in backbone_runs(cfg)} <= main
+
+
 def test_paper_config_is_the_paper_setup():
     cfg = load_config("paper.yaml")
     assert cfg["backbone"] == "fnlp/elasticbert-base"
@@ -398,6 +409,18 @@ def test_cross_key_error_names_the_key(tmp_path):
     assert "config key 'reference.method': 'deebert' is not a key of 'methods'" in _error_lines(out)
 
 
+def test_backbones_without_the_static_method_names_the_key(tmp_path):
+    cfg = load_config("tiny.yaml")
+    cfg["methods"] = {"hashee": cfg["methods"]["hashee"]}
+    cfg["reference"]["file"] = str(tmp_path / "ref.csv")  # no static curve to measure
+    (tmp_path / "ref.csv").write_text("task,layers,perf,mflops,provenance\n")
+    (tmp_path / "no_static.yaml").write_text(yaml.safe_dump(cfg))
+    out = run_snakemake(["all", "-n", "--configfile", str(tmp_path / "no_static.yaml")], tmp_path)
+    assert out.returncode != 0
+    assert ("config key 'backbones': the experiment runs methods.static, which this config does not plan -- "
+            "expected a 'static' entry under 'methods', or backbones.enabled: false") in _error_lines(out)
+
+
 def test_missing_data_names_the_path_and_the_config_key(tmp_path):
     empty = tmp_path / "elue"
     empty.mkdir()
@@ -532,22 +555,23 @@ def check_runs_content(runs, cfg: dict, elue: Path, train_dir: Path) -> None:
 
 def check_hashee_cheaper_than_static(runs, cfg: dict) -> None:
     """Each HashEE setting costs fewer mean FLOPs than the static model of the same depth, on every task and split."""
-    from hashee.core.settings import parse_setting
+    from hashee.core.settings import backbone_label, parse_setting, with_backbone
 
     static = runs[runs["method"] == "static"]
     hashee = runs[runs["method"] == "hashee"]
     assert len(hashee), "no HashEE rows"
     for row in hashee.itertuples():
         layers = parse_setting(row.setting)["layers"]
+        same_depth = with_backbone(f"layers={layers}", backbone_label(row.setting))  # on the same backbone
         full = static[(static["task"] == row.task) & (static["split"] == row.split)
-                      & (static["setting"] == f"layers={layers}")]
-        assert len(full) == 1, f"no static layers={layers} run beside HashEE {row.setting} on {row.task}"
+                      & (static["setting"] == same_depth)]
+        assert len(full) == 1, f"no static {same_depth} run beside HashEE {row.setting} on {row.task}"
         assert row.mflops < full["mflops"].iloc[0], (row.task, row.setting, row.split)
 
 
 def check_reference(reference, runs, cfg: dict) -> None:
     """One point per static setting and task, the test points of the static runs, in increasing FLOPs."""
-    static = runs[(runs["method"] == "static") & (runs["split"] == "test")]
+    static = runs[(runs["method"] == "static") & (runs["split"] == "test") & ~runs["setting"].str.startswith("backbone=")]
     for task in cfg["tasks"]:
         points = reference[reference["task"] == task].sort_values("layers")
         assert len(points) == len(cfg["methods"]["static"]), task
@@ -624,6 +648,12 @@ def test_tiny_config_end_to_end(tmp_path):
     # from outside the repository through `plugins`, runs through the same DAG.
     cfg["plugins"] = [str(ROOT / "docs" / "examples" / "fixed_exit.py")]
     cfg["methods"]["fixed-exit"] = ["layers=2"]
+    # The backbones experiment on two more families, tiny random checkpoints in their hub layout
+    # (tests/backbone_checkpoints.py): RoBERTa (HashEE, static, PLM row) and DistilBERT (whole, published).
+    from backbone_checkpoints import write_checkpoint
+
+    for label, key in (("roberta", "models"), ("distilbert", "published")):
+        cfg["backbones"][key][label] = str(write_checkpoint(label, tmp_path / "checkpoints" / label, num_layers=2).path)
     config_file = tmp_path / "tiny_with_toy.yaml"
     config_file.write_text(yaml.safe_dump(cfg))
     repo_results = sorted((ROOT / "results").glob("*")) if (ROOT / "results").exists() else []
@@ -655,7 +685,14 @@ def test_tiny_config_end_to_end(tmp_path):
     elue = pd.read_csv(results / "tables" / "elue.csv", dtype=str, keep_default_na=False)
     assert list(elue.loc[(elue["method"] == "fixed-exit") & (elue["row"] == "ours"), "setting"]) == ["layers=2 [exit=*]"]
     assert runs["perf"][runs["split"] == "test"].notna().all()  # the demo's labelled test scores
-    for table in ("elue", "hash_ablation"):
+    backbones = pd.read_csv(results / "tables" / "backbones.csv")  # HashEE and static per backbone and task
+    assert sorted(zip(backbones["backbone"], backbones["task"])) == sorted(
+        (label, task) for label in ("minilm", "roberta") for task in cfg["tasks"])
+    assert backbones[["hashee_perf", "static_perf", "delta_perf"]].notna().all().all()
+    assert (backbones["hashee_speedup"] > backbones["static_speedup"]).all()  # tokens exit early: cheaper
+    assert (results / "plots" / "backbones.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "DistilBERT" in set(elue.loc[elue["row"] == "paper", "setting"])  # the PLM row, the paper beside it
+    for table in ("elue", "hash_ablation", "backbones"):
         for ext in ("md", "csv", "tex"):
             assert (results / "tables" / f"{table}.{ext}").stat().st_size > 0
     for task in cfg["tasks"]:
