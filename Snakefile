@@ -15,6 +15,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/backbones_common.smk"  # before train.smk: its backbone parameter
 include: "workflow/rules/data.smk"
 include: "workflow/rules/hashes.smk"
 include: "workflow/rules/train.smk"
@@ -22,6 +23,7 @@ include: "workflow/rules/gather.smk"
 include: "workflow/rules/reference.smk"
 include: "workflow/rules/bootstrap.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/backbones.smk"
 include: "workflow/rules/submission.smk"
 include: "workflow/rules/difficulty.smk"
 include: "workflow/rules/summarization_common.smk"
@@ -35,6 +37,7 @@ localrules:
     gather,
     reference,
     tables,
+    backbones_table,
     submission,
     zip_submission,
     difficulty_table,

@@ -65,16 +65,35 @@ def method_classes(cfg: dict) -> dict:
 
 
 def planned_runs(cfg: dict) -> list[tuple[str, str, str, int]]:
-    """Every task x method x setting x seed, but not a method without a regression rule on STS-B."""
+    """Every task x method x setting x seed, but not a method without a regression rule on STS-B; then the
+    backbones experiment's runs that are not among them."""
     from hashee.core.tasks import get_task
 
     classes = method_classes(cfg)
-    return [(task, method, setting, seed)
+    runs = [(task, method, setting, seed)
             for task in cfg["tasks"]
             for method, settings in cfg["methods"].items()
             if classes[method].supports_regression or not get_task(task).is_regression
             for setting in settings
             for seed in cfg["seeds"]]
+    return runs + [run for run in backbone_runs(cfg) if run not in runs]
+
+
+def backbone_runs(cfg: dict) -> list[tuple[str, str, str, int]]:
+    """The backbones experiment (docs/backbones.md): per `models` label HashEE, the static model and the PLM row,
+    their settings prefixed 'backbone=<label>,' unless the label is the config's own backbone; per `published`
+    label the whole static model."""
+    section = cfg.get("backbones") or {}
+    if not section.get("enabled"):
+        return []
+    models = []
+    for label, name in section["models"].items():
+        prefix = "" if name == cfg["backbone"] else f"backbone={label},"
+        models += [("hashee", prefix + section["hashee"]), ("static", prefix + section["static"]),
+                   ("static", prefix + f"layers={section['plm_layers']}")]
+    models += [("static", f"backbone={label}") for label in section.get("published") or {}]
+    return [(task, method, setting, seed)
+            for task in cfg["tasks"] for method, setting in dict.fromkeys(models) for seed in cfg["seeds"]]
 
 
 def planned_train_methods(output: str) -> dict[str, set[str]]:
@@ -89,10 +108,13 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
     """Jobs per rule the config implies: per run one train job (which also evaluates and times), a hash per HashEE run,
     demo data when generated, and one of each compile step (provenance included) plus `all`."""
     runs = planned_runs(cfg)
+    fitted = [run for run in runs if method_classes(cfg)[run[1]].needs_fitted_hash]
     counts = {
         "demo_data": 1 if cfg["data"]["demo"]["generate"] else 0,
-        # one job per task and seed fits every HashEE setting's hash
-        "fit_hash": len({(run[0], run[3]) for run in runs if method_classes(cfg)[run[1]].needs_fitted_hash}),
+        # one job per task and seed fits every HashEE setting's hash; other backbones' hashes one job each
+        "fit_hash": len({(run[0], run[3]) for run in fitted if not run[2].startswith("backbone=")}),
+        "fit_backbone_hash": sum(1 for run in fitted if run[2].startswith("backbone=")),
+        "backbones_table": 1 if (cfg.get("backbones") or {}).get("enabled") else 0,
         "train": len(runs),
         "gather": 1,
         "reference": 1,
@@ -228,6 +250,17 @@ def test_dry_run_plans_the_jobs_the_config_implies(tmp_path, config_name):
     assert not (work / "results").exists()
 
 
+@pytest.mark.parametrize("config_name", ["config.yaml", "tiny.yaml", "laptop.yaml"])
+def test_the_backbones_experiment_reuses_the_offline_configs_runs(config_name):
+    """MiniLM, their own backbone, is their one backbone: its HashEE, static and PLM runs are the main runs, so
+    the experiment adds no training job (the dry runs above count the jobs the workflow plans)."""
+    cfg = load_config(config_name)
+    assert cfg["backbones"]["enabled"] and cfg["backbones"]["models"] == {"minilm": cfg["backbone"]}
+    main = {(task, method, setting) for task in cfg["tasks"] for method, settings in cfg["methods"].items()
+            for setting in settings}
+    assert backbone_runs(cfg) and {run[:3] for run in backbone_runs(cfg)} <= main
+
+
 def test_paper_config_is_the_paper_setup():
     cfg = load_config("paper.yaml")
     assert cfg["backbone"] == "fnlp/elasticbert-base"
@@ -292,6 +325,42 @@ def test_paper_config_from_the_repository_root_plans_only_its_own_datasets(tmp_p
     assert " --paper-points" in out.stdout  # the paper's backbone: its published points on the plots
 
 
+def _train_settings(output: str) -> dict[str, set[tuple[str, str]]]:
+    """backbone label -> {(method, setting)} of the train jobs a dry run lists whose setting names a backbone."""
+    planned = {}
+    for method, setting in re.findall(r"train/[^/\s]+/([^/\s]+)/(backbone=[^/\s]+)/\d+/rows\.csv", output):
+        planned.setdefault(setting.split(",")[0].removeprefix("backbone="), set()).add((method, setting))
+    return planned
+
+
+def test_paper_config_plans_the_four_backbones_and_the_plm_rows(tmp_path):
+    """paper.yaml: HashEE (frequency, 6 layers), static 6L and 3L on BERT, RoBERTa and ALBERT, DistilBERT whole;
+    ElasticBERT (the config's backbone) reuses the main runs. 6 tasks x 3 seeds each."""
+    cfg = load_config("paper.yaml")
+    work = with_default_config(tmp_path / "root")  # config.yaml's minilm label must not come along
+    env = _env(ELUE_DIR=str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"])),
+               **write_placeholder_difficulty(tmp_path / "difficulty", cfg["difficulty"]),
+               **write_placeholder_summarization(tmp_path / "summarization", cfg["summarization"]))
+    out = run_snakemake(["backbones_table", "-n", "-p", "--configfile", str(ROOT / "config" / "paper.yaml")], work, env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    planned = _train_settings(out.stdout)
+    assert set(planned) == {"bert", "roberta", "albert", "distilbert"}
+    for label in ("bert", "roberta", "albert"):
+        assert planned[label] == {("hashee", f"backbone={label},hash=frequency,layers=6"),
+                                  ("static", f"backbone={label},layers=6"), ("static", f"backbone={label},layers=3")}
+    assert planned["distilbert"] == {("static", "backbone=distilbert")}
+    stats = job_stats(out.stdout)
+    backbone_train = len(re.findall(r"--setting backbone=", out.stdout)) - stats["fit_backbone_hash"]
+    assert backbone_train == (3 * 3 + 1) * 6 * 3  # (3 backbones x 3 models + DistilBERT) x 6 tasks x 3 seeds
+    assert stats["fit_backbone_hash"] == 3 * 6 * 3  # a hash per backbone, task and seed
+    for label, name in (("bert", "bert-base-uncased"), ("roberta", "roberta-base"), ("albert", "albert-base-v2"),
+                        ("distilbert", "distilbert-base-uncased")):
+        commands = re.findall(rf"hashee (?:train|fit-hash) [^\n]*--setting backbone={label}\b[^\n]*", out.stdout)
+        assert commands and all(f"--backbone {name} " in c for c in commands), label
+    main = re.findall(r"hashee train [^\n]*--setting (?:hash=frequency,layers=6|layers=[36]) [^\n]*", out.stdout)
+    assert main and all("--backbone fnlp/elasticbert-base " in c for c in main)  # ElasticBERT: the main runs
+
+
 def test_laptop_config_plans_on_real_layout_files(tmp_path):
     """config/laptop.yaml from the repository root, on tiny files in ELUE's layout standing in for $ELUE_DIR."""
     elue = tmp_path / "elue"
@@ -349,6 +418,18 @@ def test_cross_key_error_names_the_key(tmp_path):
                          "--config", "reference={method: deebert}"], tmp_path)
     assert out.returncode != 0
     assert "config key 'reference.method': 'deebert' is not a key of 'methods'" in _error_lines(out)
+
+
+def test_backbones_without_the_static_method_names_the_key(tmp_path):
+    cfg = load_config("tiny.yaml")
+    cfg["methods"] = {"hashee": cfg["methods"]["hashee"]}
+    cfg["reference"]["file"] = str(tmp_path / "ref.csv")  # no static curve to measure
+    (tmp_path / "ref.csv").write_text("task,layers,perf,mflops,provenance\n")
+    (tmp_path / "no_static.yaml").write_text(yaml.safe_dump(cfg))
+    out = run_snakemake(["all", "-n", "--configfile", str(tmp_path / "no_static.yaml")], tmp_path)
+    assert out.returncode != 0
+    assert ("config key 'backbones': the experiment runs methods.static, which this config does not plan -- "
+            "expected a 'static' entry under 'methods', or backbones.enabled: false") in _error_lines(out)
 
 
 def test_missing_data_names_the_path_and_the_config_key(tmp_path):
@@ -487,22 +568,23 @@ def check_runs_content(runs, cfg: dict, elue: Path, train_dir: Path) -> None:
 
 def check_hashee_cheaper_than_static(runs, cfg: dict) -> None:
     """Each HashEE setting costs fewer mean FLOPs than the static model of the same depth, on every task and split."""
-    from hashee.core.settings import parse_setting
+    from hashee.core.settings import backbone_label, parse_setting, with_backbone
 
     static = runs[runs["method"] == "static"]
     hashee = runs[runs["method"] == "hashee"]
     assert len(hashee), "no HashEE rows"
     for row in hashee.itertuples():
         layers = parse_setting(row.setting)["layers"]
+        same_depth = with_backbone(f"layers={layers}", backbone_label(row.setting))  # on the same backbone
         full = static[(static["task"] == row.task) & (static["split"] == row.split)
-                      & (static["setting"] == f"layers={layers}")]
-        assert len(full) == 1, f"no static layers={layers} run beside HashEE {row.setting} on {row.task}"
+                      & (static["setting"] == same_depth)]
+        assert len(full) == 1, f"no static {same_depth} run beside HashEE {row.setting} on {row.task}"
         assert row.mflops < full["mflops"].iloc[0], (row.task, row.setting, row.split)
 
 
 def check_reference(reference, runs, cfg: dict) -> None:
     """One point per static setting and task, the test points of the static runs, in increasing FLOPs."""
-    static = runs[(runs["method"] == "static") & (runs["split"] == "test")]
+    static = runs[(runs["method"] == "static") & (runs["split"] == "test") & ~runs["setting"].str.startswith("backbone=")]
     for task in cfg["tasks"]:
         points = reference[reference["task"] == task].sort_values("layers")
         assert len(points) == len(cfg["methods"]["static"]), task
@@ -584,6 +666,12 @@ def tiny_run(tmp_path_factory):
     # from outside the repository through `plugins`, runs through the same DAG.
     cfg["plugins"] = [str(ROOT / "docs" / "examples" / "fixed_exit.py")]
     cfg["methods"]["fixed-exit"] = ["layers=2"]
+    # The backbones experiment on two more families, tiny random checkpoints in their hub layout
+    # (tests/backbone_checkpoints.py): RoBERTa (HashEE, static, PLM row) and DistilBERT (whole, published).
+    from backbone_checkpoints import write_checkpoint
+
+    for label, key in (("roberta", "models"), ("distilbert", "published")):
+        cfg["backbones"][key][label] = str(write_checkpoint(label, tmp_path / "checkpoints" / label, num_layers=2).path)
     config_file = tmp_path / "tiny_with_toy.yaml"
     config_file.write_text(yaml.safe_dump(cfg))
     repo_results = sorted((ROOT / "results").glob("*")) if (ROOT / "results").exists() else []
@@ -626,7 +714,14 @@ def test_tiny_config_end_to_end(tiny_run):
     elue = pd.read_csv(results / "tables" / "elue.csv", dtype=str, keep_default_na=False)
     assert list(elue.loc[(elue["method"] == "fixed-exit") & (elue["row"] == "ours"), "setting"]) == ["layers=2 [exit=*]"]
     assert runs["perf"][runs["split"] == "test"].notna().all()  # the demo's labelled test scores
-    for table in ("elue", "hash_ablation"):
+    backbones = pd.read_csv(results / "tables" / "backbones.csv")  # HashEE and static per backbone and task
+    assert sorted(zip(backbones["backbone"], backbones["task"])) == sorted(
+        (label, task) for label in ("minilm", "roberta") for task in cfg["tasks"])
+    assert backbones[["hashee_perf", "static_perf", "delta_perf"]].notna().all().all()
+    assert (backbones["hashee_speedup"] > backbones["static_speedup"]).all()  # tokens exit early: cheaper
+    assert (results / "plots" / "backbones.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "DistilBERT" in set(elue.loc[elue["row"] == "paper", "setting"])  # the PLM row, the paper beside it
+    for table in ("elue", "hash_ablation", "backbones"):
         for ext in ("md", "csv", "tex"):
             assert (results / "tables" / f"{table}.{ext}").stat().st_size > 0
     for task in cfg["tasks"]:

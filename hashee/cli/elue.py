@@ -114,6 +114,15 @@ def cmd_time(args) -> None:
 
 
 # ---------------------------------------------------------------- gather / reference / tables
+def cmd_backbones(args) -> None:
+    from hashee.measure.backbones import write_backbones
+
+    labels = [label for label in args.labels.split(",") if label]
+    write_backbones(args.runs, args.out_dir, args.plot, labels, args.own, args.hashee_setting, args.static_setting,
+                    config_name=args.config_name)
+    print(f"backbones table -> {args.out_dir}, plot -> {args.plot}")
+
+
 def cmd_gather(args) -> None:
     from hashee.measure.results import gather
 
@@ -335,6 +344,19 @@ def add_parsers(sub) -> None:
     p.add_argument("--paper-points", action="store_true",
                    help="overlay the paper's published points on the plots (the paper's backbone only)")
     p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("backbones", help="the effect of backbones: HashEE vs the static model per backbone "
+                       "(backbones.md/csv/tex and a plot)")
+    p.add_argument("--runs", required=True)
+    p.add_argument("--labels", required=True, help="comma-separated backbone labels, in the table's order")
+    p.add_argument("--own", default=None,
+                   help="the label of the config's own backbone, whose runs carry no backbone=<label> key")
+    p.add_argument("--hashee-setting", default="hash=frequency,layers=6")
+    p.add_argument("--static-setting", default="layers=6")
+    p.add_argument("--out-dir", required=True, help="folder for backbones.md, .csv and .tex")
+    p.add_argument("--plot", required=True, help="the PNG to write")
+    p.add_argument("--config-name", default="")
+    p.set_defaults(func=cmd_backbones)
 
     p = sub.add_parser("provenance", help="record commit, lock file, versions, hardware, data hashes, config (JSON)")
     p.add_argument("--config-json", default="{}", help="the merged config as JSON text (the workflow passes its own)")

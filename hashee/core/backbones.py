@@ -154,6 +154,8 @@ def map_state_dict(state: dict[str, torch.Tensor], config: EncoderConfig):
     mapped, exit_poolers = {}, {}
     for name, tensor in state.items():
         name = name.removeprefix(prefix[config.family])
+        # Older hub files (bert-base-uncased's pytorch_model.bin) keep TensorFlow's LayerNorm names.
+        name = re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", name))
         if name.endswith("position_ids") or name.startswith(("classifier", "cls.", "lm_head", "predictions",
                                                              "sop_classifier", "pre_classifier", "qa_outputs",
                                                              "vocab_transform", "vocab_layer_norm",

@@ -26,7 +26,7 @@ from torch import nn
 
 from hashee.core.errors import HasheeError, unknown_name
 from hashee.core.modeling import EncoderConfig, SequenceClassifier, encoder_flop_modules, encoder_traces
-from hashee.core.settings import format_setting, parse_setting
+from hashee.core.settings import BACKBONE_KEY, format_setting, parse_setting
 from hashee.core.tasks import TaskSpec
 from hashee.core.trace import Trace
 
@@ -159,7 +159,8 @@ class Method:
             raise HasheeError(f"method {self.name}: {self.sweep_key}={value!r} is not a number") from None
 
     def __init__(self, settings: dict[str, str]):
-        unknown = set(settings) - set(self.setting_defaults)
+        # backbone=<label> names the backbone a run used (hashee.core.settings.BACKBONE_KEY); any method takes it.
+        unknown = set(settings) - set(self.setting_defaults) - {BACKBONE_KEY}
         if unknown:
             raise HasheeError(f"method {self.name}: unknown setting key(s) {', '.join(sorted(unknown))}; "
                               f"valid: {', '.join(self.setting_defaults) or 'none'}")

@@ -39,3 +39,24 @@ def format_setting(d: dict) -> str:
                                   "without ',' '=' or surrounding spaces")
         parts.append(f"{key}={value}")
     return ",".join(parts)
+
+
+# The backbones experiment (docs/backbones.md) runs the same methods on other backbones: such a run's
+# setting starts with `backbone=<label>`, so its results path and its result rows name the backbone.
+# Every method accepts the key; the model itself comes from `hashee train --backbone`.
+BACKBONE_KEY = "backbone"
+
+
+def with_backbone(setting: str, label: str | None) -> str:
+    """`setting` on the backbone labelled `label`: 'backbone=<label>,' + setting (None: unchanged)."""
+    if label is None:
+        return setting
+    fields = parse_setting(setting)
+    if BACKBONE_KEY in fields:
+        raise HasheeError(f"setting {setting!r} already names a backbone")
+    return format_setting({BACKBONE_KEY: label, **fields})
+
+
+def backbone_label(setting) -> str | None:
+    """The `backbone=<label>` of a setting, or None (a run on the config's own backbone)."""
+    return parse_setting(setting).get(BACKBONE_KEY)

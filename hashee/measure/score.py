@@ -24,6 +24,7 @@ import pandas as pd
 
 from hashee.core.errors import HasheeError, unknown_name
 from hashee.core.io import write_csv_atomic
+from hashee.core.settings import backbone_label
 from hashee.core.tasks import TASKS
 from hashee.measure.results import load_paper, parse_setting, read_csv_checked, read_runs
 
@@ -155,6 +156,8 @@ def reference_from_runs(runs_path, method: str = "static", out=None, provenance:
     `provenance` defaults to a description of what was measured."""
     runs = read_runs(runs_path)
     rows = runs[(runs["method"] == method) & (runs["split"] == split) & runs["perf"].notna()]
+    # The curve is the config's backbone's: runs of the backbones experiment (backbone=<label>) are other models.
+    rows = rows.loc[rows["setting"].map(lambda s: backbone_label(s) is None).astype(bool)]
     if rows.empty:
         raise HasheeError(f"{runs_path}: no {method!r} runs with {split} perf to build a reference from")
     layers = []

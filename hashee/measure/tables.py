@@ -31,6 +31,7 @@ from tabulate import tabulate
 
 from hashee.core.errors import HasheeError
 from hashee.core.io import write_text_atomic
+from hashee.core.settings import backbone_label
 from hashee.core.tasks import TASKS, get_task
 from hashee.measure.bootstrap import (
     Bootstrap,
@@ -65,7 +66,7 @@ ABLATION_TASKS = ("SST-2", "SNLI", "MRPC")
 # our ids onto the paper's rows. The paper's ELUE HashEE is the Frequency hash on ElasticBERT-6L
 # (its 4.4–6.2× match the ablation's Frequency row, the only hash above 3.3×).
 PAPER_MODELS: dict[tuple[str, str | None, str], str] = {
-    ("hashee", None, "hash=frequency,layers=6"): "HashEE",
+    ("hashee", "elasticbert", "hash=frequency,layers=6"): "HashEE",
     ("pabee", None, ""): "PABEE",
     ("deebert", None, ""): "DeeBERT",
     ("fastbert", None, ""): "FastBERT",
@@ -76,6 +77,7 @@ PAPER_MODELS: dict[tuple[str, str | None, str], str] = {
     ("static", "elasticbert", "layers=3"): "ElasticBERT-3L",
     ("static", "albert", "layers=3"): "ALBERT-3L",
     ("static", "roberta", "layers=3"): "RoBERTa-3L",
+    ("static", "distilbert", ""): "DistilBERT",
 }
 # Backbone assumed when neither the setting nor a `backbone` column names one: the ELUE reference
 # backbone, which the paper uses for HashEE.
@@ -346,6 +348,8 @@ def hash_ablation_table(runs: pd.DataFrame, paper: bool = True, *, split: str = 
     over the tasks shown), with paper and Δ rows (≈: the paper's value lies inside our interval)."""
     rows = runs[(runs["method"] == method) & (runs["split"] == split) & runs["perf"].notna()
                 & runs["task"].isin(ABLATION_TASKS)]
+    # The ablation is on the config's backbone: runs of the backbones experiment (backbone=<label>) are not.
+    rows = rows.loc[rows["setting"].map(lambda s: backbone_label(s) is None).astype(bool)]
     parsed = [parse_setting(s) for s in rows["setting"]]
     rows = rows.assign(hash=[d.get("hash", "?") for d in parsed], layers=[d.get("layers", "") for d in parsed],
                        rest=[",".join(f"{k}={v}" for k, v in d.items() if k not in ("hash", "layers"))

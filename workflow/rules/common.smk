@@ -76,7 +76,8 @@ def validate_config(cfg):
 # key, which would only ever add to the demo's methods and data sets; for these keys the user's own
 # value (their --configfile files, then --config, merged in that order) replaces the default's, and
 # an entry set to null is dropped (docs/configuration.md, "Selecting methods").
-CHOICE_MAPPINGS = [("methods",), ("train_by_method",), ("summarization", "datasets"), ("summarization", "methods")]
+CHOICE_MAPPINGS = [("methods",), ("train_by_method",), ("summarization", "datasets"), ("summarization", "methods"),
+                   ("backbones", "models"), ("backbones", "published")]
 REMOVED_KEYS = {
     "regression_skip": "whether a method runs on STS-B is its class attribute supports_regression "
     "(docs/adding-a-baseline.md); delete the key",
@@ -246,8 +247,9 @@ wildcard_constraints:
 
 def planned_runs():
     """One dict per training run: every task x method x setting x seed, except a method without a
-    regression exit rule (its class's supports_regression) on a regression task (STS-B)."""
-    return [
+    regression exit rule (its class's supports_regression) on a regression task (STS-B); then the
+    backbones experiment's runs that are not among them (backbones.smk)."""
+    runs = [
         {"task": task, "method": method, "setting": setting, "seed": seed}
         for task in TASKS
         for method, settings in METHODS.items()
@@ -255,6 +257,7 @@ def planned_runs():
         for setting in settings
         for seed in SEEDS
     ]
+    return runs + [run for run in backbone_runs() if run not in runs]
 
 
 def run_paths(pattern):
@@ -265,7 +268,7 @@ def get_final_output():
     tables = [f"{RESULTS}/tables/{table}.{ext}" for table in ("elue", "hash_ablation") for ext in ("md", "csv", "tex")]
     plots = [f"{RESULTS}/plots/pareto_{task}.png" for task in TASKS]
     return [f"{RESULTS}/runs.csv", *tables, *plots, f"{RESULTS}/submission", f"{RESULTS}/submission.zip",
-            *difficulty_outputs(), *summarization_outputs()]  # defined in difficulty.smk, summarization.smk
+            *difficulty_outputs(), *summarization_outputs(), *backbones_outputs()]  # difficulty.smk, summarization.smk, backbones_common.smk
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ rule train:
         f"{BENCHMARKS}/train/{RUN}.tsv"
     params:
         data_dir=data_dir,
-        backbone=config["backbone"],
+        backbone=backbone_of,  # the config's, or the one a backbone=<label> setting names (backbones.smk)
         hash_file=hash_file_arg,
         epochs=train_param("epochs"),
         lr=train_param("lr"),

@@ -1,0 +1,63 @@
+# The backbones experiment's rules (docs/backbones.md); its runs, paths and checks are in
+# backbones_common.smk.
+
+
+# A HashEE run on another backbone fits its hash with that backbone's tokenizer (fit_hash fits the
+# config's own backbone's settings, none of which names a backbone).
+rule fit_backbone_hash:
+    input:
+        data=task_data,
+    output:
+        f"{RESULTS}/hashes/{{task}}/{{setting}}/{{seed}}/hash.pt",
+    wildcard_constraints:
+        setting="backbone=[A-Za-z0-9._-]+,[A-Za-z0-9=,._-]+",
+    log:
+        f"{LOGS}/hashes/{{task}}/{{setting}}/{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/hashes/{{task}}/{{setting}}/{{seed}}.tsv"
+    params:
+        data_dir=data_dir,
+        backbone=backbone_of,
+        buckets=config["hash"]["buckets"],
+        max_length=max_length,
+    threads: 1
+    priority: 5
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../environment.yml"
+    shell:
+        "OMP_NUM_THREADS={threads} hashee fit-hash --task {wildcards.task:q} --data-dir {params.data_dir:q}"
+        " --backbone {params.backbone:q} --setting {wildcards.setting:q} --setting-out {output:q}"
+        " --buckets {params.buckets} --max-length {params.max_length} --seed {wildcards.seed}"
+        " > {log:q} 2>&1"
+
+
+rule backbones_table:
+    input:
+        runs=f"{RESULTS}/runs.csv",
+        provenance=f"{RESULTS}/provenance.json",  # named in the caption
+    output:
+        md=f"{RESULTS}/tables/backbones.md",
+        csv=f"{RESULTS}/tables/backbones.csv",
+        tex=f"{RESULTS}/tables/backbones.tex",
+        plot=f"{RESULTS}/plots/backbones.png",
+    log:
+        f"{LOGS}/tables/backbones.log",
+    benchmark:
+        f"{BENCHMARKS}/tables/backbones.tsv"
+    params:
+        out_dir=lambda wildcards, output: str(Path(output.md).parent),
+        labels=",".join(BACKBONES.get("models") or {}),
+        own=f"--own {shlex.quote(BACKBONE_OWN)}" if BACKBONE_OWN else "",
+        hashee_setting=BACKBONES.get("hashee", ""),
+        static_setting=BACKBONES.get("static", ""),
+        config_name=NAME,
+    threads: 1
+    conda:
+        "../../environment.yml"
+    shell:
+        "hashee backbones --runs {input.runs:q} --labels {params.labels:q} {params.own}"
+        " --hashee-setting {params.hashee_setting:q} --static-setting {params.static_setting:q}"
+        " --out-dir {params.out_dir:q} --plot {output.plot:q} --config-name {params.config_name:q} > {log:q} 2>&1"

@@ -1,0 +1,77 @@
+# The effect of backbones (docs/backbones.md): on every backbone of the config's `backbones` section,
+# HashEE and that backbone's own static model of the same depth; the ELUE table's PLM rows (each
+# backbone truncated to `plm_layers`; the `published` models run whole). A run on another backbone than
+# the config's own has `backbone=<label>` first in its setting, so the train rule's paths
+# (results/<config>/train/{task}/{method}/{setting}/{seed}/) keep the backbone visible; the config's
+# own backbone reuses the main experiment's runs. This file holds the config and functions, included
+# right after common.smk (the train rule's backbone parameter and planned_runs() use them); the rules
+# are in backbones.smk.
+
+from hashee.core.settings import backbone_label, with_backbone
+
+BACKBONES = config.get("backbones") or {}
+BACKBONES_ENABLED = bool(BACKBONES.get("enabled"))
+# label -> backbone (hub name, local path, or minilm); `published` models are static-only.
+BACKBONE_MODELS = {**(BACKBONES.get("models") or {}), **(BACKBONES.get("published") or {})}
+BACKBONE_OWN = next((label for label, name in (BACKBONES.get("models") or {}).items() if name == config["backbone"]), None)
+
+
+def _check_backbones():
+    if not BACKBONES_ENABLED:
+        return
+    if not BACKBONES.get("models"):
+        raise WorkflowError("config key 'backbones.models': empty -- expected label: backbone entries, "
+                            "e.g. {bert: bert-base-uncased}")
+    both = sorted(set(BACKBONES["models"]) & set(BACKBONES.get("published") or {}))
+    if both:
+        raise WorkflowError(f"config key 'backbones.published': label {both[0]!r} is also in backbones.models "
+                            "-- expected distinct labels")
+    for method in ("hashee", "static"):
+        if method not in METHODS:
+            raise WorkflowError(f"config key 'backbones': the experiment runs methods.{method}, which this config "
+                                f"does not plan -- expected a '{method}' entry under 'methods', or backbones.enabled: false")
+    layers = parse_setting(BACKBONES["hashee"]).get("layers")
+    if layers is not None and config["hash"]["buckets"] > int(layers):
+        raise WorkflowError(f"config key 'backbones.hashee': {config['hash']['buckets']} hash buckets exceed its "
+                            f"{layers} layers -- expected hash.buckets <= layers")
+
+
+_check_backbones()
+
+
+def backbone_runs():
+    """The experiment's runs: per model label HashEE, the static model and the PLM row; per published
+    label its whole static model. Runs on the config's own backbone carry no backbone key."""
+    if not BACKBONES_ENABLED:
+        return []
+    models = []
+    for label in BACKBONES["models"]:
+        key = None if label == BACKBONE_OWN else label
+        models += [("hashee", with_backbone(BACKBONES["hashee"], key)),
+                   ("static", with_backbone(BACKBONES["static"], key)),
+                   ("static", with_backbone(f"layers={BACKBONES['plm_layers']}", key))]
+    # a whole published model: no layers key, the static method keeps every layer
+    models += [("static", f"backbone={label}") for label in BACKBONES.get("published") or {}]
+    return [
+        {"task": task, "method": method, "setting": setting, "seed": seed}
+        for task in TASKS
+        for method, setting in dict.fromkeys(models)
+        for seed in SEEDS
+    ]
+
+
+def backbone_of(wildcards):
+    """--backbone of a job: the configured backbone its setting's `backbone=<label>` names, else the config's."""
+    label = backbone_label(wildcards.setting)
+    if label is None:
+        return config["backbone"]
+    if label not in BACKBONE_MODELS:
+        raise WorkflowError(f"setting {wildcards.setting!r} names backbone {label!r}, which is not a label of "
+                            f"'backbones.models' or 'backbones.published' ({', '.join(BACKBONE_MODELS) or 'none'})")
+    return BACKBONE_MODELS[label]
+
+
+def backbones_outputs():
+    if not BACKBONES_ENABLED:
+        return []
+    return [*(f"{RESULTS}/tables/backbones.{ext}" for ext in ("md", "csv", "tex")), f"{RESULTS}/plots/backbones.png"]
