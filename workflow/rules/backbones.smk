@@ -42,7 +42,8 @@ rule backbones_table:
         md=f"{RESULTS}/tables/backbones.md",
         csv=f"{RESULTS}/tables/backbones.csv",
         tex=f"{RESULTS}/tables/backbones.tex",
-        plot=f"{RESULTS}/plots/backbones.png",
+        plot=report(f"{RESULTS}/plots/backbones.png", caption="../report/backbones_plot.rst", category="Backbones",
+                    subcategory="Plots"),
     log:
         f"{LOGS}/tables/backbones.log",
     benchmark:

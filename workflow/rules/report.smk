@@ -8,9 +8,9 @@ REPORT_DIR = f"{RESULTS}/report"
 
 # table stem -> report category; the caption of each is workflow/report/<stem>.rst.
 REPORT_TABLES = {"elue": "ELUE", "hash_ablation": "Hash ablation"}
-# Inference time, Backbones: categories for the tables of stages still to come. Each is one entry here
-# (e.g. REPORT_TABLES["timing"] = "Inference time", REPORT_TABLES["backbones"] = "Backbones") and one
-# caption file, workflow/report/<stem>.rst, once its stage writes tables/<stem>.md.
+# A stage's table joins the report with one entry here and one caption file, workflow/report/<stem>.rst.
+if BACKBONES_ENABLED:
+    REPORT_TABLES["backbones"] = "Backbones"
 if SUMM_ENABLED:
     REPORT_TABLES["summarization"] = "Summarization"
 if DIFFICULTY_ENABLED:
