@@ -80,9 +80,9 @@ def test_a_row_says_what_it_measured():
 
 def test_every_call_of_every_pass_is_one_sample_after_the_warm_up():
     calls = []
-    samples = call_latencies(lambda batch: calls.append(batch), ["a", "b", "c"], "cpu", repeats=2, warmup=3)
+    samples = call_latencies(lambda batch: calls.append(batch), ["a", "b", "c"], "cpu", repeats=2, warmup=4)
     assert samples.shape == (2, 3) and (samples >= 0).all()
-    assert calls == ["a", "b", "c"] * 5
+    assert calls == ["a", "b", "c", "a"] + ["a", "b", "c"] * 2  # 4 untimed calls, then 2 timed passes
 
 
 @pytest.mark.parametrize("count, wanted, expected", [

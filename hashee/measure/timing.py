@@ -1,7 +1,7 @@
 """Wall-clock time of trained models' inference, honestly labelled (docs/timing.md).
 
 What is timed is what a deployment runs: `Method.predict_outputs` (no execution traces, no FLOPs
-bookkeeping) under `torch.inference_mode`, after untimed warm-up passes. Each call (one batch) is
+bookkeeping) under `torch.inference_mode`, after untimed warm-up calls. Each call (one batch) is
 timed on its own: CUDA events on a GPU (read after the pass, so timing never stalls the device),
 `time.perf_counter` on CPU (recorded as device=cpu, never as GPU time). At batch size 1 a call is
 one instance, ELUE's setting; batched calls give throughput. A row per sweep point and batch size:
@@ -36,7 +36,7 @@ class TimingOptions:
 
     batch_sizes: tuple[int, ...] = (1, 32)  # ELUE's setting is batch 1
     repeats: int = 5  # timed passes over the instances; every call of every pass is a sample
-    warmup: int = 1  # untimed passes first
+    warmup: int = 2  # untimed calls first (cycling over the batches): warms allocator and kernels, cheaply
     max_instances: int = 0  # time the first N test instances (0: all)
     max_points: int = 0  # time N sweep points per model, evenly spread, ends included (0: every point)
     dtype: str = "fp32"  # autocast dtype on GPU: a key of DTYPES
@@ -64,12 +64,12 @@ def _batches(dataset, batch_size: int, pad_token_id: int, device) -> list[dict]:
             for i in range(0, len(rows), batch_size)]
 
 
-def call_latencies(fn, batches: list[dict], device, repeats: int, warmup: int) -> np.ndarray:
-    """(repeats, len(batches)) milliseconds of `fn(batch)` per call, after `warmup` untimed passes."""
+def call_latencies(fn, batches: list, device, repeats: int, warmup: int) -> np.ndarray:
+    """(repeats, len(batches)) milliseconds of `fn(batch)` per call, after `warmup` untimed calls
+    (cycling over the batches)."""
     device = torch.device(device)
-    for _ in range(warmup):
-        for batch in batches:
-            fn(batch)
+    for number in range(warmup):
+        fn(batches[number % len(batches)])
     samples = np.empty((repeats, len(batches)))
     for repeat in range(repeats):
         if device.type == "cuda":
@@ -171,7 +171,8 @@ def time_models(model_dirs, data_dir, options: TimingOptions, device, out, log=p
 @torch.no_grad()
 def time_inference(method, model, dataset, inference: dict, batch_size: int, pad_token_id: int,
                    repeats: int = 5, warmup: int = 1, device="cpu", dtype: torch.dtype | None = None) -> dict:
-    """Median over `repeats` whole passes of `method.predict` (the summarization study's generation)."""
+    """Median over `repeats` whole passes of `method.predict`, after `warmup` untimed passes (the
+    summarization study's generation)."""
     device = torch.device(device)
     model.eval()
     batches = _batches(dataset, batch_size, pad_token_id, device)
