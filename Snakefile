@@ -15,6 +15,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/hashes.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/timing.smk"
 include: "workflow/rules/gather.smk"
 include: "workflow/rules/reference.smk"
 include: "workflow/rules/tables.smk"
@@ -28,6 +29,7 @@ include: "workflow/rules/provenance.smk"  # last: it lists the other stages' dat
 localrules:
     all,
     gather,
+    inference_time,
     reference,
     tables,
     submission,
@@ -40,6 +42,7 @@ rule all:
     default_target: True
     input:
         get_final_output(),
+        INFERENCE_TIME_OUTPUTS,  # timing.smk
         f"{RESULTS}/provenance.json",
 
 
