@@ -4,8 +4,8 @@ For every timed method and sweep point of a task (seed means):
   flops_speedup   = MFLOPs(full model) / MFLOPs(point)          from runs.csv, `split` (test by default)
   speedup_b<N>    = wall_ms(full model) / wall_ms(point)         at batch size N, from the timing stage
   ratio_b<N>      = speedup_b<N> / flops_speedup                 1.0: every saved FLOP is saved time
-The full model is the static model of the same depth (its `layers`) on the config's one backbone,
-timed in the same timing stage (same job, device and threads); a point without one has no speed-ups.
+The full model is the deepest static model of the task (the config's one backbone with all the layers
+it trains), timed in the same timing stage (same job, device and threads); without one, no speed-ups.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def read_timing(paths) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _depth(setting: str) -> str:
-    return parse_setting(setting).get("layers", "")
+def _depth(setting: str) -> int:
+    return int(parse_setting(setting).get("layers") or 0)
 
 
 def inference_time_table(runs: pd.DataFrame, times: pd.DataFrame, *, split: str = "test") -> pd.DataFrame:
@@ -52,20 +52,19 @@ def inference_time_table(runs: pd.DataFrame, times: pd.DataFrame, *, split: str 
         raise HasheeError(f"inference-time: timing of {row['task']} {row['method']} [{row['setting']}] has no "
                           f"{split} row in runs.csv (setting strings disagree?)")
     full = timed[timed["method"] == FULL_METHOD].assign(depth=lambda f: f["setting"].map(_depth))
-    full_ms = full.set_index(["task", "depth", "batch_size"])["wall_ms"]
-    full_flops = {(task, _depth(setting)): value for (task, method, setting), value in flops.items()
-                  if method == FULL_METHOD}
+    full = full[full["depth"] == full.groupby("task")["depth"].transform("max")]  # per task, its deepest
+    full_ms = full.set_index(["task", "batch_size"])["wall_ms"]
+    full_flops = {task: flops[(task, FULL_METHOD, setting)] for task, setting in zip(full["task"], full["setting"])}
     order = {name: i for i, name in enumerate(TASKS)}
     rows = []
     for (task, method, setting), group in timed.groupby(["task", "method", "setting"], sort=False):
-        depth = _depth(setting)
         mflops = flops[(task, method, setting)]
-        reference = full_flops.get((task, depth))
+        reference = full_flops.get(task)
         row = {"task": task, "method": method, "setting": setting, "mflops": mflops,
                "flops_speedup": reference / mflops if reference else np.nan}
         for point in group.itertuples():
             size = point.batch_size
-            base = full_ms.get((task, depth, size), np.nan)
+            base = full_ms.get((task, size), np.nan)
             row[f"ms_b{size}"] = point.wall_ms
             row[f"p50_ms_b{size}"], row[f"p99_ms_b{size}"] = point.latency_ms_p50, point.latency_ms_p99
             row[f"speedup_b{size}"] = base / point.wall_ms
@@ -108,7 +107,7 @@ def caption_notes(times: pd.DataFrame, config_name: str | None = None, tables_di
              f"dtype {', '.join(sorted(set(times['dtype'])))}), predictions only, after warm-up: batch 1 runs "
              "the instances one at a time. ms/inst.: total time / instances; p99 ms/call: 99th percentile of a "
              "call's latency (at batch 1, an instance's).",
-             f"Speed-ups against the full model of the same backbone and depth ({FULL_METHOD} layers=L), timed in "
+             f"Speed-ups against the full model (the deepest {FULL_METHOD} model of the backbone), timed in "
              "the same stage; FLOPs speed-up from the mean test MFLOPs. measured/FLOPs 1.0: every saved FLOP "
              "saved time."]
     registry = available_methods()
