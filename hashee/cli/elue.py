@@ -94,7 +94,9 @@ def cmd_time(args) -> None:
     from hashee.measure.timing import TimingOptions, time_models
 
     if args.threads:
-        torch.set_num_threads(args.threads)
+        # Snakemake's cores are job slots (profiles/default: 8) and may outnumber the CPUs this process
+        # may use; more torch threads than CPUs would time the threads' contention, not the model.
+        torch.set_num_threads(max(1, min(args.threads, len(os.sched_getaffinity(0)))))
     device = resolve_device(args.device)
     options = TimingOptions(batch_sizes=tuple(args.batch_sizes), repeats=args.repeats, warmup=args.warmup,
                             max_instances=args.max_instances, max_points=args.max_points, dtype=args.dtype)
@@ -258,8 +260,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--model", nargs="+", required=True, help="trained model folder(s), timed in turn in this process")
     p.add_argument("--data-dir", required=True, help="the ELUE folder whose <TASK>/test.tsv is timed")
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default; the workflow "
-                                                          "passes every core it holds)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads, at most the CPUs available (0: torch's "
+                                                          "default; the workflow passes every core it holds)")
     p.add_argument("--out", required=True, help="one CSV: a row per model x timed sweep point x batch size")
     p.add_argument("--batch-sizes", type=int_list, default=[1, 32], help="batch sizes (ELUE: 1, one instance at a time)")
     p.add_argument("--repeats", type=int, default=5, help="timed passes; every call of every pass is a latency sample")
