@@ -104,8 +104,8 @@ def _modeling_source() -> tuple[str, ...]:
     from hashee.core import modeling as m
 
     objects = [m.EncoderConfig, m.EncoderOutput, m.Embeddings, m.SelfAttention, m.SelfOutput, m.Attention,
-            m.Intermediate, m.Output, m.Layer, m.Pooler, m.Encoder, m.TokenExitEncoder, m.SequenceClassifier,
-            m.FlopsEmbeddings, m.FlopsLayer, m.FlopsHead, m.encoder_flop_modules]
+            m.Intermediate, m.Output, m.LayerPlan, m.plan_layers, m.Layer, m.Pooler, m.Encoder, m.TokenExitEncoder,
+            m.SequenceClassifier, m.FlopsEmbeddings, m.FlopsLayer, m.FlopsHead, m.encoder_flop_modules]
     return tuple(inspect.getsource(obj) for obj in objects)
 
 
