@@ -74,7 +74,7 @@ def test_write_inference_time_writes_tables_plots_and_caption(tmp_path):
     write_inference_time(runs, [times], tmp_path / "tables", plots_dir=tmp_path / "plots", config_name="demo")
     markdown = (tmp_path / "tables" / "inference_time.md").read_text()
     assert "measured/FLOPs b32" in markdown and "2 thread(s)" in markdown
-    assert "pabee: the official code runs batch 1 only" in markdown
+    assert "- pabee: the official code runs batch 1 only" in markdown  # the baseline alone, not HashEE or static
     back = pd.read_csv(tmp_path / "tables" / "inference_time.csv")
     assert set(back["method"]) == {"static", "hashee", "pabee"}
     assert (tmp_path / "tables" / "inference_time.tex").read_text().startswith("\\begin")

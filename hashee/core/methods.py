@@ -130,6 +130,8 @@ class Method:
     # uses. Rows of one method that differ only in these are points of one trained model's curve.
     sweep_keys: tuple[str, ...] = ()
     sweep_values: tuple[str, ...] = ()  # the values the default `inference_settings` gives the one sweep key
+    # True where the method's official code runs batch 1 only (hashee.measure.inference_time's caption says so).
+    official_batch_one = False
     # Settings keys a method understands, with defaults; unknown keys are an error.
     setting_defaults: dict[str, str] = {}
 
