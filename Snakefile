@@ -19,6 +19,7 @@ include: "workflow/rules/backbones_common.smk"  # before train.smk: its backbone
 include: "workflow/rules/data.smk"
 include: "workflow/rules/hashes.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/timing.smk"
 include: "workflow/rules/gather.smk"
 include: "workflow/rules/reference.smk"
 include: "workflow/rules/bootstrap.smk"
@@ -35,6 +36,7 @@ include: "workflow/rules/report.smk"  # last: it lists the other stages' tables
 localrules:
     all,
     gather,
+    inference_time,
     reference,
     tables,
     backbones_table,
@@ -48,6 +50,7 @@ rule all:
     default_target: True
     input:
         get_final_output(),
+        INFERENCE_TIME_OUTPUTS,  # timing.smk
         f"{RESULTS}/provenance.json",
         REPORT_PAGES,
 

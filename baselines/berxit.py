@@ -85,6 +85,7 @@ class ClsPart(nn.Module):
 
 @register
 class BERxiT(MultiExitMethod):
+    official_batch_one = True  # its official code runs batch 1 only; here it runs batched
     name = "berxit"
     supports_regression = True
     sweep_keys = ("threshold",)

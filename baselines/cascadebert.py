@@ -117,6 +117,15 @@ class CascadeBert(Method):
 
     # ------------------------------------------------------------------ inference
     def predict(self, model, batch, inference):
+        return self._cascade(model, batch["attention_mask"].sum(dim=1), float(inference[self.sweep_key]),
+                             self._runner(model, batch))
+
+    def predict_outputs(self, model, batch, inference):
+        return self._cascade(model, batch["attention_mask"].sum(dim=1), float(inference[self.sweep_key]),
+                             self._runner(model, batch), traced=False)
+
+    @staticmethod
+    def _runner(model, batch):
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         token_type_ids = batch.get("token_type_ids")
         lengths = attention_mask.sum(dim=1)
@@ -126,7 +135,7 @@ class CascadeBert(Method):
             return model.models[index](input_ids[rows, :longest], attention_mask[rows, :longest],
                                        None if token_type_ids is None else token_type_ids[rows, :longest])[0]
 
-        return self._cascade(model, lengths, float(inference[self.sweep_key]), run)
+        return run
 
     def predict_sweep(self, model, batch, inferences):
         """Every threshold from one pass of each model over the whole batch (its logits do not depend
@@ -137,38 +146,41 @@ class CascadeBert(Method):
         return [self._cascade(model, lengths, float(inference[self.sweep_key]),
                               lambda index, rows: everyone[index][rows]) for inference in inferences]
 
-    def _cascade(self, model, lengths, threshold, run):
-        """`run(model index, rows)` -> that model's logits for those instances."""
+    def _cascade(self, model, lengths, threshold, run, traced: bool = True):
+        """`run(model index, rows)` -> that model's logits for those instances. Returns the Prediction,
+        or with `traced=False` only its outputs (finished instances are written by index on the device)."""
         size, hidden_size = lengths.shape[0], model.bert.config.hidden_size
         rows = torch.arange(size, device=lengths.device)  # instances still in the cascade
-        final: list[torch.Tensor | None] = [None] * size
-        models_run = [0] * size
+        final = None
+        models_run = torch.zeros(size, dtype=torch.long, device=lengths.device)
         last = len(model.models) - 1
         for index in range(len(model.models)):
             logits = run(index, rows)
+            if final is None:
+                final = logits.new_empty((size, *logits.shape[1:]))
             if index == last:
                 done = torch.ones(rows.numel(), dtype=torch.bool, device=rows.device)
             else:
                 done = torch.softmax(logits.float(), dim=-1).max(dim=-1).values > threshold
-            for position in done.nonzero().squeeze(1).tolist():
-                original = int(rows[position])
-                final[original] = logits[position]
-                models_run[original] = index + 1
+            finished = rows[done]
+            final.index_copy_(0, finished, logits[done])
+            models_run.index_fill_(0, finished, index + 1)
             rows = rows[~done]
             if rows.numel() == 0:
                 break
+        if not traced:
+            return final
         traces = []
-        for i in range(size):
-            length = int(lengths[i])
+        for length, depth in zip(lengths.tolist(), models_run.tolist()):
             calls = []
-            for number, sub in enumerate(model.models[:models_run[i]], start=1):
+            for number, sub in enumerate(model.models[:depth], start=1):
                 calls.append(ModuleCall(f"m{number}.emb", (length,)))
                 calls += [ModuleCall(f"m{number}.layer_{j}", (length, length, hidden_size))
                           for j in range(1, sub.bert.num_layers + 1)]
                 calls += [ModuleCall(f"m{number}.pooler", (hidden_size,)),
                           ModuleCall(f"m{number}.classifier", (hidden_size,))]
             traces.append(tuple(calls))
-        return Prediction(torch.stack(final), traces)
+        return Prediction(final, traces)
 
     def flop_modules(self, model):
         modules = {}

@@ -72,6 +72,7 @@ def equilibrium_outputs(model, input_ids, attention_mask, token_type_ids=None) -
 
 class ElasticBertMethod(MultiExitMethod):
     """Shared model, initialisation and training of the two ElasticBERT exits."""
+    official_batch_one = True  # its official code runs batch 1 only; here it runs batched
 
     setting_defaults = {"layers": ""}
     # fastnlp/ElasticBERT finetune-dynamic/finetune_elue_{entropy,patience}.sh

@@ -77,6 +77,7 @@ def normalized_entropy(logits: torch.Tensor) -> torch.Tensor:
 
 @register
 class FastBERT(MultiExitMethod):
+    official_batch_one = True  # its official code runs batch 1 only; here it runs batched
     name = "fastbert"
     supports_regression = False
     setting_defaults = {"layers": "", "distill_epochs": "5"}

@@ -106,6 +106,7 @@ class PabeeExit(nn.Module):
 
 @register
 class Pabee(PatienceRule, MultiExitMethod):
+    official_batch_one = True  # its official code runs batch 1 only; here it runs batched
     name = "pabee"
     supports_regression = True
     setting_defaults = {"layers": "", "regression_threshold": DEFAULT_REGRESSION_THRESHOLD}

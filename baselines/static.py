@@ -12,3 +12,6 @@ class Static(Method):
     name = "static"
     supports_regression = True  # the plain classifier/regressor head
     setting_defaults = {"layers": ""}
+
+    def predict_outputs(self, model, batch, inference):
+        return model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])[0]

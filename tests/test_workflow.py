@@ -7,6 +7,7 @@ lands in the repository's results/. Expected job counts are computed here from t
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -116,6 +117,8 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         "fit_backbone_hash": sum(1 for run in fitted if run[2].startswith("backbone=")),
         "backbones_table": 1 if (cfg.get("backbones") or {}).get("enabled") else 0,
         "train": len(runs),
+        "time_models": len(cfg["tasks"]),  # the timing stage: one job per task
+        "inference_time": 1,
         "gather": 1,
         "reference": 1,
         "bootstrap": 1,
@@ -380,15 +383,20 @@ def test_laptop_config_plans_on_real_layout_files(tmp_path):
 
 
 def test_shell_commands_call_the_cli_verbs(tmp_path):
-    out = run_snakemake(["all", "-n", "-p", "--configfile", str(ROOT / "config" / "tiny.yaml")], tmp_path)
+    out = run_snakemake(["all", "-n", "-p", "--cores", "2", "--configfile", str(ROOT / "config" / "tiny.yaml")], tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
-    for verb in ("demo-data", "fit-hash", "train", "gather", "reference", "bootstrap", "tables",
+    for verb in ("demo-data", "fit-hash", "train", "time", "inference-time", "gather", "reference", "bootstrap",
+                 "tables",
                  "submit", "validate-submission"):
         assert f"hashee {verb} " in text, verb
-    # train also evaluates and times, in the same process
+    # train also evaluates, in the same process; timing is its own stage, one job per task, on every core
     assert "--evaluate-out results/tiny/train/SST-2/static/layers=1/42/rows.csv" in text
-    assert "--time-out results/tiny/train/SST-2/static/layers=1/42/time.csv" in text
+    assert "--time-out" not in text
+    timing = re.search(r"OMP_NUM_THREADS=(\d+) .* hashee time (--model .*?) --data-dir .* --threads (\d+) .*"
+                       r"--out results/tiny/timing/SST-2.csv", text)
+    assert timing and timing.group(1) == timing.group(3) == "2", "the timing job should hold --cores 2"
+    assert "results/tiny/train/SST-2/static/layers=1/42/model" in timing.group(2)
     assert (f"python {ROOT}/workflow/scripts/gpu_slots.py --slots 0 --lock-dir .snakemake/gpu-locks/$(uname -n) -- hashee train "
             in text)
     assert "--hash-file results/tiny/hashes/SST-2/hash=frequency,layers=2/42/hash.pt" in text
@@ -554,16 +562,22 @@ def check_runs_content(runs, cfg: dict, elue: Path, train_dir: Path) -> None:
         assert row.mflops > 0 and row.speedup > 0, where
     timed = 1 in cfg["timing"]["batch_sizes"]  # gather joins the batch-size-1 timing to every row
     for task, method, setting, seed in planned_runs(cfg):
-        times = pd.read_csv(train_dir / task / method / setting / str(seed) / "time.csv", dtype={"setting": str})
+        times = pd.read_csv(train_dir.parent / "timing" / f"{task}.csv", dtype={"setting": str})
+        times = times[(times["method"] == method) & (times["seed"] == seed)
+                      & times["setting"].map(lambda s, setting=setting: s == setting or s.startswith(setting + ","))]
         assert sorted(set(times["batch_size"])) == sorted(cfg["timing"]["batch_sizes"]), (task, method, setting)
-        assert (times["wall_ms"] > 0).all() and (times["pass_ms"] > 0).all(), (task, method, setting)
+        assert (times["wall_ms"] > 0).all() and (times["latency_ms_p99"] > 0).all(), (task, method, setting)
+        assert (times["threads"] == 2).all(), (task, method, setting)  # the timing job held both cores
         if not timed:
             continue
         mine = runs[(runs["task"] == task) & (runs["method"] == method) & (runs["seed"] == seed)
                     & runs["setting"].map(lambda s, setting=setting: s == setting or s.startswith(setting + ","))]
         batch_one = times[times["batch_size"] == 1].set_index("setting")["wall_ms"]
-        for row in mine.itertuples():
-            assert row.wall_ms > 0 and row.wall_ms == pytest.approx(batch_one[row.setting]), (task, row.setting)
+        for row in mine.itertuples():  # every timed point (the sweep's max_points of them) has its batch-1 time
+            if row.setting in batch_one.index:
+                assert row.wall_ms > 0 and row.wall_ms == pytest.approx(batch_one[row.setting]), (task, row.setting)
+            else:
+                assert cfg["timing"]["max_points"] and math.isnan(row.wall_ms), (task, row.setting)
 
 
 def check_hashee_cheaper_than_static(runs, cfg: dict) -> None:
@@ -726,6 +740,14 @@ def test_tiny_config_end_to_end(tiny_run):
             assert (results / "tables" / f"{table}.{ext}").stat().st_size > 0
     for task in cfg["tasks"]:
         assert (results / "plots" / f"pareto_{task}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", task
+        assert (results / "plots" / f"inference_time_{task}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", task
+        # the timing stage ran alone: its log names the threads it held (--cores 2)
+        assert "with 2 thread(s)" in (tmp_path / "logs" / cfg["name"] / "timing" / f"{task}.log").read_text(), task
+    inference_time = pd.read_csv(results / "tables" / "inference_time.csv", dtype={"setting": str})
+    assert set(inference_time["method"]) == set(cfg["methods"])  # every method has timed points
+    full = inference_time[(inference_time["method"] == "static") & (inference_time["setting"] == "layers=2")]
+    assert (full["speedup_b1"] == 1.0).all() and (full["flops_speedup"] == 1.0).all()  # the full model vs itself
+    assert (inference_time["speedup_b1"] > 0).all() and (inference_time["ratio_b4"] > 0).all()
     for study in ("human", "sentence", "token"):  # the difficulty study: rows per study (x100 scores), one table
         rows = pd.read_csv(results / "difficulty" / f"{study}.csv")
         scores = rows[["precision", "recall", "f1"]]

@@ -62,7 +62,7 @@ def cmd_train(args) -> None:
                          device=device, progress=not args.quiet, progress_every=args.progress_every)
     if args.evaluate_out:  # in the same process: a job's start-up costs more than evaluating small data
         _evaluate(args.out, args, device, rows_out=args.evaluate_out, splits=("dev", "test"), test_labels=None,
-                  batch_size=64, timing_warmup=args.timing_warmup)
+                  batch_size=64)
     # The model is written: resume checkpoints (hundreds of MB per run) have served their purpose.
     shutil.rmtree(args.workdir, ignore_errors=True)
     print(f"trained {run.method.name} [{run.method.setting_text()}] on {run.task.name}: "
@@ -72,45 +72,40 @@ def cmd_train(args) -> None:
 # ---------------------------------------------------------------- evaluate
 def cmd_evaluate(args) -> None:
     _evaluate(args.model, args, resolve_device(args.device), rows_out=args.out, splits=args.splits.split(","),
-              test_labels=args.test_labels, batch_size=args.batch_size, timing_warmup=args.warmup)
+              test_labels=args.test_labels, batch_size=args.batch_size)
 
 
-def _evaluate(model_dir, args, device, *, rows_out, splits, test_labels, batch_size, timing_warmup) -> None:
-    """`hashee evaluate`, and `hashee train --evaluate-out` (whose timing warm-up flag has another name)."""
+def _evaluate(model_dir, args, device, *, rows_out, splits, test_labels, batch_size) -> None:
+    """`hashee evaluate`, and `hashee train --evaluate-out`."""
     from hashee.measure.evaluation import evaluate_trained
 
     evaluation = evaluate_trained(model_dir, args.data_dir, rows_out, predictions_out=args.predictions,
-                                  times_out=args.time_out, timing=_timing(args, timing_warmup), splits=splits,
-                                  test_labels=test_labels, batch_size=batch_size, device=device,
+                                  splits=splits, test_labels=test_labels, batch_size=batch_size, device=device,
                                   flops_cache=args.flops_cache, progress=not args.quiet)
     if not args.quiet:
-        if evaluation.times is not None:
-            _print_times(evaluation.times)
         print(evaluation.rows[["task", "method", "setting", "split", "perf", "mflops", "speedup"]]
               .to_string(index=False))
 
 
 # ---------------------------------------------------------------- time
-def _timing(args, warmup: int):
-    from hashee.measure.timing import TimingOptions
-
-    return TimingOptions(batch_sizes=tuple(args.batch_sizes), repeats=args.repeats, warmup=warmup,
-                         max_instances=args.max_instances, dtype=args.dtype)
-
-
-def _print_times(frame) -> None:
-    print(frame[["setting", "batch_size", "wall_ms", "device", "dtype"]].to_string(index=False))
-
-
 def cmd_time(args) -> None:
-    from hashee.core.checkpoint import load_trained
-    from hashee.measure.evaluation import load_splits
-    from hashee.measure.timing import time_trained
+    import torch
 
+    from hashee.measure.timing import TimingOptions, time_models
+
+    if args.threads:
+        # Snakemake's cores are job slots (profiles/default: 8) and may outnumber the CPUs this process
+        # may use; more torch threads than CPUs would time the threads' contention, not the model.
+        torch.set_num_threads(max(1, min(args.threads, len(os.sched_getaffinity(0)))))
     device = resolve_device(args.device)
-    trained = load_trained(args.model, device=device)
-    test_set = load_splits(trained, args.data_dir, ("test",))["test"]
-    _print_times(time_trained(trained, test_set, _timing(args, args.warmup), device, out=args.out))
+    options = TimingOptions(batch_sizes=tuple(args.batch_sizes), repeats=args.repeats, warmup=args.warmup,
+                            max_instances=args.max_instances, max_points=args.max_points, dtype=args.dtype)
+    # The log says what the timing held: a stage that shared its cores would time the sharing.
+    print(f"timing {len(args.model)} model(s) on {device} with {torch.get_num_threads()} thread(s)"
+          f"{' (CUDA events)' if device.type == 'cuda' else ''}: {options}", flush=True)
+    frame = time_models(args.model, args.data_dir, options, device, args.out,
+                        log=(lambda text: print(text, flush=True)) if not args.quiet else None)
+    print(f"timed {frame['setting'].nunique()} setting(s) x {len(options.batch_sizes)} batch size(s) -> {args.out}")
 
 
 # ---------------------------------------------------------------- gather / reference / tables
@@ -128,6 +123,15 @@ def cmd_gather(args) -> None:
 
     gather(args.rows, args.times or [], args.out)
     print(f"gathered {len(args.rows)} rows files -> {args.out}")
+
+
+def cmd_inference_time(args) -> None:
+    from hashee.measure.inference_time import write_inference_time
+
+    table = write_inference_time(args.runs, args.times, args.out_dir, plots_dir=args.plots_dir,
+                                 config_name=args.config_name)
+    print(f"inference-time comparison ({len(table)} timed points) -> {args.out_dir}"
+          + (f", plots -> {args.plots_dir}" if args.plots_dir else ""))
 
 
 def cmd_reference(args) -> None:
@@ -232,14 +236,6 @@ def cmd_provenance(args) -> None:
 
 
 # ---------------------------------------------------------------- parser
-def _timing_options(p, warmup_flag: str = "--warmup") -> None:
-    p.add_argument("--batch-sizes", type=int_list, default=[1, 32], help="timing batch sizes (ELUE: 1)")
-    p.add_argument("--repeats", type=int, default=5, help="timed passes; the median is reported")
-    p.add_argument(warmup_flag, type=int, default=1, help="untimed timing passes first")
-    p.add_argument("--max-instances", type=int, default=0, help="time the first N test instances (0: all)")
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast dtype on GPU")
-
-
 def add_parsers(sub) -> None:
     """The ELUE verbs."""
 
@@ -277,11 +273,9 @@ def add_parsers(sub) -> None:
         freeze_help="keep the word-embedding matrix fixed (CPU demo: ~1/3 of a small model's step)")
     p.add_argument("--evaluate-out", default=None,
                    help="then evaluate the trained model as `hashee evaluate` does, rows into this CSV "
-                        "(with --predictions, --flops-cache, --time-out and the timing options)")
+                        "(with --predictions and --flops-cache)")
     p.add_argument("--predictions", default=None, help="with --evaluate-out: test prediction TSVs folder")
     p.add_argument("--flops-cache", default=None, help="with --evaluate-out: FLOPs cache folder")
-    p.add_argument("--time-out", default=None, help="with --evaluate-out: also time the model into this CSV")
-    _timing_options(p, warmup_flag="--timing-warmup")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="dev/test metrics, per-instance FLOPs and test predictions")
@@ -297,17 +291,24 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--predictions", default=None, help="directory for test prediction TSVs (index, pred, modules)")
     p.add_argument("--flops-cache", default=None, help="directory of FLOPs counts shared between jobs")
-    p.add_argument("--time-out", default=None, help="also time the model (as `hashee time`) into this CSV")
-    _timing_options(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("time", help="wall-clock time of a trained model (GPU: CUDA events)")
-    p.add_argument("--model", required=True)
-    p.add_argument("--data-dir", required=True)
+    p = sub.add_parser("time", help="wall-clock of trained models' predictions, one model after another (GPU: CUDA events)")
+    p.add_argument("--model", nargs="+", required=True, help="trained model folder(s), timed in turn in this process")
+    p.add_argument("--data-dir", required=True, help="the ELUE folder whose <TASK>/test.tsv is timed")
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", required=True)
-    _timing_options(p)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads, at most the CPUs available (0: torch's "
+                                                          "default; the workflow passes every core it holds)")
+    p.add_argument("--out", required=True, help="one CSV: a row per model x timed sweep point x batch size")
+    p.add_argument("--batch-sizes", type=int_list, default=[1, 32], help="batch sizes (ELUE: 1, one instance at a time)")
+    p.add_argument("--repeats", type=int, default=5, help="timed passes; every call of every pass is a latency sample")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls first (cycling over the batches)")
+    p.add_argument("--max-instances", type=int, default=0, help="time the first N test instances (0: all)")
+    p.add_argument("--max-points", type=int, default=0,
+                   help="time N sweep points per model, evenly spread, ends included (0: every point)")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast dtype on GPU")
+    p.add_argument("--quiet", action="store_true", help="no line per timed row")
     p.set_defaults(func=cmd_time)
 
     p = sub.add_parser("gather", help="concatenate per-job rows into runs.csv, joining batch-1 wall time")
@@ -324,6 +325,15 @@ def add_parsers(sub) -> None:
     p.add_argument("--replicates", type=int, default=1000)
     p.add_argument("--seed", type=int, default=2022, help="resampling seed, shared by every run of a task")
     p.set_defaults(func=cmd_bootstrap)
+
+    p = sub.add_parser("inference-time", help="measured vs FLOPs speed-up table (md/csv/tex) and plots, from "
+                                              "runs.csv and the timing stage's CSVs")
+    p.add_argument("--runs", required=True, help="runs.csv (the FLOPs of each point)")
+    p.add_argument("--times", nargs="+", required=True, help="the timing CSVs (hashee time)")
+    p.add_argument("--out-dir", required=True, help="folder of inference_time.{md,csv,tex}")
+    p.add_argument("--plots-dir", default=None, help="folder of inference_time_<TASK>.png")
+    p.add_argument("--config-name", default="")
+    p.set_defaults(func=cmd_inference_time)
 
     p = sub.add_parser("reference", help="ELUE reference curve points from the static runs")
     p.add_argument("--runs", required=True)

@@ -9,6 +9,7 @@ The trainer (hashee.core.training) and the evaluator (hashee.measure.evaluation)
 - `inference_settings()`: the sweep of exit settings evaluated for one trained model, keyed by the
   class's `sweep_keys` (tables and plots join rows that differ only in them into one curve);
 - `predict(model, batch, inference)`: outputs (B, num_labels) + one execution trace per instance;
+  `predict_outputs(model, batch, inference)`: the same outputs without the traces (what timing times);
   `predict_sweep(model, batch, inferences)`: the same at every setting (overridable: one pass);
 - `flop_modules(model)`: ELUE's `module_list`, name -> module run on a traced shape.
 Adding a method = one module that subclasses `Method` and decorates it with `@register`.
@@ -129,6 +130,8 @@ class Method:
     # uses. Rows of one method that differ only in these are points of one trained model's curve.
     sweep_keys: tuple[str, ...] = ()
     sweep_values: tuple[str, ...] = ()  # the values the default `inference_settings` gives the one sweep key
+    # True where the method's official code runs batch 1 only (hashee.measure.inference_time's caption says so).
+    official_batch_one = False
     # Settings keys a method understands, with defaults; unknown keys are an error.
     setting_defaults: dict[str, str] = {}
 
@@ -225,6 +228,12 @@ class Method:
         return Prediction(logits, encoder_traces(batch["attention_mask"], out.active_counts,
                                                  model.bert.config.hidden_size))
 
+    def predict_outputs(self, model: nn.Module, batch: dict, inference: dict) -> torch.Tensor:
+        """`predict`'s outputs without its traces: what a deployment runs, and what hashee.measure.timing
+        times. This default calls `predict`; the methods here override it to skip the trace bookkeeping
+        (tests/test_timing.py checks that both give identical outputs for every registered method)."""
+        return self.predict(model, batch, inference).outputs
+
     def predict_sweep(self, model: nn.Module, batch: dict, inferences: list[dict]) -> list[Prediction]:
         """`predict` at every inference setting. Instance-exit methods override it to compute the whole
         sweep from one pass (their outputs per layer do not depend on the exit rule)."""
@@ -301,6 +310,10 @@ class HashEE(Method):
         logits, out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], exits)
         return Prediction(logits, encoder_traces(batch["attention_mask"], out.active_counts,
                                                  model.bert.config.hidden_size))
+
+    def predict_outputs(self, model, batch, inference):
+        exits = self.exit_layers(model, batch["input_ids"])
+        return model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], exits)[0]
 
     def save_extras(self, model, directory) -> None:
         model.token_hash.save(f"{directory}/hash.pt")

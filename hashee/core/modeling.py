@@ -158,6 +158,33 @@ class Output(nn.Module):
         return self.LayerNorm(self.dropout(self.dense(x)) + residual)
 
 
+@dataclass
+class LayerPlan:
+    """Which tokens one layer updates, as `plan_layers` computes it before the first layer: the sizes
+    are host ints, so the layer loop never waits on the device to decide what to run."""
+
+    count: int  # active tokens in the batch
+    n_max: int  # most active tokens of one sequence
+    positions: torch.Tensor  # (count,) flat positions in B*T, ascending
+    rows: torch.Tensor  # (count,) each position's sequence
+    slots: torch.Tensor  # (count,) its rank among its sequence's active tokens
+
+
+def plan_layers(active: torch.Tensor) -> list[LayerPlan]:
+    """One LayerPlan per layer from the (L, B, T) bool masks of the tokens each layer updates. HashEE's
+    exit layers are known from the token ids, so every layer's packed index set is computed here at
+    once, with two host reads for the whole batch (the nonzero and the sizes) instead of several per layer."""
+    num, batch, length = active.shape
+    flat = active.reshape(num, batch * length)
+    hits = flat.reshape(-1).nonzero().squeeze(1)  # layer-major, positions ascending within a layer
+    counts, n_max = torch.stack([flat.sum(dim=1), active.sum(dim=2).amax(dim=1)]).tolist()
+    positions = hits % (batch * length)
+    slots = (torch.cumsum(active.long(), dim=2) - 1).reshape(-1).index_select(0, hits)
+    rows = torch.div(positions, length, rounding_mode="floor")
+    return [LayerPlan(c, m, p, r, s) for c, m, p, r, s in
+            zip(counts, n_max, positions.split(counts), rows.split(counts), slots.split(counts))]
+
+
 class Layer(nn.Module):
     def __init__(self, config: EncoderConfig):
         super().__init__()
@@ -165,39 +192,35 @@ class Layer(nn.Module):
         self.intermediate = Intermediate(config)
         self.output = Output(config)
 
-    def forward(self, hidden, key_mask, active=None):
-        """hidden (B, T, H); key_mask (B, T) bool real tokens; active (B, T) bool or None (= key_mask).
+    def forward(self, hidden, key_mask, active=None, plan: LayerPlan | None = None):
+        """hidden (B, T, H); key_mask (B, T) bool real tokens; active (B, T) bool or None (= key_mask);
+        plan: `active`'s LayerPlan when the caller computed it ahead (the encoder does), else made here.
 
         Returns the new (B, T, H) states: active positions updated, the others unchanged (frozen).
         """
-        if active is None:
-            active = key_mask
-        if not bool(active.any()):  # every token has exited (e.g. a hash that sends none this deep)
+        if plan is None:
+            plan = plan_layers((key_mask if active is None else active).unsqueeze(0))[0]
+        B, T, H = hidden.shape
+        if plan.count == 0:  # every token has exited (e.g. a hash that sends none this deep)
             return hidden
-        if bool(active.all()):  # nothing to skip (no padding, no exits): plain dense layer
+        if plan.count == B * T:  # nothing to skip (no padding, no exits): plain dense layer
             attn_out = self.attention.output(self.attention.self(hidden, hidden, key_mask), hidden)
             return self.output(self.intermediate(attn_out), attn_out)
-        B, T, H = hidden.shape
         flat = hidden.reshape(B * T, H)
-        active_flat = active.reshape(-1).nonzero().squeeze(1)  # (N,) positions in B*T
-        x = flat.index_select(0, active_flat)  # (N, H) packed active tokens
+        x = flat.index_select(0, plan.positions)  # (N, H) packed active tokens
         if B == 1:  # one sequence: the packed tokens are already its queries, no slots to scatter
             ctx = self.attention.self(x.unsqueeze(0), hidden, key_mask)[0]
             attn_out = self.attention.output(ctx, x)
             out = self.output(self.intermediate(attn_out), attn_out)
-            return flat.index_copy(0, active_flat, out).view(B, T, H)
+            return flat.index_copy(0, plan.positions, out).view(B, T, H)
         # Attention needs each query next to its own sequence's keys: scatter the packed queries
         # into (B, n_max, H) slots. Only the attention core pays for this padding; the Q, output
         # and FFN projections (the bulk of a layer) run on the packed (N, H) tensor.
-        counts = active.sum(dim=1)  # (B,)
-        n_max = int(counts.max())
-        rows = torch.div(active_flat, T, rounding_mode="floor")
-        slots = (torch.cumsum(active.long(), dim=1) - 1).reshape(-1).index_select(0, active_flat)
-        queries = x.new_zeros(B, n_max, H).index_put((rows, slots), x)
-        ctx = self.attention.self(queries, hidden, key_mask)[rows, slots]  # (N, H)
+        queries = x.new_zeros(B, plan.n_max, H).index_put((plan.rows, plan.slots), x)
+        ctx = self.attention.self(queries, hidden, key_mask)[plan.rows, plan.slots]  # (N, H)
         attn_out = self.attention.output(ctx, x)
         out = self.output(self.intermediate(attn_out), attn_out)  # (N, H)
-        return flat.index_copy(0, active_flat, out).view(B, T, H)
+        return flat.index_copy(0, plan.positions, out).view(B, T, H)
 
 
 POOLINGS = ("cls", "mean")
@@ -257,10 +280,16 @@ class TokenExitEncoder(nn.Module):
         """exit_layers (B, T) 1-based exit layer per token, or None: every token runs every layer."""
         key_mask = attention_mask.bool()
         hidden = self.embeddings(input_ids, token_type_ids)
+        if exit_layers is None:
+            actives = [key_mask] * self.num_layers
+            plans = plan_layers(key_mask.unsqueeze(0)) * self.num_layers
+        else:
+            levels = torch.arange(1, self.num_layers + 1, device=key_mask.device).view(-1, 1, 1)
+            stacked = key_mask.unsqueeze(0) & (exit_layers.unsqueeze(0) >= levels)  # (L, B, T)
+            actives, plans = stacked.unbind(0), plan_layers(stacked)
         counts, states = [], []
-        for index, layer in enumerate(self.encoder.layer, start=1):
-            active = key_mask if exit_layers is None else key_mask & (exit_layers >= index)
-            hidden = layer(hidden, key_mask, active)
+        for layer, active, plan in zip(self.encoder.layer, actives, plans):
+            hidden = layer(hidden, key_mask, active, plan)
             counts.append(active.sum(dim=1))
             if output_layer_states:
                 states.append(hidden)

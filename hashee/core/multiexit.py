@@ -23,7 +23,13 @@ import torch
 from torch import nn
 
 from hashee.core.methods import Method, Prediction, task_loss
-from hashee.core.modeling import EncoderConfig, TokenExitEncoder, encoder_flop_modules, pooled_input
+from hashee.core.modeling import (
+    EncoderConfig,
+    TokenExitEncoder,
+    encoder_flop_modules,
+    plan_layers,
+    pooled_input,
+)
 from hashee.core.tasks import TaskSpec
 from hashee.core.trace import ModuleCall
 
@@ -44,9 +50,10 @@ class MultiExitModel(nn.Module):
         """Training view: every exit's output for every instance (the whole batch runs all layers)."""
         key_mask = attention_mask.bool()
         hidden = self.bert.embeddings(input_ids, token_type_ids)
+        plan = plan_layers(key_mask.unsqueeze(0))[0]  # every layer updates the same (real) tokens
         outputs = []
         for layer, head in zip(self.bert.encoder.layer, self.exits):
-            hidden = layer(hidden, key_mask)
+            hidden = layer(hidden, key_mask, plan=plan)
             outputs.append(head(hidden, key_mask))
         return outputs
 
@@ -116,28 +123,50 @@ class MultiExitMethod(Method):
         the training-time hook every method has (`Method.prepare`)."""
 
     def predict(self, model, batch, inference):
+        final, exit_layer = self._exit_loop(model, batch, inference)
+        return Prediction(final, self._traces(batch["attention_mask"], exit_layer.tolist(), model))
+
+    def predict_outputs(self, model, batch, inference):
+        return self._exit_loop(model, batch, inference)[0]
+
+    def _exit_loop(self, model, batch, inference):
+        """The batched early-exit loop: (outputs (B, ...), exit layer per instance (B,)). Finished
+        instances are written into `final` by index on the device (no per-instance host loop); the
+        one host read per layer is whether anyone exited, which decides whether the batch shrinks."""
         self.prepare_inference(model)
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
-        size = input_ids.shape[0]
+        size, device = input_ids.shape[0], input_ids.device
         key_mask = attention_mask.bool()
         hidden = model.bert.embeddings(input_ids, batch.get("token_type_ids"))
-        rows = torch.arange(size, device=input_ids.device)  # original row of each remaining instance
-        state = self.init_exit_state(model.task, size, input_ids.device)
-        final: list[torch.Tensor | None] = [None] * size
-        exit_layer = [model.num_layers] * size
+        rows = torch.arange(size, device=device)  # original row of each remaining instance
+        state = self.init_exit_state(model.task, size, device)
+        final = None
+        exit_layer = torch.full((size,), model.num_layers, dtype=torch.long, device=device)
+        plan = plan_layers(key_mask.unsqueeze(0))[0]  # padding's packed index set, until the batch shrinks
         for layer_index, (layer, head) in enumerate(zip(model.bert.encoder.layer, model.exits), start=1):
-            hidden = layer(hidden, key_mask)
-            keep, state = self._settle(model.task, head(hidden, key_mask), layer_index, model.num_layers, state,
-                                       inference, rows, final, exit_layer)
-            if keep is None:
+            hidden = layer(hidden, key_mask, plan=plan)
+            outputs = head(hidden, key_mask)
+            done = self.exit_decision(model.task, outputs, layer_index, state, inference)
+            if layer_index == model.num_layers:
+                done = torch.ones_like(done)
+            if not bool(done.any()):
                 continue
+            chosen = self.final_output(model.task, outputs, state)
+            if final is None:
+                final = chosen.new_empty((size, *chosen.shape[1:]))
+            finished = rows[done]
+            final.index_copy_(0, finished, chosen[done])
+            exit_layer.index_fill_(0, finished, layer_index)
+            keep = (~done).nonzero().squeeze(1)
             if keep.numel() == 0:
                 break
+            state = self.select_state(state, keep)
             rows, hidden, key_mask = rows[keep], hidden[keep], key_mask[keep]
             # Re-trim padding to the longest remaining instance: padded keys cost time too.
             longest = int(key_mask.sum(dim=1).max())
             hidden, key_mask = hidden[:, :longest], key_mask[:, :longest]
-        return Prediction(torch.stack(final), self._traces(attention_mask, exit_layer, model))
+            plan = plan_layers(key_mask.unsqueeze(0))[0]
+        return final, exit_layer
 
     def predict_sweep(self, model, batch, inferences):
         """Every sweep point from one pass through all layers: an exit head's output for an instance

@@ -3,7 +3,7 @@
 `evaluate_sweep` runs a method over a split under each of its inference settings (one pass where the
 method allows) and returns everything the measurement layer needs; `result_row` makes runs.csv rows;
 `evaluate_trained` is the whole of `hashee evaluate` (and of `hashee train --evaluate-out`): a saved
-model's rows, test predictions and, optionally, its timing.
+model's rows and test predictions. Timing is a stage of its own (hashee.measure.timing, `hashee time`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from hashee.core.metrics import compute_metric
 from hashee.core.tasks import TaskSpec
 from hashee.core.trace import Trace
 from hashee.measure.flops import FlopCounter, bert_base_flops
-from hashee.measure.timing import TimingOptions, time_trained
 
 
 @dataclass
@@ -130,10 +129,9 @@ def result_row(task: TaskSpec, method: Method, inference: dict, seed: int, split
 
 @dataclass
 class Evaluation:
-    """What `evaluate_trained` wrote: the result rows, and the timing rows when it timed the model."""
+    """What `evaluate_trained` wrote: the result rows."""
 
     rows: pd.DataFrame
-    times: pd.DataFrame | None = None
 
 
 def load_splits(trained, data_dir, splits) -> dict:
@@ -142,14 +140,12 @@ def load_splits(trained, data_dir, splits) -> dict:
                      splits=tuple(splits))
 
 
-def evaluate_trained(trained, data_dir, rows_out, *, predictions_out=None, times_out=None,
-                     timing: TimingOptions | None = None, splits=("dev", "test"), test_labels=None,
+def evaluate_trained(trained, data_dir, rows_out, *, predictions_out=None, splits=("dev", "test"), test_labels=None,
                      batch_size: int = 64, device="cpu", flops_cache=None, progress: bool = False) -> Evaluation:
     """Evaluate a saved model (its directory, or `hashee.core.checkpoint.load_trained`'s result) over its
     inference sweep on `splits`: result rows (`ROW_COLUMNS`) into the CSV `rows_out`, the test predictions
     (pointNN.tsv: index, pred, modules; points.json: file -> setting; flops.tsv: index and each point's
-    FLOPs per instance) into the folder `predictions_out`,
-    and with `times_out` its wall-clock time (`hashee.measure.timing.time_trained`) on the test split.
+    FLOPs per instance) into the folder `predictions_out`.
     Test perf needs labels: `test_labels`, else `<TASK>/test_full.tsv` when present, else NaN."""
     from hashee.core.checkpoint import load_trained
     from hashee.core.io import atomic_dir, write_csv_atomic
@@ -193,10 +189,6 @@ def evaluate_trained(trained, data_dir, rows_out, *, predictions_out=None, times
                 instance_flops[f"point{len(predictions) - 1:02d}"] = [counter.trace_flops(t) for t in result.traces]
     model.to(device)
     counter.save()
-    times = None
-    if times_out:  # in the same process: a job's start-up costs more than timing a small test set
-        test_set = data["test"] if "test" in data else load_splits(trained, data_dir, ("test",))["test"]
-        times = time_trained(trained, test_set, timing or TimingOptions(), device, out=times_out)
     frame = pd.DataFrame(rows, columns=ROW_COLUMNS)
     write_csv_atomic(rows_out, frame)
     if predictions_out:
@@ -208,4 +200,4 @@ def evaluate_trained(trained, data_dir, rows_out, *, predictions_out=None, times
             if predictions:
                 first = next(iter(predictions.values()))
                 pd.DataFrame({"index": first["index"], **instance_flops}).to_csv(tmp / "flops.tsv", sep="\t", index=False)
-    return Evaluation(frame, times)
+    return Evaluation(frame)

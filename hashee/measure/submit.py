@@ -104,8 +104,9 @@ def _modeling_source() -> tuple[str, ...]:
     from hashee.core import modeling as m
 
     objects = [m.EncoderConfig, m.EncoderOutput, m.Embeddings, m.SelfAttention, m.SelfOutput, m.Attention,
-            m.Intermediate, m.Output, m.Layer, m.pooled_input, m.Pooler, m.Encoder, m.TokenExitEncoder, m.SequenceClassifier,
-            m.FlopsEmbeddings, m.FlopsLayer, m.FlopsHead, m.encoder_flop_modules]
+            m.Intermediate, m.Output, m.LayerPlan, m.plan_layers, m.Layer, m.pooled_input, m.Pooler, m.Encoder,
+            m.TokenExitEncoder, m.SequenceClassifier, m.FlopsEmbeddings, m.FlopsLayer, m.FlopsHead,
+            m.encoder_flop_modules]
     constants = f"POOLINGS = {m.POOLINGS!r}  # hashee.core.modeling.POOLINGS\n"
     return (constants, *(inspect.getsource(obj) for obj in objects))
 

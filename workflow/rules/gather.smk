@@ -1,11 +1,11 @@
-# Gather every run's rows (written by the train rule, which evaluates and times what it trained)
-# into one runs.csv: jobs never append to a shared file.
+# Gather every run's rows (written by the train rule, which evaluates what it trained) into one
+# runs.csv, with the batch-1 wall-clock of the timing stage (timing.smk): jobs never append to a shared file.
 
 
 rule gather:
     input:
         rows=run_paths(f"{RESULTS}/train/{RUN}/rows.csv"),
-        times=run_paths(f"{RESULTS}/train/{RUN}/time.csv"),
+        times=TIMING_FILES,  # timing.smk
     output:
         f"{RESULTS}/runs.csv",
     log:

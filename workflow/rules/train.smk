@@ -1,7 +1,8 @@
 # Fine-tune one model per task x method x setting x seed; best-on-dev model under results/,
 # resumable checkpoints under work/ (deliberately not an output: a killed job resumes). The same
-# process then evaluates the saved model (dev+test metrics per sweep point, FLOPs, test predictions)
-# and times it: on small data a job's start-up (~6 s of imports) outweighs the evaluation itself.
+# process then evaluates the saved model (dev+test metrics per sweep point, FLOPs, test predictions):
+# on small data a job's start-up (~6 s of imports) outweighs the evaluation itself. Timing is not
+# done here, beside other jobs, but in its own stage (timing.smk).
 
 
 rule train:
@@ -11,7 +12,6 @@ rule train:
         model=directory(f"{RESULTS}/train/{RUN}/model"),
         rows=f"{RESULTS}/train/{RUN}/rows.csv",
         predictions=directory(f"{RESULTS}/train/{RUN}/predictions"),
-        time=f"{RESULTS}/train/{RUN}/time.csv",
     log:
         f"{LOGS}/train/{RUN}.log",
     benchmark:
@@ -32,9 +32,6 @@ rule train:
         progress_every=launch_detail(config["progress_every"]),  # how the job logs, not what it computes
         workdir=f"{WORK}/{RUN}",
         flops_cache=f"{WORK}/flops-cache",
-        batch_sizes=",".join(str(b) for b in TIMING["batch_sizes"]),
-        repeats=TIMING["repeats"],
-        max_instances=TIMING["max_instances"],
         gpus=GPUS,
         gpu_locks=GPU_LOCK_DIR,
         gpu_slots=launch_detail(GPU_SLOTS),
@@ -58,6 +55,4 @@ rule train:
         " --checkpoint-every {params.checkpoint_every} --progress-every {params.progress_every}"
         " --workdir {params.workdir:q} --out {output.model:q}"
         " --evaluate-out {output.rows:q} --predictions {output.predictions:q}"
-        " --flops-cache {params.flops_cache:q} --time-out {output.time:q}"
-        " --batch-sizes {params.batch_sizes} --repeats {params.repeats}"
-        " --max-instances {params.max_instances} --quiet > {log:q} 2>&1"
+        " --flops-cache {params.flops_cache:q} --quiet > {log:q} 2>&1"
