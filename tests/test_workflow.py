@@ -127,10 +127,12 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         "zip_submission": 1,
         "provenance": 1,
         "all": 1,
-        # the report's HTML pages (workflow/rules/report.smk): the two ELUE tables and provenance
+        # the report's HTML pages (workflow/rules/report.smk): the ELUE tables, inference time and provenance
         "report_elue": 1,
         "report_hash_ablation": 1,
+        "report_inference_time": 1,
         "report_provenance": 1,
+        "report_backbones": 1 if (cfg.get("backbones") or {}).get("enabled") else 0,
     }
     difficulty = cfg.get("difficulty") or {}
     if difficulty.get("enabled"):  # the difficulty study: data (if generated), 3 studies, 1 table
@@ -786,7 +788,7 @@ def test_tiny_config_end_to_end(tiny_run):
     assert all(re.search(r"^progress .* epoch-end .* dev=[\d.]+ best_dev=", log.read_text(), re.M) for log in train_logs)
     assert tiny_run.report_out.returncode == 0, tiny_run.report_out.stderr[-3000:]
     assert tiny_run.report.stat().st_size > 0
-    for page in ("elue", "hash_ablation", "summarization", "difficulty", "provenance"):
+    for page in REPORT_PAGES:
         assert "<table>" in (results / "report" / f"{page}.html").read_text(), page
     assert list((tmp_path / "logs" / cfg["name"] / "benchmarks").rglob("*.tsv"))
     assert not list(results.rglob("*.tmp")) and not list(results.rglob("*.partial*"))
@@ -800,8 +802,9 @@ def test_tiny_config_end_to_end(tiny_run):
 
 
 # The report's categories and files for config/tiny.yaml (both studies enabled).
-REPORT_CATEGORIES = {"ELUE", "Hash ablation", "Summarization", "Difficulty", "Provenance"}
-REPORT_PAGES = ("elue", "hash_ablation", "summarization", "difficulty", "provenance")
+REPORT_CATEGORIES = {"ELUE", "Hash ablation", "Inference time", "Backbones", "Summarization", "Difficulty",
+                     "Provenance"}
+REPORT_PAGES = ("elue", "hash_ablation", "inference_time", "backbones", "summarization", "difficulty", "provenance")
 
 
 @pytest.mark.slow
@@ -817,5 +820,7 @@ def test_report_renders_in_headless_chromium(request, tmp_path):
     run = request.getfixturevalue("tiny_run")
     assert run.report_out is not None and run.report_out.returncode == 0, run.out.stderr[-3000:]
     expected = {f"results/tiny/report/{page}.html" for page in REPORT_PAGES}
-    expected |= {f"results/tiny/plots/pareto_{task}.png" for task in run.cfg["tasks"]}
+    expected |= {f"results/tiny/plots/{kind}_{task}.png" for task in run.cfg["tasks"]
+                 for kind in ("pareto", "inference_time")}
+    expected.add("results/tiny/plots/backbones.png")
     check_report(run.report, REPORT_CATEGORIES, expected, tmp_path)

@@ -7,7 +7,7 @@
 REPORT_DIR = f"{RESULTS}/report"
 
 # table stem -> report category; the caption of each is workflow/report/<stem>.rst.
-REPORT_TABLES = {"elue": "ELUE", "hash_ablation": "Hash ablation"}
+REPORT_TABLES = {"elue": "ELUE", "hash_ablation": "Hash ablation", "inference_time": "Inference time"}
 # A stage's table joins the report with one entry here and one caption file, workflow/report/<stem>.rst.
 if BACKBONES_ENABLED:
     REPORT_TABLES["backbones"] = "Backbones"

@@ -59,7 +59,8 @@ rule inference_time:
         md=f"{RESULTS}/tables/inference_time.md",
         csv=f"{RESULTS}/tables/inference_time.csv",
         tex=f"{RESULTS}/tables/inference_time.tex",
-        plots=[f"{RESULTS}/plots/inference_time_{task}.png" for task in TASKS],
+        plots=report([f"{RESULTS}/plots/inference_time_{task}.png" for task in TASKS],
+                     caption="../report/inference_time_plot.rst", category="Inference time", subcategory="Plots"),
     log:
         f"{LOGS}/tables/inference_time.log",
     benchmark:
