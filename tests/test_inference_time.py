@@ -88,3 +88,21 @@ def test_a_timing_file_without_its_columns_is_named(tmp_path):
     _times().drop(columns="threads").to_csv(times, index=False)
     with pytest.raises(HasheeError, match=r"SST-2.csv: timing file is missing column\(s\) threads"):
         write_inference_time(runs, [times], tmp_path / "tables")
+
+
+def test_runs_on_another_backbone_are_compared_with_that_backbones_full_model():
+    """A `backbone=` run's speed-ups are against the deepest static model of the same backbone (here
+    twice as fast per instance), never against the config backbone's, and a second deepest model (the
+    other backbone's layers=6) does not make the config backbone's comparison ambiguous."""
+    other = "backbone=small,"
+    runs, times = _runs(), _times()
+    extra_runs = runs[runs["method"].isin(["static", "hashee"])].assign(
+        setting=lambda f: other + f["setting"], mflops=lambda f: f["mflops"] / 4)
+    extra_times = times[times["method"].isin(["static", "hashee"])].assign(
+        setting=lambda f: other + f["setting"], wall_ms=lambda f: f["wall_ms"] / 2)
+    table = inference_time_table(pd.concat([runs, extra_runs]), pd.concat([times, extra_times]))
+    table = table.set_index(["method", "setting"])
+    ours, theirs = table.loc[("hashee", FREQ)], table.loc[("hashee", other + FREQ)]
+    assert theirs["flops_speedup"] == pytest.approx(ours["flops_speedup"]) == pytest.approx(3.0)
+    assert theirs["speedup_b1"] == pytest.approx(ours["speedup_b1"]) == pytest.approx(1.5)
+    assert table.loc[("static", other + "layers=6"), "speedup_b32"] == pytest.approx(1.0)

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from hashee.core.errors import HasheeError
 from hashee.core.io import atomic_path, write_text_atomic
+from hashee.core.settings import backbone_label
 from hashee.core.tasks import TASKS
 from hashee.measure.results import KEY_COLUMNS, parse_setting, read_csv_checked, read_runs
 
@@ -40,6 +41,11 @@ def _depth(setting: str) -> int:
     return int(parse_setting(setting).get("layers") or 0)
 
 
+def _backbone(setting: str) -> str:
+    """The `backbone=` label of a run on another backbone than the config's ('' for the config's own)."""
+    return backbone_label(setting) or ""
+
+
 def inference_time_table(runs: pd.DataFrame, times: pd.DataFrame, *, split: str = "test") -> pd.DataFrame:
     """One row per timed (task, method, setting): MFLOPs, FLOPs speed-up, and per batch size the
     wall ms per instance, the measured speed-up and measured/FLOPs. Tasks in the task table's order."""
@@ -51,20 +57,24 @@ def inference_time_table(runs: pd.DataFrame, times: pd.DataFrame, *, split: str 
         row = missing.iloc[0]
         raise HasheeError(f"inference-time: timing of {row['task']} {row['method']} [{row['setting']}] has no "
                           f"{split} row in runs.csv (setting strings disagree?)")
+    timed = timed.assign(backbone=timed["setting"].map(_backbone))
     full = timed[timed["method"] == FULL_METHOD].assign(depth=lambda f: f["setting"].map(_depth))
-    full = full[full["depth"] == full.groupby("task")["depth"].transform("max")]  # per task, its deepest
-    full_ms = full.set_index(["task", "batch_size"])["wall_ms"]
-    full_flops = {task: flops[(task, FULL_METHOD, setting)] for task, setting in zip(full["task"], full["setting"])}
+    # per task and backbone, its deepest static model: a method is compared with the full model of its own backbone
+    full = full[full["depth"] == full.groupby(["task", "backbone"])["depth"].transform("max")]
+    full_ms = full.set_index(["task", "backbone", "batch_size"])["wall_ms"]
+    full_flops = {(task, backbone): flops[(task, FULL_METHOD, setting)]
+                  for task, backbone, setting in zip(full["task"], full["backbone"], full["setting"])}
     order = {name: i for i, name in enumerate(TASKS)}
     rows = []
     for (task, method, setting), group in timed.groupby(["task", "method", "setting"], sort=False):
         mflops = flops[(task, method, setting)]
-        reference = full_flops.get(task)
+        backbone = _backbone(setting)
+        reference = full_flops.get((task, backbone))
         row = {"task": task, "method": method, "setting": setting, "mflops": mflops,
                "flops_speedup": reference / mflops if reference else np.nan}
         for point in group.itertuples():
             size = point.batch_size
-            base = full_ms.get((task, size), np.nan)
+            base = full_ms.get((task, backbone, size), np.nan)
             row[f"ms_b{size}"] = point.wall_ms
             row[f"p50_ms_b{size}"], row[f"p99_ms_b{size}"] = point.latency_ms_p50, point.latency_ms_p99
             row[f"speedup_b{size}"] = base / point.wall_ms
