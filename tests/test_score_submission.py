@@ -12,14 +12,10 @@ import shutil
 
 import pandas as pd
 import pytest
-from test_submit import CONFIG, META, _hashee_model
+from test_submit import evaluate_tiny_models
 
 from hashee import cli
-from hashee.core.checkpoint import save_trained
 from hashee.core.errors import HasheeError
-from hashee.core.methods import get_method
-from hashee.core.modeling import EncoderConfig
-from hashee.core.tasks import TASKS
 from hashee.measure.score_submission import score_submission
 
 NAMES = ("SST-2", "STS-B")
@@ -32,22 +28,8 @@ def scored(tmp_path_factory, minilm):
 
     root = tmp_path_factory.mktemp("score")
     data = write_demo_data(root / "data", size="tiny", sizes={"test": TEST_ROWS}, tasks=list(NAMES))
-    models, preds, rows = {}, {}, {}
-    with pytest.MonkeyPatch.context() as mp:  # the speed-up column only: a BERT-base trace per length
-        mp.setattr("hashee.measure.evaluation.bert_base_flops", lambda lengths, num_labels, cache=None: [1] * len(lengths))
-        for name in NAMES:
-            task = TASKS[name]
-            if name == "SST-2":
-                method, model = _hashee_model(task, minilm.tokenizer, data)
-            else:
-                method = get_method("static", "layers=2")
-                model = method.build(EncoderConfig(**CONFIG), task)
-            models[name], preds[name] = root / "models" / name, root / "preds" / name
-            save_trained(models[name], method, model, minilm.tokenizer, task, meta=META)
-            assert cli.main(["evaluate", "--model", str(models[name]), "--data-dir", str(data), "--splits", "test",
-                             "--out", str(root / f"{name}.csv"), "--predictions", str(preds[name]),
-                             "--quiet", "--device", "cpu"]) == 0
-            rows[name] = pd.read_csv(root / f"{name}.csv").iloc[0]
+    models, preds = evaluate_tiny_models(root, data, minilm.tokenizer, list(NAMES), root)
+    rows = {name: pd.read_csv(root / f"{name}.csv").iloc[0] for name in NAMES}
     out = root / "submission"
     assert cli.main(["submit", "--predictions", *map(str, preds.values()), "--model", *map(str, models.values()),
                      "--out-dir", str(out)]) == 0

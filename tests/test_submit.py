@@ -54,6 +54,27 @@ def _hashee_model(task, tokenizer, data_dir):
     return method, model
 
 
+def evaluate_tiny_models(root, data, tokenizer, names, rows_dir):
+    """Per task an untrained tiny model (SST-2: HashEE, so token-exit traces; others: static), saved under
+    root/models and evaluated on test by `hashee evaluate` (rows_dir/<TASK>.csv, predictions under root/preds)."""
+    models, preds = {}, {}
+    with pytest.MonkeyPatch.context() as mp:  # the speed-up column only: a BERT-base trace per length
+        mp.setattr("hashee.measure.evaluation.bert_base_flops", lambda lengths, num_labels, cache=None: [1] * len(lengths))
+        for name in names:
+            task = TASKS[name]
+            if name == "SST-2":
+                method, model = _hashee_model(task, tokenizer, data)
+            else:
+                method = get_method("static", "layers=2")
+                model = method.build(EncoderConfig(**CONFIG), task)
+            models[name], preds[name] = root / "models" / name, root / "preds" / name
+            save_trained(models[name], method, model, tokenizer, task, meta=META)
+            assert cli.main(["evaluate", "--model", str(models[name]), "--data-dir", str(data), "--splits", "test",
+                             "--out", str(rows_dir / f"{name}.csv"), "--predictions", str(preds[name]),
+                             "--quiet", "--device", "cpu"]) == 0
+    return models, preds
+
+
 @pytest.fixture(scope="module")
 def sub(tmp_path_factory, minilm):
     """Demo data, one model per task, `hashee evaluate` predictions, `hashee submit` folder + zip."""
@@ -61,20 +82,7 @@ def sub(tmp_path_factory, minilm):
 
     root = tmp_path_factory.mktemp("submission")
     data = write_demo_data(root / "data", size="tiny", sizes={"test": TEST_ROWS})
-    models, preds = {}, {}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("hashee.measure.evaluation.bert_base_flops", lambda lengths, num_labels, cache=None: [1] * len(lengths))
-        for name, task in TASKS.items():
-            if name == "SST-2":
-                method, model = _hashee_model(task, minilm.tokenizer, data)
-            else:
-                method = get_method("static", "layers=2")
-                model = method.build(EncoderConfig(**CONFIG), task)
-            models[name], preds[name] = root / "models" / name, root / "preds" / name
-            save_trained(models[name], method, model, minilm.tokenizer, task, meta=META)
-            assert cli.main(["evaluate", "--model", str(models[name]), "--data-dir", str(data), "--splits", "test",
-                             "--out", str(root / "rows" / f"{name}.csv"), "--predictions", str(preds[name]),
-                             "--quiet", "--device", "cpu"]) == 0
+    models, preds = evaluate_tiny_models(root, data, minilm.tokenizer, list(TASKS), root / "rows")
     out, zip_path = root / "out", root / "out.zip"
     assert cli.main(["submit", "--predictions", *map(str, preds.values()), "--model", *map(str, models.values()),
                      "--out-dir", str(out), "--zip", str(zip_path)]) == 0
