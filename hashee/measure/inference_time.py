@@ -132,6 +132,27 @@ def caption_notes(times: pd.DataFrame, config_name: str | None = None, tables_di
     return notes + table_note(tables_dir)
 
 
+def _plot_label(row) -> str:
+    """A method's legend entry; HashEE's hashes one entry each, as on the Pareto plots."""
+    fields = parse_setting(row["setting"])
+    return f"hashee {fields['hash']}" if row["method"] == "hashee" and "hash" in fields else row["method"]
+
+
+def _plot_style(row, methods: list[str]) -> tuple[str, str]:
+    """The method's fixed color and marker of the Pareto plots (hashee.measure.plots), so a method looks
+    the same in every plot; static black squares."""
+    from hashee.measure.plots import _SPARE_COLORS, _SPARE_MARKERS, HASH_STYLES, METHOD_STYLES
+
+    if row["method"] == "static":
+        return "black", "s"
+    if row["method"] == "hashee":
+        return HASH_STYLES.get(parse_setting(row["setting"]).get("hash"), ("#a50f15", "*"))
+    if row["method"] in METHOD_STYLES:
+        return METHOD_STYLES[row["method"]]
+    spare = [m for m in methods if m not in METHOD_STYLES and m not in ("static", "hashee")].index(row["method"])
+    return _SPARE_COLORS[spare % len(_SPARE_COLORS)], _SPARE_MARKERS[spare % len(_SPARE_MARKERS)]
+
+
 def inference_time_plots(table: pd.DataFrame, out_dir) -> list[Path]:
     """plots/inference_time_<TASK>.png: measured vs FLOPs speed-up, one panel per batch size, a
     marker per sweep point, the diagonal where measured = FLOPs."""
@@ -145,20 +166,22 @@ def inference_time_plots(table: pd.DataFrame, out_dir) -> list[Path]:
         for number, size in enumerate(sizes, start=1):
             ax = fig.add_subplot(1, len(sizes), number)
             ax.plot([0, top], [0, top], "k--", linewidth=1, label="measured = FLOPs")
-            for method, series in mine.groupby("method", sort=True):
-                series = series.sort_values("flops_speedup")
-                ax.plot(series["flops_speedup"], series[f"speedup_b{size}"], "o", markersize=4, label=method)
+            for label, series in mine.groupby(mine.apply(_plot_label, axis=1), sort=True):
+                color, marker = _plot_style(series.iloc[0], sorted(set(mine["method"])))
+                ax.plot(series["flops_speedup"], series[f"speedup_b{size}"], marker, color=color, markersize=5,
+                        linestyle="none", label=label)
             ax.set_xlim(0, top)
             ax.set_ylim(0, top)
             ax.set_xlabel("FLOPs speed-up vs the full model")
             ax.set_ylabel("measured speed-up")
             ax.set_title(f"{task}, batch {size}")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize="x-small")
+            if number == len(sizes):  # one legend, outside the axes, as on the Pareto plots
+                ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
         fig.tight_layout()
         path = out_dir / f"inference_time_{task}.png"
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
+            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
         paths.append(path)
     return paths
 
