@@ -21,6 +21,7 @@ from hashee.core.errors import HasheeError
 from hashee.core.io import atomic_path, write_text_atomic
 from hashee.core.settings import backbone_label
 from hashee.core.tasks import TASKS
+from hashee.measure.plots import Palette
 from hashee.measure.results import KEY_COLUMNS, parse_setting, read_csv_checked, read_runs
 
 FULL_METHOD = "static"
@@ -138,21 +139,6 @@ def _plot_label(row) -> str:
     return f"hashee {fields['hash']}" if row["method"] == "hashee" and "hash" in fields else row["method"]
 
 
-def _plot_style(row, methods: list[str]) -> tuple[str, str]:
-    """The method's fixed color and marker of the Pareto plots (hashee.measure.plots), so a method looks
-    the same in every plot; static black squares."""
-    from hashee.measure.plots import _SPARE_COLORS, _SPARE_MARKERS, HASH_STYLES, METHOD_STYLES
-
-    if row["method"] == "static":
-        return "black", "s"
-    if row["method"] == "hashee":
-        return HASH_STYLES.get(parse_setting(row["setting"]).get("hash"), ("#a50f15", "*"))
-    if row["method"] in METHOD_STYLES:
-        return METHOD_STYLES[row["method"]]
-    spare = [m for m in methods if m not in METHOD_STYLES and m not in ("static", "hashee")].index(row["method"])
-    return _SPARE_COLORS[spare % len(_SPARE_COLORS)], _SPARE_MARKERS[spare % len(_SPARE_MARKERS)]
-
-
 def inference_time_plots(table: pd.DataFrame, out_dir) -> list[Path]:
     """plots/inference_time_<TASK>.png: measured vs FLOPs speed-up, one panel per batch size, a
     marker per sweep point, the diagonal where measured = FLOPs."""
@@ -160,6 +146,7 @@ def inference_time_plots(table: pd.DataFrame, out_dir) -> list[Path]:
     sizes = batch_sizes(table)
     for task in [t for t in TASKS if t in set(table["task"])]:
         mine = table[table["task"] == task]
+        palette = Palette(mine["method"], mine.loc[mine["method"] == "hashee", "setting"])
         fig = Figure(figsize=(5.2 * len(sizes), 4.6))
         FigureCanvasAgg(fig)
         top = np.nanmax([mine["flops_speedup"].max(), *(mine[f"speedup_b{s}"].max() for s in sizes), 1.0]) * 1.1
@@ -167,7 +154,7 @@ def inference_time_plots(table: pd.DataFrame, out_dir) -> list[Path]:
             ax = fig.add_subplot(1, len(sizes), number)
             ax.plot([0, top], [0, top], "k--", linewidth=1, label="measured = FLOPs")
             for label, series in mine.groupby(mine.apply(_plot_label, axis=1), sort=True):
-                color, marker = _plot_style(series.iloc[0], sorted(set(mine["method"])))
+                color, marker = palette.color_marker(series["method"].iloc[0], series["setting"].iloc[0])
                 ax.plot(series["flops_speedup"], series[f"speedup_b{size}"], marker, color=color, markersize=5,
                         linestyle="none", label=label)
             ax.set_xlim(0, top)

@@ -81,20 +81,35 @@ def pareto_points(runs: pd.DataFrame, *, split: str = "test",
     return points
 
 
-class Style:
-    """Color, marker, line style and legend label per model: fixed per method, whatever the plot."""
+class Palette:
+    """Color and marker per method (per hash for HashEE): fixed, so a method looks the same in every plot
+    (the Pareto plots here, the inference-time plots of hashee.measure.inference_time). Methods and hashes
+    without a fixed style get spare ones, in name order, from `methods` / `hashee_settings`."""
 
-    def __init__(self, points: pd.DataFrame):
-        others = sorted(set(points["method"]) - set(METHOD_STYLES) - {STATIC, HASHEE})
+    def __init__(self, methods, hashee_settings):
+        others = sorted(set(methods) - set(METHOD_STYLES) - {STATIC, HASHEE})
         self.methods = dict(METHOD_STYLES)
         for i, method in enumerate(others):
             self.methods[method] = (_SPARE_COLORS[i % len(_SPARE_COLORS)], _SPARE_MARKERS[i % len(_SPARE_MARKERS)])
-        hashes = sorted({parse_setting(b).get("hash", "") for m, b in zip(points["method"], points["base"])
-                         if m == HASHEE} - set(HASH_STYLES))
+        hashes = sorted({parse_setting(setting).get("hash", "") for setting in hashee_settings} - set(HASH_STYLES))
         spare_reds = ("#fcbba1", "#cb181d", "#99000d", "#fc9272")
         self.hashes = dict(HASH_STYLES)
         for i, name in enumerate(hashes):
             self.hashes[name] = (spare_reds[i % len(spare_reds)], _SPARE_MARKERS[i % len(_SPARE_MARKERS)])
+
+    def color_marker(self, method: str, setting: str) -> tuple[str, str]:
+        if method == STATIC:
+            return "black", "s"
+        if method == HASHEE:
+            return self.hashes[parse_setting(setting).get("hash", "")]
+        return self.methods[method]
+
+
+class Style(Palette):
+    """The palette, plus a line style and legend label per model of a Pareto plot."""
+
+    def __init__(self, points: pd.DataFrame):
+        super().__init__(points["method"], [b for m, b in zip(points["method"], points["base"]) if m == HASHEE])
         # Several models of one method (or one hash): same color and marker, another line style.
         self.linestyle: dict[str, str] = {}
         for _, models in points.groupby(points.apply(self.family, axis=1))["model"]:
@@ -106,13 +121,6 @@ class Style:
         if point["method"] == HASHEE:
             return f"{HASHEE}:{parse_setting(point['base']).get('hash', '')}"
         return point["method"]
-
-    def color_marker(self, method: str, base: str) -> tuple[str, str]:
-        if method == STATIC:
-            return "black", "s"
-        if method == HASHEE:
-            return self.hashes[parse_setting(base).get("hash", "")]
-        return self.methods[method]
 
 
 def _without_layers(setting: str) -> str:
