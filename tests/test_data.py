@@ -113,6 +113,16 @@ def test_missing_file_names_path_and_elue_dir(tmp_path):
     assert str(path) in str(info.value)
 
 
+def test_a_file_that_is_not_utf8_is_one_line_naming_it_and_the_byte(tmp_path):
+    path = tmp_path / "SST-2" / "train.tsv"
+    path.parent.mkdir()
+    path.write_bytes("sentence\tlabel\ncaf\u00e9 \t1\n".encode("utf-8") + b"bad \xff byte\t0\n")
+    with pytest.raises(HasheeError) as info:
+        read_split(get_task("SST-2"), path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: not valid UTF-8") and "at byte 28" in message and "\n" not in message
+
+
 def test_wrong_header(tmp_path):
     path = tmp_path / "SNLI" / "train.tsv"
     message = error_for("SNLI", path, ["premise\tlabel", "a\t0"], bom=True)

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from hashee.core.errors import HasheeError
+from hashee.core.io import read_text_checked, split_text_lines
 from hashee.core.tasks import TaskSpec, get_task
 
 SPLITS = ("train", "dev", "test")
@@ -51,14 +52,7 @@ def _read_lines(path: Path) -> list[str]:
         raise HasheeError(
             f"{path}: ELUE file not found; data_dir / $ELUE_DIR must point at the folder holding "
             f"<TASK>/{{train,dev,test}}.tsv")
-    try:
-        # utf-8-sig drops the BOM some ELUE headers carry.
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise HasheeError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
-    # Split on \n only: str.splitlines() would also break on \x1c, \u2028, ... inside review text.
-    lines = text.split("\n")
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+    return split_text_lines(read_text_checked(path))
 
 
 def _short(value: str, limit: int = 40) -> str:

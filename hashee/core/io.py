@@ -1,4 +1,4 @@
-"""Atomic writes: nothing half-written ever lands at an output path."""
+"""Atomic writes (nothing half-written ever lands at an output path) and checked text reads."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from hashee.core.errors import HasheeError
 
 
 @contextlib.contextmanager
@@ -48,3 +50,18 @@ def write_text_atomic(path, text: str) -> None:
 def write_csv_atomic(path, frame) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+def read_text_checked(path, encoding: str = "utf-8-sig") -> str:
+    """A text file's contents (utf-8-sig: a BOM, as some ELUE headers carry, is dropped); a file that is not
+    UTF-8 is one line naming it and the byte."""
+    try:
+        return Path(path).read_text(encoding=encoding)
+    except UnicodeDecodeError as err:
+        raise HasheeError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+
+
+def split_text_lines(text: str) -> list[str]:
+    """Lines split on \n only (str.splitlines would also break on \x1c, \u2028, ... inside review text),
+    a trailing \r dropped from each."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from hashee import __version__
 from hashee.core.errors import HasheeError
-from hashee.core.io import atomic_dir, atomic_path
+from hashee.core.io import atomic_dir, atomic_path, read_text_checked, split_text_lines
 from hashee.core.modeling import ACTIVATIONS as MODEL_ACTIVATIONS
 from hashee.core.tasks import TASKS, TaskSpec
 from hashee.core.trace import Trace, format_trace, parse_trace
@@ -212,11 +212,7 @@ def _read_point_rows(path: Path, task: TaskSpec) -> list[tuple[int, str, Trace]]
     """(index, pred as written in the submission, trace) per row of an evaluate point file."""
     if not path.is_file():
         raise HasheeError(f"{path}: prediction file listed in {POINTS_FILE} not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise HasheeError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
-    lines = [line.rstrip("\r") for line in text.split("\n")]
+    lines = split_text_lines(read_text_checked(path, encoding="utf-8"))
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines or tuple(lines[0].split("\t")) != PRED_COLUMNS:

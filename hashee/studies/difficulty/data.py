@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hashee.core.errors import HasheeError
-from hashee.core.io import write_text_atomic
+from hashee.core.io import read_text_checked, split_text_lines, write_text_atomic
 
 SNLI_LABELS = ("entailment", "neutral", "contradiction")
 NO_MAJORITY = "-"
@@ -59,11 +59,7 @@ def snli_file(snli_dir, split: str) -> Path:
 def _lines(path: Path, what: str) -> list[str]:
     if not path.is_file():
         raise HasheeError(f"{path}: {what} file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise HasheeError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
-    return [line.rstrip("\r") for line in text.split("\n")]
+    return split_text_lines(read_text_checked(path))
 
 
 def read_snli(path) -> list[SnliPair]:

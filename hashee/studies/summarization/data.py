@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hashee.core.errors import HasheeError, unknown_name
-from hashee.core.io import atomic_dir
+from hashee.core.io import atomic_dir, read_text_checked, split_text_lines
 
 SPLITS = ("train", "dev", "test")
 REDDIT_FILE = "tifu_all_tokenized_and_filtered.json"
@@ -135,13 +135,6 @@ def _keep_nonempty(rows: Iterable[tuple[str, str, str]], path: Path) -> list[Exa
     return kept
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")  # utf-8-sig drops a BOM
-    except UnicodeDecodeError as err:
-        raise HasheeError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
-
-
 def _read_cnndm(folder: Path, split: str) -> list[Example]:
     csv_path = folder / _CNNDM_CSV[split]
     if csv_path.is_file():
@@ -182,11 +175,10 @@ def _csv_rows(path: Path):
 
 
 def _lines(path: Path) -> list[str]:
-    # Split on \n only (str.splitlines would also split on \x1c, \u2028, ... inside text).
-    lines = _read_text(path).split("\n")
+    lines = split_text_lines(read_text_checked(path))
     if lines and lines[-1] == "":
         lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+    return lines
 
 
 def _fairseq_rows(source: Path, target: Path):
@@ -204,7 +196,7 @@ def _json_error(path: Path, err: json.JSONDecodeError, line_offset: int = 0) -> 
 
 def _reddit_split_ids(path: Path, split: str) -> set[str]:
     try:
-        table = json.loads(_read_text(path))
+        table = json.loads(read_text_checked(path))
     except json.JSONDecodeError as err:
         raise _json_error(path, err) from None
     key = {"dev": "validation"}.get(split, split)
@@ -294,7 +286,7 @@ def _read_cpt_json(path: Path) -> list[Example]:
     if not path.is_file():
         raise _missing(path, 'CPT summarization JSON: {train,dev,test}.json, a list of {"article", "summarization"}')
     rows = []
-    for obj, line in _json_objects(path, _read_text(path)):
+    for obj, line in _json_objects(path, read_text_checked(path)):
         where = f"{path}:{line}"
         if not isinstance(obj, dict):
             raise HasheeError(f"{where}: expected an object {{\"article\", \"summarization\"}}, got {type(obj).__name__}")
