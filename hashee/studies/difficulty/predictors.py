@@ -176,8 +176,10 @@ class BertPredictor(nn.Module):
 
     def forward(self, batch):
         last = self.bert(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")).last_hidden_state
-        pooled = None if self.token_level else pooled_input(last, batch["attention_mask"].bool(), self.bert.config.pooling)
-        features = last if self.token_level else self.bert.pooler(pooled)  # (B, T, H) / (B, H)
+        if self.token_level:
+            features = last  # (B, T, H)
+        else:
+            features = self.bert.pooler(pooled_input(last, batch["attention_mask"].bool(), self.bert.config.pooling))
         return self.out(self.dropout(features))
 
 
