@@ -220,3 +220,44 @@ def test_train_and_summ_train_share_one_training_option_list():
     summ = parser.parse_args(["summ-train", "--dataset", "x", "--data-dir", "d", "--method", "m", "--workdir", "w", "--out", "o"])
     assert (elue.batch_size, elue.backbone, summ.batch_size, summ.backbone) == (32, "minilm", 16, "minilm-seq2seq")
     assert train_params(elue, 16).to_dict() == {**train_params(summ, 16).to_dict(), "batch_size": 32}
+
+
+def _train_args(data, settings, root, *extra):
+    return ["train", "--task", "STS-B", "--data-dir", str(data), "--method", "static",
+            *(arg for setting in settings for arg in ("--setting", setting)), "--seed", "3", "--epochs", "1",
+            "--batch-size", "8", "--max-length", "16", "--freeze-word-embeddings", "--device", "cpu", "--quiet",
+            "--progress-every", "off", "--workdir", f"{root}/{{setting}}/work", "--out", f"{root}/{{setting}}/model",
+            "--evaluate-out", f"{root}/{{setting}}/rows.csv", *extra]
+
+
+def test_one_train_process_trains_each_setting_as_a_process_of_its_own_would(tiny_elue, tmp_path):
+    """`hashee train` with several --setting (the workflow's one job per task x method x seed): each setting's
+    files land where {setting} says, with the same dev and test scores as that setting trained alone."""
+    import pandas as pd
+
+    from hashee.cli import run
+
+    assert run(_train_args(tiny_elue, ["layers=1", "layers=2"], tmp_path / "together")) == 0
+    assert run(_train_args(tiny_elue, ["layers=2"], tmp_path / "alone")) == 0
+    for setting in ("layers=1", "layers=2"):
+        rows = pd.read_csv(tmp_path / "together" / setting / "rows.csv")
+        assert set(rows["setting"]) == {setting}
+        assert not (tmp_path / "together" / setting / "work").exists()  # resume files removed once saved
+    together = pd.read_csv(tmp_path / "together" / "layers=2" / "rows.csv")
+    alone = pd.read_csv(tmp_path / "alone" / "layers=2" / "rows.csv")
+    pd.testing.assert_frame_equal(together[["split", "perf", "mflops"]], alone[["split", "perf", "mflops"]])
+
+
+@pytest.mark.parametrize("settings,paths,message", [
+    (["layers=1", "layers=2"], "fixed", "--out {root}/model: with several --setting, each path option must hold {{setting}} (one run's files per setting)"),
+    (["layers=1", "layers=1"], "templated", "--setting: 'layers=1' is given twice"),
+])
+def test_several_settings_need_a_path_per_setting(tmp_path, capsys, settings, paths, message):
+    from hashee.cli import main
+
+    args = _train_args(tmp_path, settings, tmp_path)
+    if paths == "fixed":
+        args = [arg.replace("/{setting}", "") for arg in args]
+    assert main(args) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.splitlines() == [f"hashee train: error: {message.format(root=tmp_path)}"]

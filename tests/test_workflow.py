@@ -105,9 +105,22 @@ def planned_train_methods(output: str) -> dict[str, set[str]]:
     return planned
 
 
+def train_jobs(runs) -> dict[str, int]:
+    """Train jobs per rule: one job per task x method x backbone label x seed trains all its settings (and
+    evaluates them); its rule is train_<method>[_<label>] (non-word characters as _)."""
+    jobs = {(task, method, setting.split(",")[0].removeprefix("backbone=") if setting.startswith("backbone=") else None,
+             seed) for task, method, setting, seed in runs}
+    counts = {}
+    for _, method, label, _ in jobs:
+        rule = "train_" + re.sub(r"\W", "_", method + (f"@{label}" if label else ""))
+        counts[rule] = counts.get(rule, 0) + 1
+    return counts
+
+
 def expected_jobs(cfg: dict) -> dict[str, int]:
-    """Jobs per rule the config implies: per run one train job (which also evaluates and times), a hash per HashEE run,
-    demo data when generated, and one of each compile step (provenance included) plus `all`."""
+    """Jobs per rule the config implies: per task x method x seed one train job (which trains each setting and
+    evaluates it), a hash per HashEE run, demo data when generated, and one of each compile step (provenance
+    included) plus `all`."""
     runs = planned_runs(cfg)
     fitted = [run for run in runs if method_classes(cfg)[run[1]].needs_fitted_hash]
     counts = {
@@ -116,7 +129,7 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         "fit_hash": len({(run[0], run[3]) for run in fitted if not run[2].startswith("backbone=")}),
         "fit_backbone_hash": sum(1 for run in fitted if run[2].startswith("backbone=")),
         "backbones_table": 1 if (cfg.get("backbones") or {}).get("enabled") else 0,
-        "train": len(runs),
+        **train_jobs(runs),
         "time_models": len(cfg["tasks"]),  # the timing stage: one job per task
         "inference_time": 1,
         "gather": 1,
@@ -392,8 +405,10 @@ def test_shell_commands_call_the_cli_verbs(tmp_path):
                  "tables",
                  "submit", "validate-submission"):
         assert f"hashee {verb} " in text, verb
-    # train also evaluates, in the same process; timing is its own stage, one job per task, on every core
-    assert "--evaluate-out results/tiny/train/SST-2/static/layers=1/42/rows.csv" in text
+    # one train job per task x method x seed trains each setting and evaluates it, in the same process; timing
+    # is its own stage, one job per task, on every core
+    assert re.search(r"hashee train --task SST-2 .*--method static --setting layers=1 --setting layers=2 --seed 42 ", text)
+    assert "--evaluate-out 'results/tiny/train/SST-2/static/{setting}/42/rows.csv'" in text
     assert "--time-out" not in text
     timing = re.search(r"OMP_NUM_THREADS=(\d+) .* hashee time (--model .*?) --data-dir .* --threads (\d+) .*"
                        r"--out results/tiny/timing/SST-2.csv", text)
@@ -401,8 +416,9 @@ def test_shell_commands_call_the_cli_verbs(tmp_path):
     assert "results/tiny/train/SST-2/static/layers=1/42/model" in timing.group(2)
     assert (f"python {ROOT}/workflow/scripts/gpu_slots.py --slots 0 --lock-dir .snakemake/gpu-locks/$(uname -n) -- hashee train "
             in text)
-    assert "--hash-file results/tiny/hashes/SST-2/hash=frequency,layers=2/42/hash.pt" in text
-    assert "--workdir work/tiny/SST-2/static/layers=1/42 --out results/tiny/train/SST-2/static/layers=1/42/model" in text
+    assert "--hash-file 'results/tiny/hashes/SST-2/{setting}/42/hash.pt'" in text
+    assert ("--workdir 'work/tiny/SST-2/static/{setting}/42' --out 'results/tiny/train/SST-2/static/{setting}/42/model'"
+            in text)
     assert "--bootstrap results/tiny/bootstrap.npz" in text
     assert "--paper-points" not in text  # MiniLM: the paper's points would mean nothing
 

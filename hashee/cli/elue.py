@@ -3,6 +3,7 @@ library, write outputs atomically (temporary name, then rename). User errors pri
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 
@@ -51,12 +52,38 @@ def cmd_fit_hash(args) -> None:
 
 
 # ---------------------------------------------------------------- train
+# Path options of `train` that name one run's files: with several --setting, each holds {setting}.
+RUN_PATH_OPTIONS = ("out", "workdir", "hash_file", "evaluate_out", "predictions")
+
+
 def cmd_train(args) -> None:
+    """Train each --setting in turn in this one process (the workflow's job: one per task x method x seed,
+    so the imports are paid once), then evaluate it when --evaluate-out is given."""
+    settings = args.setting or [""]
+    if len(settings) != len(set(settings)):
+        raise HasheeError(f"--setting: {next(s for s in settings if settings.count(s) > 1)!r} is given twice")
+    if len(settings) > 1:
+        for option in RUN_PATH_OPTIONS:
+            value = getattr(args, option)
+            if value is not None and "{setting}" not in value:
+                raise HasheeError(f"--{option.replace('_', '-')} {value}: with several --setting, each path option "
+                                  "must hold {setting} (one run's files per setting)")
+    device = resolve_device(args.device)
+    for setting in settings:
+        run_args = argparse.Namespace(**vars(args))
+        run_args.setting = setting
+        for option in RUN_PATH_OPTIONS:
+            value = getattr(args, option)
+            if value is not None:
+                setattr(run_args, option, value.replace("{setting}", setting))
+        _train_one(run_args, device)
+
+
+def _train_one(args, device) -> None:
     import shutil
 
     from hashee.measure.run import train_and_save
 
-    device = resolve_device(args.device)
     run = train_and_save(args.task, args.method, args.setting, args.data_dir, args.backbone,
                          train_params(args, args.max_length), args.workdir, args.out, hash_file=args.hash_file,
                          device=device, progress=not args.quiet, progress_every=args.progress_every)
@@ -66,7 +93,7 @@ def cmd_train(args) -> None:
     # The model is written: resume checkpoints (hundreds of MB per run) have served their purpose.
     shutil.rmtree(args.workdir, ignore_errors=True)
     print(f"trained {run.method.name} [{run.method.setting_text()}] on {run.task.name}: "
-          f"best dev {run.best_dev:.2f} -> {args.out}")
+          f"best dev {run.best_dev:.2f} -> {args.out}", flush=True)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -270,7 +297,8 @@ def add_parsers(sub) -> None:
     add_training_options(
         p, methods_help="a registered method (hashee, static, the baselines, plugins)", backbone="minilm",
         batch_size=32, hash_file_help="methods that use a hash (HashEE): one from fit-hash (default: fit one now)",
-        freeze_help="keep the word-embedding matrix fixed (CPU demo: ~1/3 of a small model's step)")
+        freeze_help="keep the word-embedding matrix fixed (CPU demo: ~1/3 of a small model's step)",
+        several_settings=True)
     p.add_argument("--evaluate-out", default=None,
                    help="then evaluate the trained model as `hashee evaluate` does, rows into this CSV "
                         "(with --predictions and --flops-cache)")

@@ -60,15 +60,19 @@ def backbone_runs():
     ]
 
 
-def backbone_of(wildcards):
-    """--backbone of a job: the configured backbone its setting's `backbone=<label>` names, else the config's."""
-    label = backbone_label(wildcards.setting)
+def backbone_for_label(label):
+    """The backbone a `backbone=<label>` setting key names (None: the config's own)."""
     if label is None:
         return config["backbone"]
     if label not in BACKBONE_MODELS:
-        raise WorkflowError(f"setting {wildcards.setting!r} names backbone {label!r}, which is not a label of "
+        raise WorkflowError(f"setting key backbone={label} names a backbone which is not a label of "
                             f"'backbones.models' or 'backbones.published' ({', '.join(BACKBONE_MODELS) or 'none'})")
     return BACKBONE_MODELS[label]
+
+
+def backbone_of(wildcards):
+    """--backbone of a job: the configured backbone its setting's `backbone=<label>` names, else the config's."""
+    return backbone_for_label(backbone_label(wildcards.setting))
 
 
 def backbones_outputs():

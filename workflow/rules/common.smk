@@ -7,6 +7,7 @@ import re
 import shlex
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -317,24 +318,81 @@ def data_dir(wildcards, input):
     return str(Path(input.data[0]).parents[1])
 
 
-def train_input(wildcards):
-    inputs = {"data": data_files(wildcards.task)}
-    if wildcards.method in FITTED_HASH_METHODS:
-        inputs["hash"] = f"{RESULTS}/hashes/{wildcards.task}/{wildcards.setting}/{wildcards.seed}/hash.pt"
-    return inputs
+@dataclass(frozen=True)
+class TrainGroup:
+    """One train job per task (of `tasks`) and seed: `method`'s `settings`, in that order, on `backbone`."""
+
+    method: str
+    settings: tuple
+    backbone_label: str | None  # a backbones-experiment label, None: the config's own backbone
+    tasks: tuple
+    part: int = 0  # > 0: a second group of the same method and backbone (other settings on other tasks)
+
+    @property
+    def label(self):  # the job's log and benchmark folder under <task>/
+        return self.method + (f"@{self.backbone_label}" if self.backbone_label else "")
+
+    @property
+    def rule_name(self):
+        identifier = re.sub(r"\W", "_", self.label)
+        return f"train_{identifier}_{self.part}" if self.part else f"train_{identifier}"
+
+    @property
+    def backbone(self):
+        return backbone_for_label(self.backbone_label)
 
 
-def hash_file_arg(wildcards, input):
-    return f"--hash-file {shlex.quote(input.hash)}" if "hash" in input.keys() else ""
+def train_groups():
+    """The planned runs as train jobs: per task, method and backbone label the settings (in config order;
+    every seed the same), then tasks with the same settings share a rule (differing only on STS-B, where
+    a method without a regression rule is not planned, or in the backbones experiment)."""
+    settings = {}
+    for run in planned_runs():
+        key = (run["task"], run["method"], backbone_label(run["setting"]))
+        settings.setdefault(key, [])
+        if run["setting"] not in settings[key]:
+            settings[key].append(run["setting"])
+    tasks = {}
+    for (task, method, label), group_settings in settings.items():
+        tasks.setdefault((method, tuple(group_settings), label), []).append(task)
+    groups, parts = [], {}
+    for (method, group_settings, label), group_tasks in tasks.items():
+        part = parts[method, label] = parts.get((method, label), -1) + 1
+        groups.append(TrainGroup(method, group_settings, label, tuple(group_tasks), part))
+    return groups
 
 
-def train_param(key):
-    """A train key for a job: train_by_method[<method>][key] if set, else train[key]."""
+def group_outputs(group, name):
+    """A train rule's outputs: `name` under each setting's run folder, {task} and {seed} left as wildcards."""
+    return [f"{RESULTS}/train/{{task}}/{group.method}/{setting}/{{seed}}/{name}" for setting in group.settings]
 
-    def value(wildcards):
-        return config.get("train_by_method", {}).get(wildcards.method, {}).get(key, TRAIN[key])
 
-    return value
+def run_pattern(root, group, *names):
+    """A path option of a group's `hashee train` (params): one run's folder, or `names` under it, below
+    `root`, {setting} left for the CLI to fill in, quoted whole (one path per option in the command)."""
+    return lambda wildcards: shlex.quote(
+        str(Path(root, wildcards.task, group.method, "{setting}", str(wildcards.seed), *names)))
+
+
+def _hash_pattern(wildcards):
+    return f"{RESULTS}/hashes/{wildcards.task}/{{setting}}/{wildcards.seed}/hash.pt"
+
+
+def group_hash_files(group):
+    """Input of a method that trains from a fitted hash (HashEE): each setting's hash file (hashes.smk)."""
+    if group.method not in FITTED_HASH_METHODS:
+        return []
+    return lambda wildcards: [_hash_pattern(wildcards).replace("{setting}", setting) for setting in group.settings]
+
+
+def group_hash_arg(group):
+    return lambda wildcards, input: (f"--hash-file {shlex.quote(_hash_pattern(wildcards))}"
+                                     if group.method in FITTED_HASH_METHODS else "")
+
+
+def train_param(method, key):
+    """A train key of `method`'s jobs: train_by_method[<method>][key] if set, else train[key]."""
+    return config.get("train_by_method", {}).get(method, {}).get(key, TRAIN[key])
 
 
 def max_length(wildcards):

@@ -1,58 +1,74 @@
-# Fine-tune one model per task x method x setting x seed; best-on-dev model under results/,
-# resumable checkpoints under work/ (deliberately not an output: a killed job resumes). The same
-# process then evaluates the saved model (dev+test metrics per sweep point, FLOPs, test predictions):
-# on small data a job's start-up (~6 s of imports) outweighs the evaluation itself. Timing is not
-# done here, beside other jobs, but in its own stage (timing.smk).
+# Fine-tune: one job per task x method x seed (and backbone, for the backbones experiment) trains each
+# of that method's settings in turn in one process, so the ~6 CPU-s of imports (torch, its optimizer's
+# torch._dynamo, transformers, datasets) are paid once per job, not once per setting. Each setting's
+# best-on-dev model and its evaluation (dev+test metrics per sweep point, FLOPs, test predictions) land
+# under results/<config>/train/{task}/{method}/{setting}/{seed}/; resumable checkpoints under work/
+# (deliberately not an output: a killed job resumes). Timing is not done here, beside other jobs, but in
+# its own stage (timing.smk). One rule per group of settings (train_groups() in common.smk): Snakemake
+# outputs cannot depend on a wildcard, so each group's settings are spelled out in its rule. The shell
+# command is formatted when the job runs, after the loop: everything it takes from `group` goes through params.
 
 
-rule train:
-    input:
-        unpack(train_input),
-    output:
-        model=directory(f"{RESULTS}/train/{RUN}/model"),
-        rows=f"{RESULTS}/train/{RUN}/rows.csv",
-        predictions=directory(f"{RESULTS}/train/{RUN}/predictions"),
-    log:
-        f"{LOGS}/train/{RUN}.log",
-    benchmark:
-        f"{BENCHMARKS}/train/{RUN}.tsv"
-    params:
-        data_dir=data_dir,
-        backbone=backbone_of,  # the config's, or the one a backbone=<label> setting names (backbones.smk)
-        hash_file=hash_file_arg,
-        epochs=train_param("epochs"),
-        lr=train_param("lr"),
-        batch_size=train_param("batch_size"),
-        max_length=max_length,
-        warmup=train_param("warmup"),
-        weight_decay=train_param("weight_decay"),
-        clip=train_param("clip"),
-        freeze=lambda wildcards: "--freeze-word-embeddings" if TRAIN["freeze_word_embeddings"] else "",
-        checkpoint_every=TRAIN["checkpoint_every"],
-        progress_every=launch_detail(config["progress_every"]),  # how the job logs, not what it computes
-        workdir=f"{WORK}/{RUN}",
-        flops_cache=f"{WORK}/flops-cache",
-        gpus=GPUS,
-        gpu_locks=GPU_LOCK_DIR,
-        gpu_slots=launch_detail(GPU_SLOTS),
-        plugins_env=launch_detail(PLUGINS_ENV),
-    threads: 1
-    resources:
-        gpu=1,
-        mem_mb=8000,
-        runtime=240,
-    conda:
-        "../../environment.yml"
-    shell:
-        "{params.plugins_env}OMP_NUM_THREADS={threads} python {params.gpu_slots} --slots {params.gpus}"
-        " --lock-dir {params.gpu_locks:q}/$(uname -n) --"
-        " hashee train --task {wildcards.task:q} --data-dir {params.data_dir:q}"
-        " --method {wildcards.method:q} --setting {wildcards.setting:q} --seed {wildcards.seed}"
-        " --backbone {params.backbone:q} {params.hash_file}"
-        " --epochs {params.epochs} --lr {params.lr} --batch-size {params.batch_size}"
-        " --max-length {params.max_length} --warmup {params.warmup}"
-        " --weight-decay {params.weight_decay} --clip {params.clip} {params.freeze}"
-        " --checkpoint-every {params.checkpoint_every} --progress-every {params.progress_every}"
-        " --workdir {params.workdir:q} --out {output.model:q}"
-        " --evaluate-out {output.rows:q} --predictions {output.predictions:q}"
-        " --flops-cache {params.flops_cache:q} --quiet > {log:q} 2>&1"
+for group in train_groups():
+    rule:
+        name:
+            group.rule_name
+        wildcard_constraints:
+            task="|".join(re.escape(task) for task in group.tasks),
+        input:
+            data=task_data,
+            hashes=group_hash_files(group),
+        output:
+            models=[directory(path) for path in group_outputs(group, "model")],
+            rows=group_outputs(group, "rows.csv"),
+            predictions=[directory(path) for path in group_outputs(group, "predictions")],
+        log:
+            f"{LOGS}/train/{{task}}/{group.label}/{{seed}}.log",
+        benchmark:
+            f"{BENCHMARKS}/train/{{task}}/{group.label}/{{seed}}.tsv"
+        params:
+            data_dir=data_dir,
+            method=group.method,  # params, not the shell text: a loop's shell command is formatted at run time
+            backbone=group.backbone,
+            settings=" ".join(f"--setting {shlex.quote(setting)}" for setting in group.settings),
+            out=run_pattern(f"{RESULTS}/train", group, "model"),
+            rows=run_pattern(f"{RESULTS}/train", group, "rows.csv"),
+            predictions_dir=run_pattern(f"{RESULTS}/train", group, "predictions"),
+            hash_file=group_hash_arg(group),
+            epochs=train_param(group.method, "epochs"),
+            lr=train_param(group.method, "lr"),
+            batch_size=train_param(group.method, "batch_size"),
+            max_length=max_length,
+            warmup=train_param(group.method, "warmup"),
+            weight_decay=train_param(group.method, "weight_decay"),
+            clip=train_param(group.method, "clip"),
+            freeze="--freeze-word-embeddings" if TRAIN["freeze_word_embeddings"] else "",
+            checkpoint_every=TRAIN["checkpoint_every"],
+            progress_every=launch_detail(config["progress_every"]),  # how the job logs, not what it computes
+            workdir=run_pattern(WORK, group),
+            flops_cache=f"{WORK}/flops-cache",
+            gpus=GPUS,
+            gpu_locks=GPU_LOCK_DIR,
+            gpu_slots=launch_detail(GPU_SLOTS),
+            plugins_env=launch_detail(PLUGINS_ENV),
+        threads: 1
+        resources:
+            gpu=1,
+            mem_mb=8000,
+            runtime=240 * len(group.settings),
+        conda:
+            "../../environment.yml"
+        shell:
+            "{params.plugins_env}OMP_NUM_THREADS={threads} python {params.gpu_slots} --slots {params.gpus}"
+            " --lock-dir {params.gpu_locks:q}/$(uname -n) --"
+            " hashee train --task {wildcards.task:q} --data-dir {params.data_dir:q}"
+            " --method {params.method:q} {params.settings} --seed {wildcards.seed}"
+            " --backbone {params.backbone:q} {params.hash_file}"
+            " --epochs {params.epochs} --lr {params.lr} --batch-size {params.batch_size}"
+            " --max-length {params.max_length} --warmup {params.warmup}"
+            " --weight-decay {params.weight_decay} --clip {params.clip} {params.freeze}"
+            " --checkpoint-every {params.checkpoint_every} --progress-every {params.progress_every}"
+            " --workdir {params.workdir} --out {params.out}"
+            " --evaluate-out {params.rows} --predictions {params.predictions_dir}"
+            " --flops-cache {params.flops_cache:q} --quiet > {log:q} 2>&1"
+
