@@ -69,3 +69,19 @@ def test_every_registered_method_is_found():
 
     assert {"hashee", "static", "deebert", "fastbert", "pabee", "berxit", "cascadebert",
             "elasticbert-entropy", "elasticbert-patience"} <= set(available_methods())
+
+
+def test_no_code_but_the_hashee_method_asks_whether_a_method_is_hashee_by_name():
+    """Method facts live on the method: outside the HashEE class's module, code reads class facts (or the
+    class's `name`), never compares a method id with the literal "hashee"."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    pattern = re.compile(r"""(==|!=)\s*["']hashee["']|["']hashee["']\s*(==|!=)""")
+    files = [*root.joinpath("hashee").rglob("*.py"), *root.joinpath("baselines").rglob("*.py"),
+             *root.joinpath("workflow").rglob("*.smk"), *root.joinpath("workflow").rglob("*.py"), root / "Snakefile"]
+    found = [f"{path.relative_to(root)}:{number}: {line.strip()}"
+             for path in files if path != root / "hashee" / "core" / "methods.py"
+             for number, line in enumerate(path.read_text().splitlines(), start=1) if pattern.search(line)]
+    assert not found, "\n".join(found)

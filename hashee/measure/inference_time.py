@@ -21,7 +21,7 @@ from hashee.core.errors import HasheeError
 from hashee.core.io import atomic_path, write_text_atomic
 from hashee.core.settings import backbone_label
 from hashee.core.tasks import TASKS
-from hashee.measure.plots import Palette
+from hashee.measure.plots import HASHEE, Palette
 from hashee.measure.results import KEY_COLUMNS, parse_setting, read_csv_checked, read_runs
 
 FULL_METHOD = "static"
@@ -133,12 +133,6 @@ def caption_notes(times: pd.DataFrame, config_name: str | None = None, tables_di
     return notes + table_note(tables_dir)
 
 
-def _plot_label(row) -> str:
-    """A method's legend entry; HashEE's hashes one entry each, as on the Pareto plots."""
-    fields = parse_setting(row["setting"])
-    return f"hashee {fields['hash']}" if row["method"] == "hashee" and "hash" in fields else row["method"]
-
-
 def inference_time_plots(table: pd.DataFrame, out_dir) -> list[Path]:
     """plots/inference_time_<TASK>.png: measured vs FLOPs speed-up, one panel per batch size, a
     marker per sweep point, the diagonal where measured = FLOPs."""
@@ -146,14 +140,14 @@ def inference_time_plots(table: pd.DataFrame, out_dir) -> list[Path]:
     sizes = batch_sizes(table)
     for task in [t for t in TASKS if t in set(table["task"])]:
         mine = table[table["task"] == task]
-        palette = Palette(mine["method"], mine.loc[mine["method"] == "hashee", "setting"])
+        palette = Palette(mine["method"], mine.loc[mine["method"] == HASHEE, "setting"])
         fig = Figure(figsize=(5.2 * len(sizes), 4.6))
         FigureCanvasAgg(fig)
         top = np.nanmax([mine["flops_speedup"].max(), *(mine[f"speedup_b{s}"].max() for s in sizes), 1.0]) * 1.1
         for number, size in enumerate(sizes, start=1):
             ax = fig.add_subplot(1, len(sizes), number)
             ax.plot([0, top], [0, top], "k--", linewidth=1, label="measured = FLOPs")
-            for label, series in mine.groupby(mine.apply(_plot_label, axis=1), sort=True):
+            for label, series in mine.groupby(mine.apply(lambda row: Palette.legend_label(row["method"], row["setting"]), axis=1), sort=True):
                 color, marker = palette.color_marker(series["method"].iloc[0], series["setting"].iloc[0])
                 ax.plot(series["flops_speedup"], series[f"speedup_b{size}"], marker, color=color, markersize=5,
                         linestyle="none", label=label)

@@ -33,14 +33,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from hashee.core.io import atomic_path
+from hashee.core.methods import HashEE
 from hashee.core.tasks import METRIC_NAMES, TASKS, get_task
 from hashee.measure.bootstrap import Bootstrap, interval
 from hashee.measure.results import load_paper, method_sweep_keys, parse_setting, split_setting
 from hashee.measure.score import reference_curve
 from hashee.measure.tables import paper_model
 
-STATIC = "static"
-HASHEE = "hashee"
+# The two methods the plots draw their own way: the static curve (one black line) and HashEE (a red per hash).
+STATIC = "static"  # baselines/static.py (a baseline: this layer does not import it)
+HASHEE = HashEE.name
 # method -> (color, marker): fixed, so a method looks the same in every plot.
 METHOD_STYLES: dict[str, tuple[str, str]] = {
     "deebert": ("tab:green", "s"),
@@ -96,6 +98,12 @@ class Palette:
         self.hashes = dict(HASH_STYLES)
         for i, name in enumerate(hashes):
             self.hashes[name] = (spare_reds[i % len(spare_reds)], _SPARE_MARKERS[i % len(_SPARE_MARKERS)])
+
+    @staticmethod
+    def legend_label(method: str, setting: str) -> str:
+        """A method's legend entry; HashEE's hashes one entry each."""
+        fields = parse_setting(setting)
+        return f"{HASHEE} {fields['hash']}" if method == HASHEE and "hash" in fields else method
 
     def color_marker(self, method: str, setting: str) -> tuple[str, str]:
         if method == STATIC:
