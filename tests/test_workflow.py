@@ -105,14 +105,19 @@ def planned_train_methods(output: str) -> dict[str, set[str]]:
     return planned
 
 
-def train_jobs(runs) -> dict[str, int]:
+def train_jobs(runs, per_setting: bool = False) -> dict[str, int]:
     """Train jobs per rule: one job per task x method x backbone label x seed trains all its settings (and
-    evaluates them); its rule is train_<method>[_<label>] (non-word characters as _)."""
-    jobs = {(task, method, setting.split(",")[0].removeprefix("backbone=") if setting.startswith("backbone=") else None,
-             seed) for task, method, setting, seed in runs}
+    evaluates them), in rule train_<method>[@<label>]; with train.jobs: per_setting one job per run, in rule
+    train_<method>/<setting> (non-word characters as _)."""
+    def label(method, setting):
+        if per_setting:
+            return f"{method}/{setting}"
+        return method + (f"@{setting.split(',')[0].removeprefix('backbone=')}" if setting.startswith("backbone=") else "")
+
+    jobs = {(task, label(method, setting), seed) for task, method, setting, seed in runs}
     counts = {}
-    for _, method, label, _ in jobs:
-        rule = "train_" + re.sub(r"\W", "_", method + (f"@{label}" if label else ""))
+    for _, job_label, _ in jobs:
+        rule = "train_" + re.sub(r"\W", "_", job_label)
         counts[rule] = counts.get(rule, 0) + 1
     return counts
 
@@ -129,7 +134,7 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         "fit_hash": len({(run[0], run[3]) for run in fitted if not run[2].startswith("backbone=")}),
         "fit_backbone_hash": sum(1 for run in fitted if run[2].startswith("backbone=")),
         "backbones_table": 1 if (cfg.get("backbones") or {}).get("enabled") else 0,
-        **train_jobs(runs),
+        **train_jobs(runs, per_setting=cfg["train"].get("jobs") == "per_setting"),
         "time_models": len(cfg["tasks"]),  # the timing stage: one job per task
         "inference_time": 1,
         "gather": 1,

@@ -326,16 +326,22 @@ class TrainGroup:
     settings: tuple
     backbone_label: str | None  # a backbones-experiment label, None: the config's own backbone
     tasks: tuple
-    part: int = 0  # > 0: a second group of the same method and backbone (other settings on other tasks)
+    per_setting: bool = False  # train.jobs: per_setting (one run per job)
+    part: int = 0  # > 0: another group of the same name (other settings on other tasks)
 
     @property
-    def label(self):  # the job's log and benchmark folder under <task>/
+    def label(self):  # the job's log and benchmark path under <task>/, without the seed
+        if self.per_setting:
+            return f"{self.method}/{self.settings[0]}"  # the run's own path, as its results
         return self.method + (f"@{self.backbone_label}" if self.backbone_label else "")
 
     @property
+    def identifier(self):
+        return re.sub(r"\W", "_", self.label)
+
+    @property
     def rule_name(self):
-        identifier = re.sub(r"\W", "_", self.label)
-        return f"train_{identifier}_{self.part}" if self.part else f"train_{identifier}"
+        return f"train_{self.identifier}_{self.part}" if self.part else f"train_{self.identifier}"
 
     @property
     def backbone(self):
@@ -344,21 +350,25 @@ class TrainGroup:
 
 def train_groups():
     """The planned runs as train jobs: per task, method and backbone label the settings (in config order;
-    every seed the same), then tasks with the same settings share a rule (differing only on STS-B, where
-    a method without a regression rule is not planned, or in the backbones experiment)."""
+    every seed the same), one job for all of them (train.jobs: per_method) or one job each (per_setting);
+    then tasks with the same settings share a rule (they differ only on STS-B, where a method without a
+    regression rule is not planned, or in the backbones experiment)."""
     settings = {}
     for run in planned_runs():
         key = (run["task"], run["method"], backbone_label(run["setting"]))
         settings.setdefault(key, [])
         if run["setting"] not in settings[key]:
             settings[key].append(run["setting"])
+    per_setting = TRAIN["jobs"] == "per_setting"
     tasks = {}
     for (task, method, label), group_settings in settings.items():
-        tasks.setdefault((method, tuple(group_settings), label), []).append(task)
+        for chunk in ([(s,) for s in group_settings] if per_setting else [tuple(group_settings)]):
+            tasks.setdefault((method, chunk, label), []).append(task)
     groups, parts = [], {}
     for (method, group_settings, label), group_tasks in tasks.items():
-        part = parts[method, label] = parts.get((method, label), -1) + 1
-        groups.append(TrainGroup(method, group_settings, label, tuple(group_tasks), part))
+        group = TrainGroup(method, group_settings, label, tuple(group_tasks), per_setting)
+        part = parts[group.identifier] = parts.get(group.identifier, -1) + 1
+        groups.append(TrainGroup(method, group_settings, label, tuple(group_tasks), per_setting, part))
     return groups
 
 

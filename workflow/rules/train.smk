@@ -53,9 +53,7 @@ for group in train_groups():
             plugins_env=launch_detail(PLUGINS_ENV),
         threads: 1
         resources:
-            gpu=1,
-            mem_mb=8000,
-            runtime=240 * len(group.settings),
+            gpu=1,  # memory and runtime: the executor's defaults (profiles/slurm: a GPU job's)
         conda:
             "../../environment.yml"
         shell:
