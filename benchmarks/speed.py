@@ -20,6 +20,7 @@ The dynamic methods are timed through `predict_outputs`, what the timing stage t
 their FLOPs come from `predict`'s traces of the same batches.
 
 Usage: python benchmarks/speed.py [--device cpu|cuda] [--repeats N] [--batch-sizes 32,1] [--only token|dynamic]
+       [--per-layer]
 Targets (docs/timing.md): (a) >= 0.95 at batch 32 and >= 0.85 at batch 1; (b) >= 1.0 at batch 32 and
 >= 0.9 at batch 1; every instance-exit baseline >= 0.95 at both batch sizes.
 """
@@ -34,25 +35,39 @@ import time
 import torch
 from transformers import BertConfig, BertModel
 
-from hashee.core.modeling import EncoderConfig, TokenExitEncoder, encoder_flop_modules, encoder_traces
+from hashee.core.modeling import (
+    EncoderConfig,
+    TokenExitEncoder,
+    encoder_flop_modules,
+    encoder_traces,
+    plan_layers,
+)
+from hashee.core.trace import ModuleCall
 from hashee.measure.flops import FlopCounter
 
 LENGTH = 128
 
 
-def timed(fn, device, repeats):
+def timed(fns, device, repeats):
+    """Median seconds of each of `fns` (a dict name -> callable), the calls interleaved: every round
+    runs each function once, in an order rotated from round to round, so a load change on a shared
+    machine lands on every side of a ratio alike instead of on whichever ran during it."""
+    names = list(fns)
     for _ in range(2):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        for name in names:
+            fns[name]()
+    samples = {name: [] for name in names}
+    for round_number in range(repeats):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fns[name]()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(times) for name, times in samples.items()}
 
 
 def hf_twin(encoder: TokenExitEncoder) -> BertModel:
@@ -72,9 +87,9 @@ def measure(name, encoder, input_ids, exit_layers, device, repeats):
     ids, mask, exits = input_ids.to(device), mask.to(device), exit_layers.to(device)
     with torch.inference_mode():
         out = encoder(ids, mask, None, exits)
-        t_hashee = timed(lambda: encoder(ids, mask, None, exits), device, repeats)
-        t_ours_full = timed(lambda: encoder(ids, mask), device, repeats)
-        t_hf_full = timed(lambda: hf(input_ids=ids, attention_mask=mask), device, repeats)
+        times = timed({"hashee": lambda: encoder(ids, mask, None, exits), "ours": lambda: encoder(ids, mask),
+                       "hf": lambda: hf(input_ids=ids, attention_mask=mask)}, device, repeats)
+    t_hashee, t_ours_full, t_hf_full = times["hashee"], times["ours"], times["hf"]
     hidden = encoder.config.hidden_size
     counter = FlopCounter(encoder_flop_modules(encoder.cpu()))
     hashee_flops = sum(counter.trace_flops(t) for t in encoder_traces(mask.cpu(), out.active_counts.cpu(), hidden, ()))
@@ -86,6 +101,30 @@ def measure(name, encoder, input_ids, exit_layers, device, repeats):
           f"ratio {wall_speedup / flops_speedup:.3f}   (full: hf {t_hf_full * 1e3:.1f} ms, ours {t_ours_full * 1e3:.1f} ms;"
           f" hashee {t_hashee * 1e3:.1f} ms)")
     return wall_speedup / flops_speedup
+
+
+def per_layer(encoder, input_ids, exit_layers, repeats):
+    """Each layer alone (CPU), on the same input states: its time with the case's active tokens
+    against its time with every token, next to its FLOPs fraction; shows which layers lose time."""
+    encoder = encoder.cpu().eval()
+    key_mask = torch.ones_like(input_ids, dtype=torch.bool)
+    levels = torch.arange(1, encoder.num_layers + 1).view(-1, 1, 1)
+    stacked = key_mask.unsqueeze(0) & (exit_layers.unsqueeze(0) >= levels)
+    plans, full_plan = plan_layers(stacked), plan_layers(key_mask.unsqueeze(0))[0]
+    counter = FlopCounter(encoder_flop_modules(encoder))
+    hidden_size, cpu = encoder.config.hidden_size, torch.device("cpu")
+    with torch.inference_mode():
+        hidden = encoder.embeddings(input_ids)
+        for number, (layer, active, plan) in enumerate(zip(encoder.encoder.layer, stacked, plans), start=1):
+            times = timed({"exits": lambda layer=layer, active=active, plan=plan: layer(hidden, key_mask, active, plan),
+                           "full": lambda layer=layer: layer(hidden, key_mask, key_mask, full_plan)}, cpu, repeats)
+            name, batch = f"layer_{number}", input_ids.shape[0]
+            flops = sum(counter.trace_flops((ModuleCall(name, (n, LENGTH, hidden_size)),))
+                        for n in active.sum(dim=1).tolist())
+            full_flops = batch * counter.trace_flops((ModuleCall(name, (LENGTH, LENGTH, hidden_size)),))
+            print(f"    layer {number}: {plan.count:>5} active tokens  FLOPs {flops / full_flops:.3f} of full,"
+                  f" time {times['exits'] / times['full']:.3f} of full ({times['exits'] * 1e3:.2f} ms vs"
+                  f" {times['full'] * 1e3:.2f} ms)")
 
 
 def default_backbone_case(batch_size):
@@ -203,8 +242,9 @@ def _compare(name, full_method, fast_method, model, batches, inference, device, 
 
     with torch.inference_mode():
         fast, full = run(fast_method), run(full_method)
-        t_fast = timed(lambda: run_untraced(fast_method), device, repeats)
-        t_full = timed(lambda: run_untraced(full_method), device, repeats)
+        times = timed({"fast": lambda: run_untraced(fast_method), "full": lambda: run_untraced(full_method)},
+                      device, repeats)
+    t_fast, t_full = times["fast"], times["full"]
     return _report(name, batches, counter, full, fast, t_full, t_fast)
 
 
@@ -232,8 +272,9 @@ def _cascade(method, model, batches, threshold, device, repeats):
 
     with torch.inference_mode():
         fast, full = _run_all(run_cascade, batches), _run_all(run_large, batches)
-        t_fast = timed(lambda: _run_all(run_cascade_untraced, batches), device, repeats)
-        t_full = timed(lambda: _run_all(run_large, batches), device, repeats)
+        times = timed({"fast": lambda: _run_all(run_cascade_untraced, batches),
+                       "full": lambda: _run_all(run_large, batches)}, device, repeats)
+    t_fast, t_full = times["fast"], times["full"]
     return _report("cascadebert (half passed on)", batches, counter, full, fast, t_full, t_fast)
 
 
@@ -251,6 +292,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--batch-sizes", default="32,1")
     parser.add_argument("--only", choices=["token", "dynamic"], default=None)
+    parser.add_argument("--per-layer", action="store_true",
+                        help="after each token-exit case, time every layer alone (CPU) against the full layer")
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} length={LENGTH}")
@@ -263,6 +306,8 @@ def main():
                 ratio = measure(name, encoder, ids, exits, device, args.repeats)
                 target = targets[0] if batch_size > 1 else targets[1]
                 print(f"    -> ratio {ratio:.3f}, target >= {target}: {'met' if ratio >= target else 'NOT met'}")
+                if args.per_layer:
+                    per_layer(encoder, ids, exits, args.repeats)
     if args.only != "token":
         for batch_size in batch_sizes:
             ratios = dynamic_ratios(batch_size, device, args.repeats)
