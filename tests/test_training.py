@@ -230,9 +230,9 @@ def test_one_train_verb_for_both_studies_with_each_studys_defaults():
         (32, "minilm", 128, 16, "minilm-seq2seq", 512)
     assert (summ.max_target_length, summ.gen_max_length, summ.splits, elue.splits) == (128, 64, "test", "dev,test")
     assert train_params(elue, 16).to_dict() == {**train_params(summ, 16).to_dict(), "batch_size": 32}
-    with pytest.raises(HasheeError, match=r"^--max-target-length is an option of --dataset, not of --task$"):
+    with pytest.raises(HasheeError, match=r"^--max-target-length is an option of summarization \(--dataset\) only, not of ELUE \(--task\)$"):
         resolve_study(parser.parse_args(["train", "--task", "SST-2", *required, "--max-target-length", "9"]))
-    with pytest.raises(HasheeError, match=r"^--flops-cache is an option of --task, not of --dataset$"):
+    with pytest.raises(HasheeError, match=r"^--flops-cache is an option of ELUE \(--task\) only, not of summarization \(--dataset\)$"):
         resolve_study(parser.parse_args(["train", "--dataset", "x", *required, "--flops-cache", "c"]))
     with pytest.raises(SystemExit):  # one study per command
         parser.parse_args(["train", "--task", "SST-2", "--dataset", "x", *required])
@@ -277,3 +277,24 @@ def test_several_settings_need_a_path_per_setting(tmp_path, capsys, settings, pa
     assert main(args) == 2
     error = capsys.readouterr().err.strip()
     assert error.splitlines() == [f"hashee train: error: {message.format(root=tmp_path)}"]
+
+
+def test_one_evaluate_verb_reads_the_study_from_the_saved_model(tmp_path, capsys):
+    """`hashee evaluate` takes a model of either study: its meta.json says which, and the other study's
+    options are refused in one line before anything is loaded."""
+    import json
+
+    from hashee.cli import run
+    from hashee.core.checkpoint import FORMAT_VERSION
+
+    for study, meta, foreign, other in [("summarization", {"dataset": "demo-en"}, ["--flops-cache", "c"], "ELUE"),
+                                        ("ELUE", {"task": "SST-2"}, ["--gen-max-length", "9"], "summarization")]:
+        model = tmp_path / study
+        model.mkdir()
+        (model / "meta.json").write_text(json.dumps({"format": FORMAT_VERSION, **meta}))
+        args = ["evaluate", "--model", str(model), "--data-dir", "d", "--out", str(tmp_path / "rows.csv"), *foreign]
+        assert run(args) == 2
+        assert capsys.readouterr().err == (f"hashee evaluate: error: {foreign[0]} is an option of {other} "
+                                           f"({'--task' if other == 'ELUE' else '--dataset'}) only, "
+                                           f"not of the {study} model {model}\n")
+        assert not (tmp_path / "rows.csv").exists()

@@ -1,5 +1,5 @@
-"""The ELUE verbs of `hashee`: demo data, evaluation, timing, tables, submission (`fit-hash` and `train`,
-both studies': hashee/cli/training.py). Thin: parse arguments, call the
+"""The ELUE verbs of `hashee`: demo data, evaluation, timing, tables, submission (`fit-hash`, `train` and
+`evaluate`, both studies': hashee/cli/training.py). Thin: parse arguments, call the
 library, write outputs atomically (temporary name, then rename). User errors print one line."""
 
 from __future__ import annotations
@@ -21,13 +21,8 @@ def cmd_demo_data(args) -> None:
 
 
 # ---------------------------------------------------------------- evaluate
-def cmd_evaluate(args) -> None:
-    evaluate_model(args.model, args, resolve_device(args.device), rows_out=args.out, splits=args.splits.split(","),
-              test_labels=args.test_labels, batch_size=args.batch_size)
-
-
 def evaluate_model(model_dir, args, device, *, rows_out, splits, test_labels, batch_size) -> None:
-    """`hashee evaluate`, and `hashee train --task --evaluate-out` (hashee/cli/training.py)."""
+    """`hashee evaluate` of an ELUE model, and `hashee train --task --evaluate-out` (hashee/cli/training.py)."""
     from hashee.measure.evaluation import evaluate_trained
 
     evaluation = evaluate_trained(model_dir, args.data_dir, rows_out, predictions_out=args.predictions,
@@ -199,22 +194,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", default="small", choices=["small", "tiny"])
     p.set_defaults(func=cmd_demo_data)
-
-    p = sub.add_parser("evaluate", help="dev/test metrics, per-instance FLOPs and test predictions")
-    p.add_argument("--model", required=True)
-    p.add_argument("--data-dir", required=True)
-    p.add_argument("--splits", default="dev,test")
-    p.add_argument("--test-labels", default=None,
-                   help="a labelled TSV (train/dev layout) for the test split; default: <TASK>/test_full.tsv if present "
-                        "(ELUE keeps test labels private; the demo data writes them)")
-    p.add_argument("--config-name", default="")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", required=True)
-    p.add_argument("--predictions", default=None, help="directory for test prediction TSVs (index, pred, modules)")
-    p.add_argument("--flops-cache", default=None, help="directory of FLOPs counts shared between jobs")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("time", help="wall-clock of trained models' predictions, one model after another (GPU: CUDA events)")
     p.add_argument("--model", nargs="+", required=True, help="trained model folder(s), timed in turn in this process")

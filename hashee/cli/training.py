@@ -1,6 +1,7 @@
-"""`hashee fit-hash | train`: the one training path of both studies. `--task T` trains on an ELUE task
-(hashee.measure.run), `--dataset D` on a summarization dataset (hashee.studies.summarization.run); the
-options are one list, with each study's defaults, and a few that only one study reads (`STUDY_ONLY`)."""
+"""`hashee fit-hash | train | evaluate`: the one training path of both studies. `--task T` trains on an
+ELUE task (hashee.measure.run), `--dataset D` on a summarization dataset (hashee.studies.summarization.run);
+`evaluate` reads which from the saved model. The options are one list, with each study's defaults, and a
+few that only one study reads (`STUDY_ONLY`, `EVALUATE_ONLY`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from hashee.cli.common import add_training_options, resolve_device, train_params
 from hashee.core.errors import HasheeError
 
 ELUE, SUMMARIZATION = "task", "dataset"  # the option that selects the study, and its name in `STUDY_DEFAULTS`
+STUDY_NAMES = {ELUE: "ELUE (--task)", SUMMARIZATION: "summarization (--dataset)"}
 
 # Defaults that differ between the studies (the options default to None and take these).
 STUDY_DEFAULTS = {
     ELUE: {"backbone": "minilm", "batch_size": 32, "max_length": 128, "splits": "dev,test"},
     SUMMARIZATION: {"backbone": "minilm-seq2seq", "batch_size": 16, "max_length": 512, "splits": "test"},
 }
-# Summarization's generation options (also `summ-evaluate`'s), with their defaults.
+# Summarization's generation options (`train --dataset`, `evaluate`), with their defaults.
 GENERATION_DEFAULTS = {"num_beams": 1, "length_penalty": 1.0, "gen_max_length": 64, "gen_min_length": 0,
                        "no_repeat_ngram_size": 0, "early_stopping": False, "time_repeats": 1, "time_warmup": 0}
 # Options that only one study reads (left out of the namespace unless given: argparse.SUPPRESS).
@@ -26,17 +28,27 @@ STUDY_ONLY = {
 }
 
 
+# `evaluate`'s: its defaults per study, and the options of one study only.
+EVALUATE_DEFAULTS = {ELUE: {"batch_size": 64, "splits": "dev,test"}, SUMMARIZATION: {"batch_size": 16, "splits": "test"}}
+EVALUATE_ONLY = {SUMMARIZATION: GENERATION_DEFAULTS, ELUE: {"flops_cache": None, "test_labels": None}}
+
+
 def resolve_study(args) -> str:
-    """Which study the arguments select; fills in its defaults, and refuses the other study's options."""
+    """Which study the arguments select (--task or --dataset); fills in its defaults, and refuses the other
+    study's options."""
     study = ELUE if args.task is not None else SUMMARIZATION
+    apply_study(args, study, STUDY_DEFAULTS, STUDY_ONLY, STUDY_NAMES[study])
+    return study
+
+
+def apply_study(args, study: str, defaults: dict, only: dict, selected_by: str) -> None:
     other = SUMMARIZATION if study == ELUE else ELUE
-    for option in STUDY_ONLY[other]:
+    for option in only[other]:
         if hasattr(args, option):
-            raise HasheeError(f"--{option.replace('_', '-')} is an option of --{other}, not of --{study}")
-    for option, value in {**STUDY_DEFAULTS[study], **STUDY_ONLY[study]}.items():
+            raise HasheeError(f"--{option.replace('_', '-')} is an option of {STUDY_NAMES[other]} only, not of {selected_by}")
+    for option, value in {**defaults[study], **only[study]}.items():
         if getattr(args, option, None) is None:
             setattr(args, option, value)
-    return study
 
 
 def decoding(args) -> dict:
@@ -122,6 +134,26 @@ def _train_summarization(args, device) -> None:
         evaluate_summarization_model(args.out, args, device, rows_out=args.evaluate_out)
 
 
+# ---------------------------------------------------------------- evaluate
+def cmd_evaluate(args) -> None:
+    """A saved model of either study: its meta.json says which (a summarization model's names its dataset)."""
+    from hashee.core.checkpoint import read_meta
+
+    study = SUMMARIZATION if "dataset" in read_meta(args.model) else ELUE
+    apply_study(args, study, EVALUATE_DEFAULTS, EVALUATE_ONLY,
+                f"the {STUDY_NAMES[study].split()[0]} model {args.model}")
+    device = resolve_device(args.device)
+    if study == ELUE:
+        from hashee.cli.elue import evaluate_model
+
+        evaluate_model(args.model, args, device, rows_out=args.out, splits=args.splits.split(","),
+                       test_labels=args.test_labels, batch_size=args.batch_size)
+    else:
+        from hashee.cli.summarization import evaluate_summarization_model
+
+        evaluate_summarization_model(args.model, args, device, rows_out=args.out)
+
+
 # ---------------------------------------------------------------- parser
 def _bool(text: str) -> bool:
     if text.lower() not in ("true", "false"):
@@ -140,7 +172,7 @@ def add_study_options(p) -> None:
 
 
 def add_generation_options(p, suppress: bool = False) -> None:
-    """Summarization's generation and timing options (`summ-evaluate`; `train --dataset --evaluate-out`).
+    """Summarization's generation and timing options (`evaluate`; `train --dataset --evaluate-out`).
     `suppress`: absent from the namespace unless given (train refuses them with --task)."""
     def default(key):
         return argparse.SUPPRESS if suppress else GENERATION_DEFAULTS[key]
@@ -184,7 +216,7 @@ def add_parsers(sub) -> None:
         several_settings=True)
     p.add_argument("--evaluate-out", default=None,
                    help="then evaluate the trained model in this process, rows into this CSV (as `hashee evaluate`; "
-                        "summarization: as `summ-evaluate`)")
+                        "the same function)")
     p.add_argument("--predictions", default=None, help="with --evaluate-out: test predictions folder")
     p.add_argument("--splits", default=None, help="with --evaluate-out: default dev,test (ELUE), test (summarization)")
     elue = p.add_argument_group("ELUE only (--task)")
@@ -195,3 +227,24 @@ def add_parsers(sub) -> None:
                       help="first N training examples (default 0: all)")
     add_generation_options(summ, suppress=True)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="a trained model's metrics, per-instance FLOPs and test predictions (ELUE); "
+                                        "generation, ROUGE, FLOPs and wall-clock (summarization)")
+    p.add_argument("--model", required=True, help="a model folder of `train` (either study: its meta.json says which)")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--splits", default=None, help="default dev,test (ELUE), test (summarization)")
+    p.add_argument("--config-name", default="")
+    p.add_argument("--batch-size", type=int, default=None, help="default 64 (ELUE), 16 (summarization)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True, help="the rows CSV")
+    p.add_argument("--predictions", default=None,
+                   help="directory for test prediction TSVs (ELUE: index, pred, modules; summarization: <split>.tsv "
+                        "with where, prediction, reference)")
+    p.add_argument("--quiet", action="store_true")
+    elue = p.add_argument_group("ELUE models only")
+    elue.add_argument("--test-labels", default=argparse.SUPPRESS,
+                      help="a labelled TSV (train/dev layout) for the test split; default: <TASK>/test_full.tsv if "
+                           "present (ELUE keeps test labels private; the demo data writes them)")
+    elue.add_argument("--flops-cache", default=argparse.SUPPRESS, help="directory of FLOPs counts shared between jobs")
+    add_generation_options(p.add_argument_group("summarization models only"), suppress=True)
+    p.set_defaults(func=cmd_evaluate)

@@ -37,7 +37,7 @@ class SummMethod(Method):
     an encoder config and BART decoder config fields (no task: the output is text)."""
 
     dat_exits = False  # does the model carry DAT's exit classifiers
-    greedy_only = False  # True: generate() ignores beam search (summ-evaluate warns when beams are asked for)
+    greedy_only = False  # True: generate() ignores beam search (evaluation warns when beams are asked for)
 
     # layers of the backbone the model keeps (None: all)
     enc_layers = property(lambda self: None)
