@@ -55,7 +55,7 @@ def fixed_exit_plugin(monkeypatch):
     path = Path(__file__).resolve().parents[1] / "docs" / "examples" / "fixed_exit.py"
     methods.available_methods()  # the installed methods register in the real registry, not in the copy
     monkeypatch.setenv("HASHEE_PLUGINS", str(path))
-    monkeypatch.setattr(methods, "REGISTRY", dict(methods.REGISTRY))
+    monkeypatch.setattr(methods.METHODS, "_classes", dict(methods.METHODS._classes))
     yield path
     for name, module in list(sys.modules.items()):
         if getattr(module, "__file__", None) == str(path):

@@ -257,10 +257,10 @@ def test_bart_checkpoint_directory_loads_whole_and_truncated(tmp_path):
 
 def test_dat_trains_through_the_one_trainer_and_its_exits_learn(tmp_path):
     from hashee.core.training import TrainParams, train
-    from hashee.studies.summarization.methods import get_summ_method
+    from hashee.studies.summarization.methods import SUMM_METHODS
 
     plain = plain_bart(seed=13)
-    method = get_summ_method("dat", "threshold=0.5")
+    method = SUMM_METHODS.get("dat", "threshold=0.5")
     model = ours_from_plain(plain, dat=True)
     ids, mask = batch(seed=14)
     labels = torch.tensor([[5, 6, 7, 2], [8, 9, 2, -100], [10, 2, -100, -100]])
@@ -285,13 +285,13 @@ def test_summarization_methods_share_the_method_base_and_take_their_hash_through
     from hashee.core.errors import HasheeError
     from hashee.core.hashing import fit_hash, vocab_fingerprint
     from hashee.core.methods import Method, TrainingInputs
-    from hashee.studies.summarization.methods import REGISTRY, get_summ_method
+    from hashee.studies.summarization.methods import SUMM_METHODS
 
-    assert all(issubclass(cls, Method) for cls in REGISTRY.values())
-    assert [name for name, cls in REGISTRY.items() if cls.needs_fitted_hash] == ["hashee"]
+    assert all(issubclass(cls, Method) for cls in SUMM_METHODS.classes().values())
+    assert [name for name, cls in SUMM_METHODS.classes().items() if cls.needs_fitted_hash] == ["hashee"]
     with pytest.raises(HasheeError, match=r"^method truncated: unknown setting key\(s\) layers; valid: enc_layers, "):
-        get_summ_method("truncated", "layers=2")
-    truncated = get_summ_method("truncated", "enc_layers=all,dec_layers=1")
+        SUMM_METHODS.get("truncated", "layers=2")
+    truncated = SUMM_METHODS.get("truncated", "enc_layers=all,dec_layers=1")
     assert (truncated.enc_layers, truncated.dec_layers, truncated.setting_text()) == (None, 1, "enc_layers=all,dec_layers=1")
 
     model = ours_from_plain(plain_bart(seed=31))
@@ -301,7 +301,7 @@ def test_summarization_methods_share_the_method_base_and_take_their_hash_through
                           num_layers=model.bert.num_layers, num_buckets=2, special_ids=(0, 1, 2), seed=1,
                           fingerprint=vocab_fingerprint(tokenizer))
     token_hash.save(tmp_path / "hash.pt")
-    hashee = get_summ_method("hashee", "hash=frequency,buckets=2")
+    hashee = SUMM_METHODS.get("hashee", "hash=frequency,buckets=2")
     with pytest.raises(HasheeError, match="summarization method hashee needs a hash file"):
         hashee.prepare(model, backbone, None, TrainingInputs(data_dir="d", seed=1, max_length=9))
     hashee.prepare(model, backbone, None, TrainingInputs(data_dir="d", seed=1, max_length=9,
@@ -309,5 +309,5 @@ def test_summarization_methods_share_the_method_base_and_take_their_hash_through
     ids, _ = batch()
     assert torch.equal(hashee.exit_layers(model, ids), token_hash.assign(ids))
     with pytest.raises(HasheeError, match="method full uses no hash"):
-        get_summ_method("full").prepare(model, backbone, None, TrainingInputs(data_dir="d", seed=1, max_length=9,
+        SUMM_METHODS.get("full").prepare(model, backbone, None, TrainingInputs(data_dir="d", seed=1, max_length=9,
                                                                                hash_file=str(tmp_path / "hash.pt")))

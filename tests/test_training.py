@@ -184,7 +184,7 @@ def test_frozen_tied_lm_head_stays_put_in_summarization(tmp_path):
     freeze_word_embeddings keeps it fixed, and only it."""
     from test_summarization_model import SMALL, batch, ours_from_plain, plain_bart
 
-    from hashee.studies.summarization.methods import get_summ_method
+    from hashee.studies.summarization.methods import SUMM_METHODS
 
     model = ours_from_plain(plain_bart(seed=21))
     assert model.bart.lm_head.weight is model.bart.model.shared.weight is model.bert.embeddings.word_embeddings.weight
@@ -194,7 +194,7 @@ def test_frozen_tied_lm_head_stays_put_in_summarization(tmp_path):
     features = [{"input_ids": ids[i][mask[i].bool()].tolist(), "labels": labels[i], "index": i} for i in range(3)]
     params = TrainParams(epochs=2, lr=1e-2, batch_size=3, warmup=0.0, checkpoint_every=0, seed=1,
                          freeze_word_embeddings=True)
-    train(get_summ_method("full"), model, features, features, params, tmp_path, SMALL["pad_token_id"], progress=False)
+    train(SUMM_METHODS.get("full"), model, features, features, params, tmp_path, SMALL["pad_token_id"], progress=False)
     after = model.state_dict()
     changed = {k for k in after if not torch.equal(after[k], before[k])}
     assert "bart.model.shared.weight" not in changed and "bart.lm_head.weight" not in changed
@@ -202,24 +202,40 @@ def test_frozen_tied_lm_head_stays_put_in_summarization(tmp_path):
     assert "bert.embeddings.position_embeddings.weight" in changed and "bart.model.decoder.layers.0.fc1.weight" in changed
 
 
-def test_train_and_summ_train_share_one_training_option_list():
-    """One list of training flags (hashee.cli.common.add_training_options): the same flags give the same
-    trainer parameters; only the per-verb defaults differ."""
+def test_one_train_verb_for_both_studies_with_each_studys_defaults():
+    """One `train` verb (hashee/cli/training.py): --task or --dataset picks the study, the same flags give
+    the same trainer parameters, only the per-study defaults differ, and one study's own options are
+    refused with the other's selector."""
+    import pytest
+
     from hashee.cli import build_parser
     from hashee.cli.common import train_params
+    from hashee.cli.training import resolve_study
+    from hashee.core.errors import HasheeError
 
     parser = build_parser()
     flags = ["--method", "m", "--seed", "3", "--epochs", "2", "--lr", "1e-3", "--batch-size", "4", "--warmup", "0.2",
              "--weight-decay", "0", "--clip", "0.5", "--freeze-word-embeddings", "--checkpoint-every", "7",
-             "--precision", "fp32", "--workdir", "w", "--out", "o"]
+             "--precision", "fp32", "--max-length", "16", "--workdir", "w", "--out", "o"]
     elue = parser.parse_args(["train", "--task", "SST-2", "--data-dir", "d", *flags])
-    summ = parser.parse_args(["summ-train", "--dataset", "demo-en", "--data-dir", "d", *flags])
-    assert train_params(elue, 16) == train_params(summ, 16)
+    summ = parser.parse_args(["train", "--dataset", "demo-en", "--data-dir", "d", *flags])
+    assert (resolve_study(elue), resolve_study(summ)) == ("task", "dataset")
+    assert train_params(elue, elue.max_length) == train_params(summ, summ.max_length)
     assert train_params(elue, 16).freeze_word_embeddings
-    elue = parser.parse_args(["train", "--task", "SST-2", "--data-dir", "d", "--method", "m", "--workdir", "w", "--out", "o"])
-    summ = parser.parse_args(["summ-train", "--dataset", "x", "--data-dir", "d", "--method", "m", "--workdir", "w", "--out", "o"])
-    assert (elue.batch_size, elue.backbone, summ.batch_size, summ.backbone) == (32, "minilm", 16, "minilm-seq2seq")
+    required = ["--data-dir", "d", "--method", "m", "--workdir", "w", "--out", "o"]
+    elue = parser.parse_args(["train", "--task", "SST-2", *required])
+    summ = parser.parse_args(["train", "--dataset", "x", *required])
+    resolve_study(elue), resolve_study(summ)
+    assert (elue.batch_size, elue.backbone, elue.max_length, summ.batch_size, summ.backbone, summ.max_length) == \
+        (32, "minilm", 128, 16, "minilm-seq2seq", 512)
+    assert (summ.max_target_length, summ.gen_max_length, summ.splits, elue.splits) == (128, 64, "test", "dev,test")
     assert train_params(elue, 16).to_dict() == {**train_params(summ, 16).to_dict(), "batch_size": 32}
+    with pytest.raises(HasheeError, match=r"^--max-target-length is an option of summarization \(--dataset\) only, not of ELUE \(--task\)$"):
+        resolve_study(parser.parse_args(["train", "--task", "SST-2", *required, "--max-target-length", "9"]))
+    with pytest.raises(HasheeError, match=r"^--flops-cache is an option of ELUE \(--task\) only, not of summarization \(--dataset\)$"):
+        resolve_study(parser.parse_args(["train", "--dataset", "x", *required, "--flops-cache", "c"]))
+    with pytest.raises(SystemExit):  # one study per command
+        parser.parse_args(["train", "--task", "SST-2", "--dataset", "x", *required])
 
 
 def _train_args(data, settings, root, *extra):
@@ -261,3 +277,24 @@ def test_several_settings_need_a_path_per_setting(tmp_path, capsys, settings, pa
     assert main(args) == 2
     error = capsys.readouterr().err.strip()
     assert error.splitlines() == [f"hashee train: error: {message.format(root=tmp_path)}"]
+
+
+def test_one_evaluate_verb_reads_the_study_from_the_saved_model(tmp_path, capsys):
+    """`hashee evaluate` takes a model of either study: its meta.json says which, and the other study's
+    options are refused in one line before anything is loaded."""
+    import json
+
+    from hashee.cli import run
+    from hashee.core.checkpoint import FORMAT_VERSION
+
+    for study, meta, foreign, other in [("summarization", {"dataset": "demo-en"}, ["--flops-cache", "c"], "ELUE"),
+                                        ("ELUE", {"task": "SST-2"}, ["--gen-max-length", "9"], "summarization")]:
+        model = tmp_path / study
+        model.mkdir()
+        (model / "meta.json").write_text(json.dumps({"format": FORMAT_VERSION, **meta}))
+        args = ["evaluate", "--model", str(model), "--data-dir", "d", "--out", str(tmp_path / "rows.csv"), *foreign]
+        assert run(args) == 2
+        assert capsys.readouterr().err == (f"hashee evaluate: error: {foreign[0]} is an option of {other} "
+                                           f"({'--task' if other == 'ELUE' else '--dataset'}) only, "
+                                           f"not of the {study} model {model}\n")
+        assert not (tmp_path / "rows.csv").exists()

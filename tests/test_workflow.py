@@ -162,9 +162,9 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
     if summ.get("enabled"):  # summarization: data (if generated), a hash per hashee run, a run job each, 1 table
         runs = summ_runs(summ)
         counts["summ_demo_data"] = 1 if (summ.get("demo") or {}).get("generate") else 0
-        from hashee.studies.summarization.methods import REGISTRY as summ_method_classes
+        from hashee.studies.summarization.methods import SUMM_METHODS
 
-        counts["summ_fit_hash"] = sum(1 for run in runs if summ_method_classes[run[1]].needs_fitted_hash)
+        counts["summ_fit_hash"] = sum(1 for run in runs if SUMM_METHODS.classes()[run[1]].needs_fitted_hash)
         counts["summ_run"] = len(runs)
         counts["summ_table"] = 1
         counts["report_summarization"] = 1
@@ -426,6 +426,11 @@ def test_shell_commands_call_the_cli_verbs(tmp_path):
             in text)
     assert "--bootstrap results/tiny/bootstrap.npz" in text
     assert "--paper-points" not in text  # MiniLM: the paper's points would mean nothing
+    # summarization trains through the same verbs: fit-hash and train with --dataset, evaluating in the train job
+    assert re.search(r"hashee fit-hash --dataset demo-en .* --setting hash=frequency,buckets=6 --setting-out ", text)
+    assert re.search(r"hashee train --dataset demo-en .* --method hashee .* --max-length 48 .* --gen-max-length \d+ .*"
+                     r"--evaluate-out results/tiny/summarization/demo-en/hashee/", text)
+    assert not re.search(r"hashee summ-(fit-hash|train|run) ", text)
 
 
 # --------------------------------------------------------------------------------------- errors
@@ -525,7 +530,7 @@ def test_plugins_are_loaded_for_planning_and_passed_on_the_command_line(tmp_path
     assert job_stats(out.stdout) == expected_jobs(cfg)
     assert planned_train_methods(out.stdout)["STS-B"] == {"hashee", "static", "fixed-exit"}  # it has a regression rule
     commands = [line.strip().removeprefix("Shell command: ") for line in out.stdout.splitlines()]
-    train = [c for c in commands if " hashee train " in c]
+    train = [c for c in commands if " hashee train --task " in c]  # summarization (--dataset) reads no plugins
     assert train and all(c.startswith(f"HASHEE_PLUGINS={plugin} OMP_NUM_THREADS=1 python ") for c in train)
     assert any(c.startswith(f"(HASHEE_PLUGINS={plugin} hashee submit ") for c in commands)
     assert any(c.startswith(f"HASHEE_PLUGINS={plugin} hashee tables ") for c in commands)

@@ -1,8 +1,9 @@
 """`hashee <verb>`: the command line the workflow's rules call. Thin: parse arguments, call the
 library, write outputs atomically (temporary name, then rename). User errors print one line.
 
-Verbs live by subject: `elue` (data, hashes, train, evaluate, time, tables, submission),
-`summarization`, `summarization_data`, `difficulty`.
+Verbs live by subject: `training` (fit-hash, train, evaluate: both studies), `elue` (data, time, tables,
+submission), `summarization_data` (demo data, table), `difficulty`; `summarization` holds summarization's
+evaluation for `training`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from hashee.core.errors import HasheeError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hashee.cli import difficulty, elue, summarization, summarization_data
+    from hashee.cli import difficulty, elue, summarization_data, training
 
     parser = argparse.ArgumentParser(prog="hashee", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for module in (elue, difficulty, summarization_data, summarization):
+    for module in (training, elue, difficulty, summarization_data):
         module.add_parsers(sub)
     return parser
 

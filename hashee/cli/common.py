@@ -41,9 +41,9 @@ def progress_interval(text: str) -> float | None:
 
 def add_training_options(p, *, methods_help: str, backbone: str, batch_size: int, hash_file_help: str,
                          freeze_help: str, several_settings: bool = False) -> None:
-    """The training flags `train` and `summ-train` (and `summ-run`) share, with each verb's defaults.
-    The data flags (--task/--dataset, --data-dir) and the length flags (--max-length, --max-source-length)
-    are the verb's own. `several_settings`: --setting may repeat (one process trains each in turn)."""
+    """The training flags of `train` (hashee/cli/training.py, both studies) with the verb's defaults (None:
+    the verb fills in each study's). The data flags (--task/--dataset, --data-dir, --max-length) are the
+    verb's own. `several_settings`: --setting may repeat (one process trains each in turn)."""
     p.add_argument("--method", required=True, help=methods_help)
     if several_settings:
         p.add_argument("--setting", action="append", default=None,

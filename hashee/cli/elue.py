@@ -1,14 +1,13 @@
-"""The ELUE verbs of `hashee`: demo data, hashes, training, evaluation, timing, tables, submission. Thin: parse arguments, call the
+"""The ELUE verbs of `hashee`: demo data, evaluation, timing, tables, submission (`fit-hash`, `train` and
+`evaluate`, both studies': hashee/cli/training.py). Thin: parse arguments, call the
 library, write outputs atomically (temporary name, then rename). User errors print one line."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
-from hashee.cli.common import add_training_options, int_list, resolve_device, train_params
-from hashee.core.errors import HasheeError
+from hashee.cli.common import int_list, resolve_device
 
 
 # ---------------------------------------------------------------- demo-data
@@ -21,89 +20,9 @@ def cmd_demo_data(args) -> None:
     print(f"wrote synthetic ELUE-layout data (seed {args.seed}, size {args.size}) to {args.out}")
 
 
-# ---------------------------------------------------------------- fit-hash
-def cmd_fit_hash(args) -> None:
-    from hashee.core.backbones import load_backbone
-    from hashee.core.hashing import HASH_NAMES, fit_task_hash, task_fitting_data
-    from hashee.core.settings import parse_setting
-    from hashee.core.tasks import get_task
-
-    task = get_task(args.task)
-    specs = []
-    if args.hash:  # one hash, flags form
-        specs.append(({"hash": args.hash, "layers": args.layers}, args.out))
-    for setting, out in zip(args.setting or [], args.setting_out or []):
-        fields = parse_setting(setting)
-        specs.append(({"hash": fields.get("hash"), "layers": fields.get("layers")}, out))
-    if not specs or len(args.setting or []) != len(args.setting_out or []) or (args.hash and not args.out):
-        raise HasheeError("fit-hash needs --hash H --out FILE, or pairs of --setting S --setting-out FILE")
-    backbone = load_backbone(args.backbone)  # all layers: a hash only needs the embeddings and vocabulary
-    fitting_data = task_fitting_data(task, args.data_dir, backbone.tokenizer, args.max_length)
-    for fields, out in specs:
-        if fields["hash"] not in HASH_NAMES:
-            raise HasheeError(f"unknown hash {fields['hash']!r}; valid: {', '.join(HASH_NAMES)}")
-        num_layers = int(fields["layers"]) if fields["layers"] else backbone.config.num_layers
-        if not 1 <= num_layers <= backbone.config.num_layers:
-            raise HasheeError(f"hash for {num_layers} layers: backbone {args.backbone} has {backbone.config.num_layers}")
-        token_hash = fit_task_hash(task, backbone, fields["hash"], num_layers, args.buckets, args.seed,
-                                   args.data_dir, args.max_length, fitting_data)
-        token_hash.save(out)
-        print(f"fitted {fields['hash']} hash for {task.name} ({num_layers} layers) -> {out}")
-
-
-# ---------------------------------------------------------------- train
-# Path options of `train` that name one run's files: with several --setting, each holds {setting}.
-RUN_PATH_OPTIONS = ("out", "workdir", "hash_file", "evaluate_out", "predictions")
-
-
-def cmd_train(args) -> None:
-    """Train each --setting in turn in this one process (the workflow's job: one per task x method x seed,
-    so the imports are paid once), then evaluate it when --evaluate-out is given."""
-    settings = args.setting or [""]
-    if len(settings) != len(set(settings)):
-        raise HasheeError(f"--setting: {next(s for s in settings if settings.count(s) > 1)!r} is given twice")
-    if len(settings) > 1:
-        for option in RUN_PATH_OPTIONS:
-            value = getattr(args, option)
-            if value is not None and "{setting}" not in value:
-                raise HasheeError(f"--{option.replace('_', '-')} {value}: with several --setting, each path option "
-                                  "must hold {setting} (one run's files per setting)")
-    device = resolve_device(args.device)
-    for setting in settings:
-        run_args = argparse.Namespace(**vars(args))
-        run_args.setting = setting
-        for option in RUN_PATH_OPTIONS:
-            value = getattr(args, option)
-            if value is not None:
-                setattr(run_args, option, value.replace("{setting}", setting))
-        _train_one(run_args, device)
-
-
-def _train_one(args, device) -> None:
-    import shutil
-
-    from hashee.measure.run import train_and_save
-
-    run = train_and_save(args.task, args.method, args.setting, args.data_dir, args.backbone,
-                         train_params(args, args.max_length), args.workdir, args.out, hash_file=args.hash_file,
-                         device=device, progress=not args.quiet, progress_every=args.progress_every)
-    if args.evaluate_out:  # in the same process: a job's start-up costs more than evaluating small data
-        _evaluate(args.out, args, device, rows_out=args.evaluate_out, splits=("dev", "test"), test_labels=None,
-                  batch_size=64)
-    # The model is written: resume checkpoints (hundreds of MB per run) have served their purpose.
-    shutil.rmtree(args.workdir, ignore_errors=True)
-    print(f"trained {run.method.name} [{run.method.setting_text()}] on {run.task.name}: "
-          f"best dev {run.best_dev:.2f} -> {args.out}", flush=True)
-
-
 # ---------------------------------------------------------------- evaluate
-def cmd_evaluate(args) -> None:
-    _evaluate(args.model, args, resolve_device(args.device), rows_out=args.out, splits=args.splits.split(","),
-              test_labels=args.test_labels, batch_size=args.batch_size)
-
-
-def _evaluate(model_dir, args, device, *, rows_out, splits, test_labels, batch_size) -> None:
-    """`hashee evaluate`, and `hashee train --evaluate-out`."""
+def evaluate_model(model_dir, args, device, *, rows_out, splits, test_labels, batch_size) -> None:
+    """`hashee evaluate` of an ELUE model, and `hashee train --task --evaluate-out` (hashee/cli/training.py)."""
     from hashee.measure.evaluation import evaluate_trained
 
     evaluation = evaluate_trained(model_dir, args.data_dir, rows_out, predictions_out=args.predictions,
@@ -275,52 +194,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", default="small", choices=["small", "tiny"])
     p.set_defaults(func=cmd_demo_data)
-
-    p = sub.add_parser("fit-hash", help="fit one of the five hash functions on train+dev")
-    p.add_argument("--task", required=True)
-    p.add_argument("--data-dir", required=True)
-    p.add_argument("--backbone", default="minilm")
-    p.add_argument("--hash", help="one of the five hash functions (or use --setting/--setting-out pairs)")
-    p.add_argument("--layers", type=int, default=None, help="exit layers of the model (default: all)")
-    p.add_argument("--out", help="hash file for --hash")
-    p.add_argument("--setting", action="append", help="a HashEE setting, e.g. hash=mi,layers=6 (repeatable)")
-    p.add_argument("--setting-out", action="append", help="hash file for the --setting at the same position")
-    p.add_argument("--buckets", type=int, default=6)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--max-length", type=int, default=128)
-    p.set_defaults(func=cmd_fit_hash)
-
-    p = sub.add_parser("train", help="fine-tune a method on a task (best checkpoint on dev; resumable)")
-    p.add_argument("--task", required=True)
-    p.add_argument("--data-dir", required=True)
-    p.add_argument("--max-length", type=int, default=128)
-    add_training_options(
-        p, methods_help="a registered method (hashee, static, the baselines, plugins)", backbone="minilm",
-        batch_size=32, hash_file_help="methods that use a hash (HashEE): one from fit-hash (default: fit one now)",
-        freeze_help="keep the word-embedding matrix fixed (CPU demo: ~1/3 of a small model's step)",
-        several_settings=True)
-    p.add_argument("--evaluate-out", default=None,
-                   help="then evaluate the trained model as `hashee evaluate` does, rows into this CSV "
-                        "(with --predictions and --flops-cache)")
-    p.add_argument("--predictions", default=None, help="with --evaluate-out: test prediction TSVs folder")
-    p.add_argument("--flops-cache", default=None, help="with --evaluate-out: FLOPs cache folder")
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("evaluate", help="dev/test metrics, per-instance FLOPs and test predictions")
-    p.add_argument("--model", required=True)
-    p.add_argument("--data-dir", required=True)
-    p.add_argument("--splits", default="dev,test")
-    p.add_argument("--test-labels", default=None,
-                   help="a labelled TSV (train/dev layout) for the test split; default: <TASK>/test_full.tsv if present "
-                        "(ELUE keeps test labels private; the demo data writes them)")
-    p.add_argument("--config-name", default="")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", required=True)
-    p.add_argument("--predictions", default=None, help="directory for test prediction TSVs (index, pred, modules)")
-    p.add_argument("--flops-cache", default=None, help="directory of FLOPs counts shared between jobs")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("time", help="wall-clock of trained models' predictions, one model after another (GPU: CUDA events)")
     p.add_argument("--model", nargs="+", required=True, help="trained model folder(s), timed in turn in this process")

@@ -29,7 +29,7 @@ def add_parsers(subparsers) -> None:
     p.set_defaults(func=cmd_summ_demo_data)
 
     p = subparsers.add_parser("summ-table", help="the summarization table (md/csv/tex) with the paper's numbers")
-    p.add_argument("--runs", nargs="+", required=True, help="rows CSVs written by summ-evaluate")
+    p.add_argument("--runs", nargs="+", required=True, help="rows CSVs of summarization models (hashee evaluate, train --evaluate-out)")
     p.add_argument("--out-prefix", required=True, help="output path without extension: writes .md, .csv, .tex")
     p.add_argument("--no-paper", action="store_true", help="leave out the paper and Δ rows")
     p.set_defaults(func=cmd_summ_table)

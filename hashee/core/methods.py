@@ -31,27 +31,53 @@ from hashee.core.settings import BACKBONE_KEY, format_setting, parse_setting
 from hashee.core.tasks import TaskSpec
 from hashee.core.trace import Trace
 
-REGISTRY: dict[str, type[Method]] = {}
+
+class Registry:
+    """Method classes by name, one instance per study: the ELUE methods (`METHODS`) and the
+    summarization methods (hashee.studies.summarization.methods.SUMM_METHODS; the names overlap: both
+    have a `hashee`). One mechanism, so both answer an unknown name and build settings the same way.
+    `entry_point_group` / `plugins_env`: where modules that register into it are declared (imported on
+    first `classes()`; the core never imports a baseline by name)."""
+
+    def __init__(self, kind: str, *, entry_point_group: str | None = None, plugins_env: str | None = None):
+        self.kind = kind  # "method", "summarization method": the error messages' word
+        self.entry_point_group = entry_point_group
+        self.plugins_env = plugins_env
+        self._classes: dict[str, type[Method]] = {}
+
+    def register(self, cls):
+        """Class decorator: the class under its `name`."""
+        self._classes[cls.name] = cls
+        return cls
+
+    def classes(self) -> dict[str, type[Method]]:
+        """Every registered class, after importing the declared modules: the installed distributions'
+        entry points of `entry_point_group` (this project's: HashEE and baselines/), then every module
+        named in the variable `plugins_env` (comma-separated module names or .py paths; the config's
+        `plugins` key sets $HASHEE_PLUGINS)."""
+        if self.entry_point_group:
+            for entry_point in entry_points(group=self.entry_point_group):
+                entry_point.load()
+        if self.plugins_env:
+            for plugin in filter(None, (m.strip() for m in os.environ.get(self.plugins_env, "").split(","))):
+                import_plugin(plugin, self.plugins_env)
+        return self._classes
+
+    def get(self, name: str, setting: str | dict = "") -> Method:
+        """The method `name` with a setting (text "key=value,..." or a dict); unknown names and keys are errors."""
+        classes = self.classes()
+        if name not in classes:
+            raise unknown_name(self.kind, name, classes)
+        return classes[name](parse_setting(setting) if isinstance(setting, str) else dict(setting))
 
 
-def register(cls):
-    REGISTRY[cls.name] = cls
-    return cls
+METHODS = Registry("method", entry_point_group="hashee.methods", plugins_env="HASHEE_PLUGINS")
+register = METHODS.register
+available_methods = METHODS.classes
+get_method = METHODS.get
 
 
-def available_methods() -> dict[str, type[Method]]:
-    """The registry. Method modules register on import; which modules exist is declared, not imported
-    here: the installed distributions' `hashee.methods` entry points (this project's: HashEE and
-    baselines/), then every module named in $HASHEE_PLUGINS (comma-separated module names or .py
-    paths; the config's `plugins` key sets it). The core never imports a baseline by name."""
-    for entry_point in entry_points(group="hashee.methods"):
-        entry_point.load()
-    for plugin in filter(None, (m.strip() for m in os.environ.get("HASHEE_PLUGINS", "").split(","))):
-        import_plugin(plugin)
-    return REGISTRY
-
-
-def import_plugin(plugin: str) -> None:
+def import_plugin(plugin: str, variable: str = "HASHEE_PLUGINS") -> None:
     """A module name, or the path of a .py file (imported once under a private name)."""
     try:
         if plugin.endswith(".py"):
@@ -70,15 +96,7 @@ def import_plugin(plugin: str) -> None:
         else:
             importlib.import_module(plugin)
     except ImportError as err:
-        raise HasheeError(f"HASHEE_PLUGINS: cannot import method module {plugin!r} ({err})") from None
-
-
-def get_method(name: str, setting: str | dict = "") -> Method:
-    methods = available_methods()
-    if name not in methods:
-        raise unknown_name("method", name, methods)
-    settings = parse_setting(setting) if isinstance(setting, str) else dict(setting)
-    return methods[name](settings)
+        raise HasheeError(f"{variable}: cannot import method module {plugin!r} ({err})") from None
 
 
 @dataclass
@@ -255,8 +273,98 @@ class Method:
         pass
 
 
+@dataclass
+class HashSource:
+    """What fitting a hash reads from a backbone (ELUE's encoder or a seq2seq model's encoder)."""
+
+    tokenizer: object
+    vocab_size: int
+    num_layers: int  # the backbone's, the most a hash can spread its exits over
+    word_embeddings: torch.Tensor  # the input embeddings (the clustered hash clusters them)
+
+
+class TokenHashExits:
+    """The hash plumbing of HashEE, shared by the ELUE method below and the summarization one
+    (hashee.studies.summarization.methods): fit a hash for a setting, load a fitted one, attach it,
+    the exit layer of each token, and the hash file beside a checkpoint. Mixed into a `Method`."""
+
+    def hash_layers(self, source: HashSource) -> int:
+        """The setting's `layers` (missing, empty or "all": every layer of the backbone)."""
+        layers = self.int_setting("layers")
+        if layers is None:
+            return source.num_layers
+        if not 1 <= layers <= source.num_layers:
+            raise HasheeError(f"method {self.name}: a hash for {layers} layers, but the backbone has {source.num_layers}")
+        return layers
+
+    def hash_buckets(self, default: int | None = None) -> int:
+        """The setting's `buckets` when it gives one, else `default` (fit-hash --buckets), else the method's default."""
+        if "buckets" not in self.given and default is not None:
+            return default
+        buckets = self.int_setting("buckets")
+        if buckets is None:
+            raise HasheeError(f"method {self.name}: setting buckets={self.settings['buckets']!r} is not a number of buckets")
+        return buckets
+
+    def fit_hash(self, ids: list, labels: list, source: HashSource, seed: int, *, buckets: int | None = None,
+                 is_regression: bool = False):
+        """This setting's hash fitted on `ids` (train + dev token ids, never test) and their `labels`
+        (empty where the study has none: then the mi hash cannot be fitted)."""
+        from hashee.core.hashing import HASH_NAMES, fit_hash, vocab_fingerprint
+
+        name = self.settings["hash"]
+        if name not in HASH_NAMES:
+            raise unknown_name("hash", name, HASH_NAMES)
+        if name == "mi" and not labels:
+            raise HasheeError(f"setting {self.setting_text()!r}: the mi hash needs class labels, which this data lacks; "
+                              f"use one of {', '.join(h for h in HASH_NAMES if h != 'mi')}")
+        return fit_hash(name, ids, labels, vocab_size=source.vocab_size, num_layers=self.hash_layers(source),
+                        num_buckets=self.hash_buckets(buckets), special_ids=tuple(source.tokenizer.all_special_ids),
+                        seed=seed, fingerprint=vocab_fingerprint(source.tokenizer),
+                        word_embeddings=source.word_embeddings, is_regression=is_regression)
+
+    def load_hash(self, model, path, tokenizer) -> None:
+        """Attach the fitted hash at `path`, checked against the model's tokenizer and vocabulary."""
+        from hashee.core.hashing import TokenHash, vocab_fingerprint
+
+        self.attach_hash(model, TokenHash.load(path, vocab_fingerprint=vocab_fingerprint(tokenizer),
+                                               vocab_size=model.bert.config.vocab_size))
+
+    def attach_hash(self, model, token_hash) -> None:
+        token_hash.check_fits(self.settings["hash"], model.bert.num_layers)
+        model.token_hash = token_hash
+
+    def exit_layers(self, model, input_ids, generator=None):
+        """(B, S) 1-based exit layer of each token."""
+        token_hash = getattr(model, "token_hash", None)
+        if token_hash is None:
+            raise HasheeError(f"{self.name} model has no hash attached (missing hash.pt beside the checkpoint?)")
+        # rand-incons draws per occurrence: from the global RNG while training (resumable with it),
+        # from the hash's own seeded generator at evaluation (deterministic).
+        if model.training and token_hash.name == "rand-incons" and generator is None:
+            generator = torch.default_generator
+        return token_hash.assign(input_ids.cpu(), generator=generator).to(input_ids.device)
+
+    def save_extras(self, model, directory) -> None:
+        model.token_hash.save(f"{directory}/hash.pt")
+
+    def load_extras(self, model, directory, tokenizer) -> None:
+        from pathlib import Path
+
+        path = Path(directory) / "hash.pt"
+        if not path.exists():
+            raise HasheeError(f"{path}: missing; a HashEE checkpoint needs its hash file beside its weights")
+        self.load_hash(model, path, tokenizer)
+
+
+def encoder_hash_source(backbone) -> HashSource:
+    """An ELUE backbone (hashee.core.backbones.load_backbone) as a hash's fitting source."""
+    return HashSource(backbone.tokenizer, backbone.config.vocab_size, backbone.config.num_layers,
+                      backbone.state_dict["embeddings.word_embeddings.weight"])
+
+
 @register
-class HashEE(Method):
+class HashEE(TokenHashExits, Method):
     """Hash-based token-level early exiting: each token exits at its hashed layer (docs/method.md)."""
 
     name = "hashee"
@@ -272,29 +380,14 @@ class HashEE(Method):
     def prepare(self, model, backbone, task, inputs) -> None:
         """The hash from `inputs.hash_file` (the workflow's fit_hash job), else one fitted now on the
         task's train + dev."""
-        from hashee.core.hashing import TokenHash, fit_task_hash, vocab_fingerprint
+        from hashee.core.hashing import task_fitting_data
 
         if inputs.hash_file:
-            token_hash = TokenHash.load(inputs.hash_file, vocab_fingerprint=vocab_fingerprint(backbone.tokenizer),
-                                        vocab_size=backbone.config.vocab_size)
+            self.load_hash(model, inputs.hash_file, backbone.tokenizer)
         else:
-            token_hash = fit_task_hash(task, backbone, self.settings["hash"], backbone.config.num_layers,
-                                       int(self.settings["buckets"]), inputs.seed, inputs.data_dir,
-                                       inputs.max_length)
-        self.attach_hash(model, token_hash)
-
-    def attach_hash(self, model, token_hash) -> None:
-        token_hash.check_fits(self.settings["hash"], model.bert.num_layers)
-        model.token_hash = token_hash
-
-    def exit_layers(self, model, input_ids, generator=None):
-        if model.token_hash is None:
-            raise HasheeError("HashEE model has no hash attached (missing hash.pt beside the checkpoint?)")
-        # rand-incons draws per occurrence: from the global RNG while training (resumable with it),
-        # from the hash's own seeded generator at evaluation (deterministic).
-        if model.training and model.token_hash.name == "rand-incons" and generator is None:
-            generator = torch.default_generator
-        return model.token_hash.assign(input_ids.cpu(), generator=generator).to(input_ids.device)
+            ids, labels = task_fitting_data(task, inputs.data_dir, backbone.tokenizer, inputs.max_length)
+            self.attach_hash(model, self.fit_hash(ids, labels, encoder_hash_source(backbone), inputs.seed,
+                                                  is_regression=task.is_regression))
 
     def stages(self, model, params):
         def loss(model, batch):
@@ -314,17 +407,3 @@ class HashEE(Method):
     def predict_outputs(self, model, batch, inference):
         exits = self.exit_layers(model, batch["input_ids"])
         return model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], exits)[0]
-
-    def save_extras(self, model, directory) -> None:
-        model.token_hash.save(f"{directory}/hash.pt")
-
-    def load_extras(self, model, directory, tokenizer) -> None:
-        from pathlib import Path
-
-        from hashee.core.hashing import TokenHash, vocab_fingerprint
-
-        path = Path(directory) / "hash.pt"
-        if not path.exists():
-            raise HasheeError(f"{path}: missing; a HashEE checkpoint needs its hash file beside its weights")
-        self.attach_hash(model, TokenHash.load(path, vocab_fingerprint=vocab_fingerprint(tokenizer),
-                                               vocab_size=model.bert.config.vocab_size))

@@ -58,3 +58,26 @@ def train_and_save(task_name: str, method_name: str, setting: str, data_dir, bac
     with atomic_dir(out) as tmp:
         save_trained(tmp, method, model.cpu(), tokenizer, task, meta)
     return TrainedRun(method, task, result.best_dev)
+
+
+def fit_task_hashes(task_name: str, data_dir, backbone_name: str, settings: list[str], outs: list, max_length: int,
+                    seed: int, buckets: int | None = None) -> list[str]:
+    """Fit one HashEE hash per setting on the task's train + dev (never test) and save each to its out
+    path; returns one line per hash saved. `buckets`: for settings that name none (the config's
+    hash.buckets). The summarization twin: hashee.studies.summarization.run.fit_hashes."""
+    from hashee.core.backbones import load_backbone
+    from hashee.core.hashing import task_fitting_data
+    from hashee.core.methods import METHODS, HashEE, encoder_hash_source
+    from hashee.core.tasks import get_task
+
+    task = get_task(task_name)
+    backbone = load_backbone(backbone_name)  # all layers: a hash only needs the embeddings and vocabulary
+    ids, labels = task_fitting_data(task, data_dir, backbone.tokenizer, max_length)
+    source = encoder_hash_source(backbone)
+    done = []
+    for setting, out in zip(settings, outs):
+        token_hash = METHODS.get(HashEE.name, setting).fit_hash(ids, labels, source, seed, buckets=buckets,
+                                                               is_regression=task.is_regression)
+        token_hash.save(out)
+        done.append(f"fitted {token_hash.name} hash for {task.name} ({token_hash.num_layers} layers) -> {out}")
+    return done

@@ -1,7 +1,7 @@
 # Summarization (issue #7; docs/summarization.md): HashEE on the encoder of BART / CPT against the
 # full model, the truncated model and DAT. Per dataset x hashee setting x seed one hash job;
 # per dataset x method x setting x seed one run job (train, then generate + ROUGE + FLOPs + time,
-# in one process: start-up outweighs a small run); one table job with the paper's numbers beside ours.
+# in one process: `hashee train --dataset --evaluate-out`; start-up outweighs a small run); one table job with the paper's numbers beside ours.
 # Data: each dataset's folder from summarization.datasets.<name>.path, or offline demo data.
 
 if SUMM_ENABLED and SUMM_DEMO_DIR:
@@ -49,10 +49,10 @@ if SUMM_ENABLED:
         conda:
             "../../environment.yml"
         shell:
-            "OMP_NUM_THREADS={threads} hashee summ-fit-hash --dataset {wildcards.dataset:q}"
+            "OMP_NUM_THREADS={threads} hashee fit-hash --dataset {wildcards.dataset:q}"
             " --data-dir {params.data_dir:q} --backbone {params.backbone:q}"
             " --setting {wildcards.ssetting:q} --setting-out {output.hash:q}"
-            " --max-source-length {params.max_source_length} --seed {wildcards.seed} > {log:q} 2>&1"
+            " --max-length {params.max_source_length} --seed {wildcards.seed} > {log:q} 2>&1"
 
     rule summ_run:
         input:
@@ -105,16 +105,16 @@ if SUMM_ENABLED:
         shell:
             "OMP_NUM_THREADS={threads} python {params.gpu_slots} --slots {params.gpus}"
             " --lock-dir {params.gpu_locks:q}/$(uname -n) --"
-            " hashee summ-run --dataset {wildcards.dataset:q} --data-dir {params.data_dir:q}"
+            " hashee train --dataset {wildcards.dataset:q} --data-dir {params.data_dir:q}"
             " --method {wildcards.smethod:q} --setting={params.setting:q} --seed {wildcards.seed}"
             " --backbone {params.backbone:q} {params.hash_file}"
             " --epochs {params.epochs} --lr {params.lr} --batch-size {params.batch_size}"
-            " --max-source-length {params.max_source_length} --max-target-length {params.max_target_length}"
+            " --max-length {params.max_source_length} --max-target-length {params.max_target_length}"
             " --max-train-examples {params.max_train_examples} {params.freeze} --warmup {params.warmup}"
             " --weight-decay {params.weight_decay} --clip {params.clip} --checkpoint-every {params.checkpoint_every}"
             " --progress-every {params.progress_every}"
             " {params.decoding} --time-repeats {params.time_repeats} --time-warmup {params.time_warmup}"
-            " --workdir {params.workdir:q} --out {output.model:q} --rows {output.rows:q}"
+            " --workdir {params.workdir:q} --out {output.model:q} --evaluate-out {output.rows:q}"
             " --predictions {output.predictions:q} --quiet > {log:q} 2>&1"
 
     rule summ_table:

@@ -1,7 +1,7 @@
 # Summarization: the config section named, and the input functions of summarization.smk's rules
 # (functions apart from rules, as common.smk is for the ELUE stages).
 
-from hashee.studies.summarization.methods import REGISTRY as SUMM_METHOD_CLASSES
+from hashee.studies.summarization.methods import SUMM_METHODS
 
 SUMM = config.get("summarization") or {"enabled": False}
 SUMM_ENABLED = bool(SUMM.get("enabled", False))
@@ -10,7 +10,7 @@ SUMM_RESULTS = f"{RESULTS}/summarization"
 SUMM_RUN = "{dataset}/{smethod}/{ssetting}/{seed}"
 # Summarization methods whose run reads a fitted hash (a summ_fit_hash job): their class fact, from the
 # study's own method registry (its names overlap with the ELUE methods').
-SUMM_HASH_METHODS = {name for name, cls in SUMM_METHOD_CLASSES.items() if cls.needs_fitted_hash}
+SUMM_HASH_METHODS = {name for name, cls in SUMM_METHODS.classes().items() if cls.needs_fitted_hash}
 # The files write_demo makes (hashee.studies.summarization.data): demo-en in CNN/DM's CSV layout, demo-zh in CSL's.
 SUMM_DEMO_FILES = {
     "demo-en": [f"{s}.csv" for s in ("train", "validation", "test")],
@@ -97,8 +97,8 @@ def summ_run_input(wildcards):
 def summ_decoding(wildcards):
     d = SUMM["datasets"][wildcards.dataset]["decoding"]
     return (
-        f"--num-beams {d['num_beams']} --length-penalty {d['length_penalty']} --max-length {d['max_length']}"
-        f" --min-length {d['min_length']} --no-repeat-ngram-size {d['no_repeat_ngram_size']}"
+        f"--num-beams {d['num_beams']} --length-penalty {d['length_penalty']} --gen-max-length {d['max_length']}"
+        f" --gen-min-length {d['min_length']} --no-repeat-ngram-size {d['no_repeat_ngram_size']}"
         f" --early-stopping {str(d['early_stopping']).lower()}"
     )
 

@@ -47,7 +47,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-# Imported by the server before it forks anything: what `hashee train`/`summ-run`/`difficulty-run`
+# Imported by the server before it forks anything: what `hashee train` (both studies)/`difficulty-run`
 # and the table steps import, minus hashee itself (imported per child, so edits are seen).
 PRELOAD = (
     "numpy", "torch", "torch._dynamo", "torch.optim", "transformers", "transformers.models.bert.modeling_bert",

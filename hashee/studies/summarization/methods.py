@@ -2,7 +2,7 @@
 encoder, and DAT on the decoder. Each is a `hashee.core.methods.Method` (its settings handling, its class
 facts such as `needs_fitted_hash`, its `prepare` hook; `stages()` for the one trainer
 `hashee.core.training.train`) with generation instead of classification, in a registry of its own:
-the names overlap with the ELUE methods'.
+the names overlap with the ELUE methods' (`SUMM_METHODS`, a `hashee.core.methods.Registry`).
 
 Settings (the `setting` wildcard):
 - full: none.  truncated: enc_layers=N,dec_layers=M (first N encoder / M decoder layers).
@@ -16,23 +16,13 @@ from dataclasses import dataclass
 
 import torch
 
-from hashee.core.errors import HasheeError, unknown_name
-from hashee.core.methods import Method, Stage
-from hashee.core.settings import parse_setting
+from hashee.core.errors import HasheeError
+from hashee.core.methods import HashSource, Method, Registry, Stage, TokenHashExits
 from hashee.studies.summarization.modeling import Seq2SeqModel, dat_generate
 
-REGISTRY: dict[str, type[SummMethod]] = {}
-
-
-def register(cls):
-    REGISTRY[cls.name] = cls
-    return cls
-
-
-def get_summ_method(name: str, setting: str | dict = "") -> SummMethod:
-    if name not in REGISTRY:
-        raise unknown_name("summarization method", name, REGISTRY)
-    return REGISTRY[name](parse_setting(setting) if isinstance(setting, str) else dict(setting))
+# The summarization methods: the ELUE registry's mechanism (hashee.core.methods.Registry), a registry of its own.
+SUMM_METHODS = Registry("summarization method")
+register = SUMM_METHODS.register
 
 
 @dataclass
@@ -47,7 +37,7 @@ class SummMethod(Method):
     an encoder config and BART decoder config fields (no task: the output is text)."""
 
     dat_exits = False  # does the model carry DAT's exit classifiers
-    greedy_only = False  # True: generate() ignores beam search (summ-evaluate warns when beams are asked for)
+    greedy_only = False  # True: generate() ignores beam search (evaluation warns when beams are asked for)
 
     # layers of the backbone the model keeps (None: all)
     enc_layers = property(lambda self: None)
@@ -56,7 +46,7 @@ class SummMethod(Method):
     def build(self, encoder_config, decoder_config) -> Seq2SeqModel:
         return Seq2SeqModel(encoder_config, decoder_config, dat_exits=self.dat_exits)
 
-    def exit_layers(self, model, input_ids):  # (B, S) 1-based encoder exit layer per token, or None
+    def exit_layers(self, model, input_ids, generator=None):  # (B, S) 1-based encoder exit layer per token, or None
         return None
 
     def loss(self, model, batch):
@@ -76,11 +66,6 @@ class SummMethod(Method):
                                         attention_mask=batch["attention_mask"], do_sample=False, **decoding)
         return Generated(sequences, enc.active_counts)
 
-    def save_extras(self, model, directory) -> None:
-        pass
-
-    def load_extras(self, model, directory, tokenizer) -> None:
-        pass
 
 
 @register
@@ -101,44 +86,25 @@ class Truncated(SummMethod):
 
 
 @register
-class HashEESeq2Seq(SummMethod):
-    """HashEE on the encoder: each source token exits at its hashed layer; the decoder is unchanged."""
+class HashEESeq2Seq(TokenHashExits, SummMethod):
+    """HashEE on the encoder: each source token exits at its hashed layer; the decoder is unchanged.
+    The hash plumbing is ELUE HashEE's (hashee.core.methods.TokenHashExits)."""
 
     name = "hashee"
-    needs_fitted_hash = True  # the workflow's summ_fit_hash job; summ-train takes it as --hash-file
+    needs_fitted_hash = True  # the workflow's summ_fit_hash job; train --dataset takes it as --hash-file
     setting_defaults = {"hash": "frequency", "buckets": "6"}
 
     def prepare(self, model, backbone, task, inputs) -> None:
-        """The hash from `inputs.hash_file` (summ-fit-hash): unlike ELUE's, it is never fitted on the spot."""
-        from hashee.core.hashing import TokenHash, vocab_fingerprint
-
+        """The hash from `inputs.hash_file` (fit-hash --dataset): unlike ELUE's, it is never fitted on the spot."""
         if not inputs.hash_file:
-            raise HasheeError(f"summarization method {self.name} needs a hash file (--hash-file, from summ-fit-hash)")
-        self.attach_hash(model, TokenHash.load(inputs.hash_file, vocab_fingerprint=vocab_fingerprint(backbone.tokenizer),
-                                               vocab_size=backbone.encoder_config.vocab_size))
+            raise HasheeError(f"summarization method {self.name} needs a hash file (--hash-file, from fit-hash --dataset)")
+        self.load_hash(model, inputs.hash_file, backbone.tokenizer)
 
-    def attach_hash(self, model, token_hash) -> None:
-        token_hash.check_fits(self.settings["hash"], model.bert.num_layers)
-        model.token_hash = token_hash
 
-    def exit_layers(self, model, input_ids):
-        token_hash = getattr(model, "token_hash", None)
-        if token_hash is None:
-            raise HasheeError("HashEE summarization model has no hash attached (missing hash.pt?)")
-        generator = torch.default_generator if model.training and token_hash.name == "rand-incons" else None
-        return token_hash.assign(input_ids.cpu(), generator=generator).to(input_ids.device)
-
-    def save_extras(self, model, directory) -> None:
-        model.token_hash.save(f"{directory}/hash.pt")
-
-    def load_extras(self, model, directory, tokenizer) -> None:
-        from pathlib import Path
-
-        from hashee.core.hashing import TokenHash, vocab_fingerprint
-
-        path = Path(directory) / "hash.pt"
-        self.attach_hash(model, TokenHash.load(path, vocab_fingerprint=vocab_fingerprint(tokenizer),
-                                               vocab_size=model.bert.config.vocab_size))
+def seq2seq_hash_source(backbone) -> HashSource:
+    """A seq2seq backbone (modeling.load_seq2seq_backbone) as a hash's fitting source: its encoder."""
+    return HashSource(backbone.tokenizer, backbone.encoder_config.vocab_size, backbone.encoder_config.num_layers,
+                      backbone.state_dict["bert.embeddings.word_embeddings.weight"])
 
 
 @register

@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hashee.core.errors import HasheeError
 from hashee.core.progress import DEFAULT_EVERY
 
 UNUSED_BART_ENCODER = "bart.model.encoder."  # BART's own 0-layer encoder: ours runs instead
@@ -71,10 +70,10 @@ def load_model(directory, device="cpu"):
 
     from hashee.core.checkpoint import load_weights, read_meta
     from hashee.core.modeling import EncoderConfig
-    from hashee.studies.summarization.methods import get_summ_method
+    from hashee.studies.summarization.methods import SUMM_METHODS
 
     meta = read_meta(directory, "trained summarization model")
-    method = get_summ_method(meta["method"], meta["setting"])
+    method = SUMM_METHODS.get(meta["method"], meta["setting"])
     model = method.build(EncoderConfig(**meta["encoder_config"]), meta["decoder_config"])
     load_weights(model, directory, meta["method"], unsaved_prefix=UNUSED_BART_ENCODER)
     tokenizer = AutoTokenizer.from_pretrained(str(directory))
@@ -84,34 +83,24 @@ def load_model(directory, device="cpu"):
 
 # ---------------------------------------------------------------- hashes
 def fit_hashes(dataset: str, data_dir, backbone_name: str, settings: list[str], outs: list, max_source_length: int,
-               seed: int) -> list[str]:
+               seed: int, buckets: int | None = None) -> list[str]:
     """Fit one HashEE hash per setting on the train + dev source tokens (never test) and save each
-    to its out path; returns one line per hash saved."""
-    from hashee.core.hashing import HASH_NAMES, fit_hash, vocab_fingerprint
-    from hashee.core.settings import parse_setting
+    to its out path; returns one line per hash saved. `buckets`: for settings that name none."""
+    from hashee.studies.summarization.methods import SUMM_METHODS, HashEESeq2Seq, seq2seq_hash_source
     from hashee.studies.summarization.modeling import load_seq2seq_backbone
 
     backbone = load_seq2seq_backbone(backbone_name)  # all encoder layers: the hash needs the vocabulary
-    tok = backbone.tokenizer
     start = backbone.decoder_config.get("decoder_start_token_id")
     ids = []
     for split in ("train", "dev"):  # never test
-        _, features, _ = load_features(dataset, data_dir, split, tok, max_source_length, 8, start)
+        _, features, _ = load_features(dataset, data_dir, split, backbone.tokenizer, max_source_length, 8, start)
         ids += [f["input_ids"] for f in features]
+    source = seq2seq_hash_source(backbone)
     done = []
     for setting, out in zip(settings, outs):
-        fields = parse_setting(setting)
-        name = fields.get("hash", "frequency")
-        if name == "mi":
-            raise HasheeError(f"setting {setting!r}: the mi hash needs class labels, which summarization lacks; "
-                              f"use one of {', '.join(h for h in HASH_NAMES if h != 'mi')}")
-        token_hash = fit_hash(name, ids, [], vocab_size=backbone.encoder_config.vocab_size,
-                              num_layers=backbone.encoder_config.num_layers,
-                              num_buckets=int(fields.get("buckets", 6)), special_ids=tuple(tok.all_special_ids),
-                              seed=seed, fingerprint=vocab_fingerprint(tok),
-                              word_embeddings=backbone.state_dict["bert.embeddings.word_embeddings.weight"])
+        token_hash = SUMM_METHODS.get(HashEESeq2Seq.name, setting).fit_hash(ids, [], source, seed, buckets=buckets)
         token_hash.save(out)
-        done.append(f"fitted {name} hash for {dataset} ({token_hash.num_layers} encoder layers) -> {out}")
+        done.append(f"fitted {token_hash.name} hash for {dataset} ({token_hash.num_layers} encoder layers) -> {out}")
     return done
 
 
@@ -129,10 +118,10 @@ def train_summarizer(method_name: str, setting: str, dataset: str, data_dir, bac
     from hashee.core.io import atomic_dir
     from hashee.core.methods import TrainingInputs
     from hashee.core.training import seed_everything, train
-    from hashee.studies.summarization.methods import get_summ_method
+    from hashee.studies.summarization.methods import SUMM_METHODS
     from hashee.studies.summarization.modeling import load_into, load_seq2seq_backbone
 
-    method = get_summ_method(method_name, setting)
+    method = SUMM_METHODS.get(method_name, setting)
     backbone = load_seq2seq_backbone(backbone_name, method.enc_layers, method.dec_layers)
     tok = backbone.tokenizer
     seed_everything(params.seed)

@@ -1,6 +1,6 @@
 """The summarization table (Markdown, CSV, LaTeX) with the paper's numbers beside ours.
 
-Input: rows files written by `hashee summ-evaluate`, one row per run × split (RUN_COLUMNS).
+Input: rows files written by `hashee evaluate` (or `train --dataset --evaluate-out`), one row per run × split (RUN_COLUMNS).
 Decisions:
 - Test split only; one row per (dataset, backbone, method, setting); ROUGE is the mean over seeds
   (± sample std when there are several), with two decimals as the paper prints them.
