@@ -7,6 +7,7 @@ rule submission:
         unpack(submission_input),
     output:
         directory(f"{RESULTS}/submission"),
+    priority: 5  # ready once the submitted method's models exist: beside training, not before the timing stage
     log:
         f"{LOGS}/submission/submission.log",
     benchmark:

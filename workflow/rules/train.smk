@@ -1,6 +1,6 @@
 # Fine-tune: one job per task x method x seed (and backbone, for the backbones experiment) trains each
-# of that method's settings in turn in one process, so the ~6 CPU-s of imports (torch, its optimizer's
-# torch._dynamo, transformers, datasets) are paid once per job, not once per setting. Each setting's
+# of that method's settings in turn in one process, so the ~9 CPU-s of imports (torch, its optimizer's
+# torch._dynamo, transformers, datasets, a tokenizer) are paid once per job, not once per setting. Each setting's
 # best-on-dev model and its evaluation (dev+test metrics per sweep point, FLOPs, test predictions) land
 # under results/<config>/train/{task}/{method}/{setting}/{seed}/; resumable checkpoints under work/
 # (deliberately not an output: a killed job resumes). Timing is not done here, beside other jobs, but in

@@ -1,9 +1,10 @@
 """Warm start for short `hashee` jobs: a server that has imported the heavy libraries once forks
 one child per command.
 
-A default-config fine-tuning job spends ~12 CPU-s on its own work and ~7 CPU-s starting Python and
-importing torch, torch._dynamo (torch.optim imports it), transformers and datasets; over the ~130
-jobs of the default DAG that is ~15 minutes of CPU. With `warm_start: true` the workflow puts
+A fresh Python process spends ~9 CPU-s starting and importing torch, torch._dynamo (torch.optim
+imports it), transformers and datasets; over the 92 jobs of the default DAG (one train job per task x
+method x seed) that is ~14 minutes of CPU, ~4 minutes of the default run's wall clock on 2 cores.
+With `warm_start: true` the workflow puts
 warm-bin/ (beside this file) first on PATH, and then a job's
 
     hashee train --task SST-2 ...          (= python workflow/scripts/warm.py -- train --task SST-2 ...)
