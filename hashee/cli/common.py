@@ -40,17 +40,14 @@ def progress_interval(text: str) -> float | None:
 
 
 def add_training_options(p, *, methods_help: str, backbone: str, batch_size: int, hash_file_help: str,
-                         freeze_help: str, several_settings: bool = False) -> None:
+                         freeze_help: str) -> None:
     """The training flags of `train` (hashee/cli/training.py, both studies) with the verb's defaults (None:
     the verb fills in each study's). The data flags (--task/--dataset, --data-dir, --max-length) are the
-    verb's own. `several_settings`: --setting may repeat (one process trains each in turn)."""
+    verb's own. --setting may repeat: one process trains each in turn."""
     p.add_argument("--method", required=True, help=methods_help)
-    if several_settings:
-        p.add_argument("--setting", action="append", default=None,
-                       help="the method's setting, key=value,... (default: its defaults); repeat it to train several "
-                            "settings in turn, with {setting} in each path option")
-    else:
-        p.add_argument("--setting", default="", help="the method's setting, key=value,... (default: its defaults)")
+    p.add_argument("--setting", action="append", default=None,
+                   help="the method's setting, key=value,... (default: its defaults); repeat it to train several "
+                        "settings in turn, with {setting} in each path option")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--backbone", default=backbone)
     p.add_argument("--hash-file", default=None, help=hash_file_help)

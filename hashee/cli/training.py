@@ -212,8 +212,7 @@ def add_parsers(sub) -> None:
         hash_file_help="methods that use a hash (HashEE): one from fit-hash (ELUE default: fit one now; "
                        "summarization: required)",
         freeze_help="keep the word-embedding matrix fixed (summarization: the matrix tied to the LM head); "
-                    "the CPU demo: a large share of a small model's step",
-        several_settings=True)
+                    "the CPU demo: a large share of a small model's step")
     p.add_argument("--evaluate-out", default=None,
                    help="then evaluate the trained model in this process, rows into this CSV (as `hashee evaluate`; "
                         "the same function)")

@@ -120,15 +120,10 @@ class Style(Palette):
         super().__init__(points["method"], [b for m, b in zip(points["method"], points["base"]) if m == HASHEE])
         # Several models of one method (or one hash): same color and marker, another line style.
         self.linestyle: dict[str, str] = {}
-        for _, models in points.groupby(points.apply(self.family, axis=1))["model"]:
+        families = points.apply(lambda point: self.legend_label(point["method"], point["base"]), axis=1)
+        for _, models in points.groupby(families)["model"]:
             for i, model in enumerate(sorted(set(models))):
                 self.linestyle[model] = _LINESTYLES[i % len(_LINESTYLES)]
-
-    @staticmethod
-    def family(point) -> str:
-        if point["method"] == HASHEE:
-            return f"{HASHEE}:{parse_setting(point['base']).get('hash', '')}"
-        return point["method"]
 
 
 def _without_layers(setting: str) -> str:

@@ -7,7 +7,7 @@ import re
 import shlex
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -368,7 +368,7 @@ def train_groups():
     for (method, group_settings, label), group_tasks in tasks.items():
         group = TrainGroup(method, group_settings, label, tuple(group_tasks), per_setting)
         part = parts[group.identifier] = parts.get(group.identifier, -1) + 1
-        groups.append(TrainGroup(method, group_settings, label, tuple(group_tasks), per_setting, part))
+        groups.append(replace(group, part=part))
     return groups
 
 
@@ -395,9 +395,9 @@ def group_hash_files(group):
     return lambda wildcards: [_hash_pattern(wildcards).replace("{setting}", setting) for setting in group.settings]
 
 
-def group_hash_arg(group):
-    return lambda wildcards, input: (f"--hash-file {shlex.quote(_hash_pattern(wildcards))}"
-                                     if group.method in FITTED_HASH_METHODS else "")
+def group_hash_arg(wildcards, input):
+    """--hash-file of a train job with hash inputs: the pattern of its settings' hash files."""
+    return f"--hash-file {shlex.quote(_hash_pattern(wildcards))}" if input.hashes else ""
 
 
 def train_param(method, key):

@@ -34,7 +34,7 @@ for group in train_groups():
             out=run_pattern(f"{RESULTS}/train", group, "model"),
             rows=run_pattern(f"{RESULTS}/train", group, "rows.csv"),
             predictions_dir=run_pattern(f"{RESULTS}/train", group, "predictions"),
-            hash_file=group_hash_arg(group),
+            hash_file=group_hash_arg,
             epochs=train_param(group.method, "epochs"),
             lr=train_param(group.method, "lr"),
             batch_size=train_param(group.method, "batch_size"),
