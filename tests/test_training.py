@@ -238,42 +238,52 @@ def test_one_train_verb_for_both_studies_with_each_studys_defaults():
         parser.parse_args(["train", "--task", "SST-2", "--dataset", "x", *required])
 
 
-def _train_args(data, settings, root, *extra):
-    return ["train", "--task", "STS-B", "--data-dir", str(data), "--method", "static",
+def _train_args(data, settings, root, *extra, tasks=("STS-B",)):
+    """`hashee train` of `settings` on `tasks`, each run's files under root/<task>/<setting>/ (the task's
+    folder only with several tasks: the paths then need {task})."""
+    task_dir = "{task}/" if len(tasks) > 1 else ""
+    return ["train", *(arg for task in tasks for arg in ("--task", task)), "--data-dir", str(data), "--method", "static",
             *(arg for setting in settings for arg in ("--setting", setting)), "--seed", "3", "--epochs", "1",
             "--batch-size", "8", "--max-length", "16", "--freeze-word-embeddings", "--device", "cpu", "--quiet",
-            "--progress-every", "off", "--workdir", f"{root}/{{setting}}/work", "--out", f"{root}/{{setting}}/model",
-            "--evaluate-out", f"{root}/{{setting}}/rows.csv", *extra]
+            "--progress-every", "off", "--workdir", f"{root}/{task_dir}{{setting}}/work",
+            "--out", f"{root}/{task_dir}{{setting}}/model", "--evaluate-out", f"{root}/{task_dir}{{setting}}/rows.csv",
+            *extra]
 
 
-def test_one_train_process_trains_each_setting_as_a_process_of_its_own_would(tiny_elue, tmp_path):
-    """`hashee train` with several --setting (the workflow's one job per task x method x seed): each setting's
-    files land where {setting} says, with the same dev and test scores as that setting trained alone."""
+def test_one_train_process_trains_each_task_and_setting_as_a_process_of_its_own_would(tiny_elue, tmp_path):
+    """`hashee train` with several --task and --setting (the workflow's one job per method x seed): each run's
+    files land where {task} and {setting} say, with the same dev and test scores as that run trained alone."""
     import pandas as pd
 
     from hashee.cli import run
 
-    assert run(_train_args(tiny_elue, ["layers=1", "layers=2"], tmp_path / "together")) == 0
-    assert run(_train_args(tiny_elue, ["layers=2"], tmp_path / "alone")) == 0
-    for setting in ("layers=1", "layers=2"):
-        rows = pd.read_csv(tmp_path / "together" / setting / "rows.csv")
-        assert set(rows["setting"]) == {setting}
-        assert not (tmp_path / "together" / setting / "work").exists()  # resume files removed once saved
-    together = pd.read_csv(tmp_path / "together" / "layers=2" / "rows.csv")
-    alone = pd.read_csv(tmp_path / "alone" / "layers=2" / "rows.csv")
-    pd.testing.assert_frame_equal(together[["split", "perf", "mflops"]], alone[["split", "perf", "mflops"]])
+    tasks = ("SST-2", "STS-B")
+    assert run(_train_args(tiny_elue, ["layers=1", "layers=2"], tmp_path / "together", tasks=tasks)) == 0
+    for task in tasks:
+        assert run(_train_args(tiny_elue, ["layers=2"], tmp_path / "alone" / task, tasks=(task,))) == 0
+        for setting in ("layers=1", "layers=2"):
+            rows = pd.read_csv(tmp_path / "together" / task / setting / "rows.csv")
+            assert set(rows["setting"]) == {setting} and set(rows["task"]) == {task}
+            assert not (tmp_path / "together" / task / setting / "work").exists()  # resume files removed once saved
+        together = pd.read_csv(tmp_path / "together" / task / "layers=2" / "rows.csv")
+        alone = pd.read_csv(tmp_path / "alone" / task / "layers=2" / "rows.csv")
+        pd.testing.assert_frame_equal(together[["split", "perf", "mflops"]], alone[["split", "perf", "mflops"]])
 
 
-@pytest.mark.parametrize("settings,paths,message", [
-    (["layers=1", "layers=2"], "fixed", "--out {root}/model: with several --setting, each path option must hold {{setting}} (one run's files per setting)"),
-    (["layers=1", "layers=1"], "templated", "--setting: 'layers=1' is given twice"),
+@pytest.mark.parametrize("settings,tasks,paths,message", [
+    (["layers=1", "layers=2"], ["STS-B"], "fixed", "--out {root}/model: with several --setting, each path option must hold {{setting}} (one run's files per setting)"),
+    (["layers=1", "layers=1"], ["STS-B"], "templated", "--setting: 'layers=1' is given twice"),
+    (["layers=1"], ["SST-2", "STS-B"], "no task", "--out {root}/layers=1/model: with several --task, each path option must hold {{task}} (one run's files per task)"),
+    (["layers=1"], ["STS-B", "STS-B"], "templated", "--task: 'STS-B' is given twice"),
 ])
-def test_several_settings_need_a_path_per_setting(tmp_path, capsys, settings, paths, message):
+def test_several_settings_or_tasks_need_a_path_each(tmp_path, capsys, settings, tasks, paths, message):
     from hashee.cli import main
 
-    args = _train_args(tmp_path, settings, tmp_path)
+    args = _train_args(tmp_path, settings, tmp_path, tasks=tasks)
     if paths == "fixed":
         args = [arg.replace("/{setting}", "") for arg in args]
+    if paths == "no task":
+        args = [arg.replace("{task}/", "").replace("{setting}", "layers=1") for arg in args]
     assert main(args) == 2
     error = capsys.readouterr().err.strip()
     assert error.splitlines() == [f"hashee train: error: {message.format(root=tmp_path)}"]
@@ -298,3 +308,27 @@ def test_one_evaluate_verb_reads_the_study_from_the_saved_model(tmp_path, capsys
                                            f"({'--task' if other == 'ELUE' else '--dataset'}) only, "
                                            f"not of the {study} model {model}\n")
         assert not (tmp_path / "rows.csv").exists()
+
+
+def test_fit_hash_fits_each_task_as_a_command_of_its_own_would(tiny_elue, tmp_path, capsys):
+    """`hashee fit-hash` with several --task: a hash per task where {task} says, the same as fitted alone;
+    without {task} in --setting-out it is one line of error."""
+    import torch
+
+    from hashee.cli import main, run
+
+    def fit(tasks, out):
+        return ["fit-hash", *(arg for task in tasks for arg in ("--task", task)), "--data-dir", str(tiny_elue),
+                "--setting", "hash=frequency,layers=2", "--setting-out", out, "--buckets", "2", "--max-length", "16"]
+
+    assert run(fit(["SST-2", "STS-B"], f"{tmp_path}/together/{{task}}.pt")) == 0
+    for task in ("SST-2", "STS-B"):
+        assert run(fit([task], f"{tmp_path}/alone/{task}.pt")) == 0
+        together, alone = (torch.load(tmp_path / kind / f"{task}.pt") for kind in ("together", "alone"))
+        assert together.keys() == alone.keys()
+        assert all(torch.equal(together[k], alone[k]) if isinstance(alone[k], torch.Tensor) else together[k] == alone[k]
+                   for k in alone)
+    capsys.readouterr()
+    assert main(fit(["SST-2", "STS-B"], f"{tmp_path}/fixed.pt")) == 2
+    assert capsys.readouterr().err.strip() == (f"hashee fit-hash: error: --setting-out {tmp_path}/fixed.pt: with several "
+                                               "--task, each path option must hold {task} (one run's files per task)")

@@ -100,30 +100,34 @@ def backbone_runs(cfg: dict) -> list[tuple[str, str, str, int]]:
 def planned_train_methods(output: str) -> dict[str, set[str]]:
     """task -> methods of the train jobs a dry run lists."""
     planned = {}
-    for task, method in re.findall(r"train/([^/\s]+)/([^/\s]+)/[^/\s]+/\d+/rows\.csv", output):
+    for task, method in re.findall(r"train/([^/\s{]+)/([^/\s]+)/[^/\s]+/\d+/rows\.csv", output):  # not the {task} of a command
         planned.setdefault(task, set()).add(method)
     return planned
 
 
-def train_jobs(runs, per_setting: bool = False) -> dict[str, int]:
-    """Train jobs per rule: one job per task x method x backbone label x seed trains all its settings (and
-    evaluates them), in rule train_<method>[@<label>]; with train.jobs: per_setting one job per run, in rule
-    train_<method>/<setting> (non-word characters as _)."""
+def train_jobs(runs, jobs: str = "per_method", max_length_by_task=None) -> dict[str, int]:
+    """Train jobs per rule, by train.jobs: per_method one job per method x backbone label x seed trains all its
+    tasks and settings (and evaluates them; tasks of another input length in a job of their own), in rule
+    train_<method>[@<label>]; per_task one job per task x method x backbone label x seed; per_setting one job
+    per run, in rule train_<method>/<setting> (non-word characters as _)."""
     def label(method, setting):
-        if per_setting:
+        if jobs == "per_setting":
             return f"{method}/{setting}"
         return method + (f"@{setting.split(',')[0].removeprefix('backbone=')}" if setting.startswith("backbone=") else "")
 
-    jobs = {(task, label(method, setting), seed) for task, method, setting, seed in runs}
+    def cut(task):  # what besides the label and seed tells jobs apart
+        return (max_length_by_task or {}).get(task) if jobs == "per_method" else task
+
+    planned = {(cut(task), label(method, setting), seed) for task, method, setting, seed in runs}
     counts = {}
-    for _, job_label, _ in jobs:
+    for _, job_label, _ in planned:
         rule = "train_" + re.sub(r"\W", "_", job_label)
         counts[rule] = counts.get(rule, 0) + 1
     return counts
 
 
 def expected_jobs(cfg: dict) -> dict[str, int]:
-    """Jobs per rule the config implies: per task x method x seed one train job (which trains each setting and
+    """Jobs per rule the config implies: the train jobs of train.jobs (train_jobs: each trains its runs and
     evaluates it), a hash per HashEE run, demo data when generated, and one of each compile step (provenance
     included) plus `all`."""
     runs = planned_runs(cfg)
@@ -134,7 +138,7 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         "fit_hash": len({(run[0], run[3]) for run in fitted if not run[2].startswith("backbone=")}),
         "fit_backbone_hash": sum(1 for run in fitted if run[2].startswith("backbone=")),
         "backbones_table": 1 if (cfg.get("backbones") or {}).get("enabled") else 0,
-        **train_jobs(runs, per_setting=cfg["train"].get("jobs") == "per_setting"),
+        **train_jobs(runs, cfg["train"].get("jobs", "per_method"), cfg["train"].get("max_length_by_task")),
         "time_models": len(cfg["tasks"]),  # the timing stage: one job per task
         "inference_time": 1,
         "gather": 1,
@@ -284,6 +288,20 @@ def test_the_backbones_experiment_reuses_the_offline_configs_runs(config_name):
     assert backbone_runs(cfg) and {run[:3] for run in backbone_runs(cfg)} <= main
 
 
+@pytest.mark.parametrize("jobs", ["per_task", "per_setting"])
+def test_train_jobs_cut_per_task_or_per_run(tmp_path, jobs):
+    """train.jobs: per_task and per_setting keep {task} a wildcard: one job per task (and setting)."""
+    cfg = load_config("tiny.yaml")
+    cfg["train"]["jobs"] = jobs
+    (tmp_path / "cut.yaml").write_text(yaml.safe_dump(cfg))
+    out = run_snakemake(["all", "-n", "-p", "--configfile", str(tmp_path / "cut.yaml")], tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert job_stats(out.stdout) == expected_jobs(cfg)
+    settings = "--setting layers=1 --setting layers=2" if jobs == "per_task" else "--setting layers=1"
+    assert re.search(rf"hashee train --task SST-2 --data-dir \S+ --method static {settings} --seed 42 ", out.stdout)
+    assert "--hash-file 'results/tiny/hashes/STS-B/{setting}/42/hash.pt'" in out.stdout
+
+
 def test_paper_config_is_the_paper_setup():
     cfg = load_config("paper.yaml")
     assert cfg["backbone"] == "fnlp/elasticbert-base"
@@ -399,7 +417,8 @@ def test_laptop_config_plans_on_real_layout_files(tmp_path):
     assert planned_train_methods(out.stdout) == {task: {"hashee", "static", "pabee"} for task in cfg["tasks"]}
     epochs = {(method, int(n)) for method, n in re.findall(r"--method (\S+) .*? --epochs (\d+) ", out.stdout)}
     assert epochs == {("hashee", 3), ("static", 1), ("pabee", 1)}
-    assert f"hashee train --task SST-2 --data-dir {elue} " in out.stdout
+    tasks = " ".join(f"--task {task}" for task in cfg["tasks"])
+    assert f"hashee train {tasks} --data-dir {elue} " in out.stdout  # one job per method trains every task
 
 
 def test_shell_commands_call_the_cli_verbs(tmp_path):
@@ -410,10 +429,11 @@ def test_shell_commands_call_the_cli_verbs(tmp_path):
                  "tables",
                  "submit", "validate-submission"):
         assert f"hashee {verb} " in text, verb
-    # one train job per task x method x seed trains each setting and evaluates it, in the same process; timing
-    # is its own stage, one job per task, on every core
-    assert re.search(r"hashee train --task SST-2 .*--method static --setting layers=1 --setting layers=2 --seed 42 ", text)
-    assert "--evaluate-out 'results/tiny/train/SST-2/static/{setting}/42/rows.csv'" in text
+    # one train job per method x seed trains each task and setting and evaluates it, in the same process;
+    # timing is its own stage, one job per task, on every core
+    assert re.search(r"hashee train --task SST-2 --task STS-B .*--method static --setting layers=1 --setting layers=2 "
+                     r"--seed 42 ", text)
+    assert "--evaluate-out 'results/tiny/train/{task}/static/{setting}/42/rows.csv'" in text
     assert "--time-out" not in text
     timing = re.search(r"OMP_NUM_THREADS=(\d+) .* hashee time (--model .*?) --data-dir .* --threads (\d+) .*"
                        r"--out results/tiny/timing/SST-2.csv", text)
@@ -421,8 +441,8 @@ def test_shell_commands_call_the_cli_verbs(tmp_path):
     assert "results/tiny/train/SST-2/static/layers=1/42/model" in timing.group(2)
     assert (f"python {ROOT}/workflow/scripts/gpu_slots.py --slots 0 --lock-dir .snakemake/gpu-locks/$(uname -n) -- hashee train "
             in text)
-    assert "--hash-file 'results/tiny/hashes/SST-2/{setting}/42/hash.pt'" in text
-    assert ("--workdir 'work/tiny/SST-2/static/{setting}/42' --out 'results/tiny/train/SST-2/static/{setting}/42/model'"
+    assert "--hash-file 'results/tiny/hashes/{task}/{setting}/42/hash.pt'" in text
+    assert ("--workdir 'work/tiny/{task}/static/{setting}/42' --out 'results/tiny/train/{task}/static/{setting}/42/model'"
             in text)
     assert "--bootstrap results/tiny/bootstrap.npz" in text
     assert "--paper-points" not in text  # MiniLM: the paper's points would mean nothing

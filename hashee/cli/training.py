@@ -62,42 +62,59 @@ def decoding(args) -> dict:
 def cmd_fit_hash(args) -> None:
     if not args.setting or len(args.setting) != len(args.setting_out or []):
         raise HasheeError("fit-hash needs pairs of --setting S --setting-out FILE")
-    if resolve_study(args) == ELUE:
+    study = resolve_study(args)
+    if study == ELUE:
         from hashee.measure.run import fit_task_hashes as fit
     else:
         from hashee.studies.summarization.run import fit_hashes as fit
-    for line in fit(args.task or args.dataset, args.data_dir, args.backbone, args.setting, args.setting_out,
-                    args.max_length, args.seed, args.buckets):
-        print(line)
+    tasks = args.task or [args.dataset]
+    check_path_placeholders(args, "task", tasks, ("setting_out",))
+    for task in tasks:
+        outs = [out.replace("{task}", task) for out in args.setting_out]
+        for line in fit(task, args.data_dir, args.backbone, args.setting, outs, args.max_length, args.seed,
+                        args.buckets):
+            print(line)
 
 
 # ---------------------------------------------------------------- train
-# Path options of `train` that name one run's files: with several --setting, each holds {setting}.
+# Path options of `train` that name one run's files: with several --setting, each holds {setting}; with
+# several --task, each holds {task}.
 RUN_PATH_OPTIONS = ("out", "workdir", "hash_file", "evaluate_out", "predictions")
 
 
+def check_path_placeholders(args, field: str, values: list[str], options=RUN_PATH_OPTIONS) -> None:
+    """Several values of --<field> (each given once) need {<field>} in every path option: one run's files each."""
+    if len(values) != len(set(values)):
+        raise HasheeError(f"--{field}: {next(v for v in values if values.count(v) > 1)!r} is given twice")
+    if len(values) > 1:
+        for option in options:
+            value = getattr(args, option)
+            for path in value if isinstance(value, list) else [value]:  # fit-hash's --setting-out repeats
+                if path is not None and f"{{{field}}}" not in path:
+                    raise HasheeError(f"--{option.replace('_', '-')} {path}: with several --{field}, each path "
+                                      f"option must hold {{{field}}} (one run's files per {field})")
+
+
 def cmd_train(args) -> None:
-    """Train each --setting in turn in this one process (the workflow's job: one per task x method x seed,
-    so the imports are paid once), then evaluate it when --evaluate-out is given."""
+    """Train each --task (ELUE; repeatable) and, per task, each --setting in turn in this one process (a
+    workflow job: the imports are paid once per job, not per run), then evaluate each run when --evaluate-out
+    is given."""
     train_one = _train_elue if resolve_study(args) == ELUE else _train_summarization
+    tasks = args.task or [None]
     settings = args.setting or [""]
-    if len(settings) != len(set(settings)):
-        raise HasheeError(f"--setting: {next(s for s in settings if settings.count(s) > 1)!r} is given twice")
-    if len(settings) > 1:
-        for option in RUN_PATH_OPTIONS:
-            value = getattr(args, option)
-            if value is not None and "{setting}" not in value:
-                raise HasheeError(f"--{option.replace('_', '-')} {value}: with several --setting, each path option "
-                                  "must hold {setting} (one run's files per setting)")
+    check_path_placeholders(args, "setting", settings)
+    if args.task:
+        check_path_placeholders(args, "task", tasks)
     device = resolve_device(args.device)
-    for setting in settings:
-        run_args = argparse.Namespace(**vars(args))
-        run_args.setting = setting
-        for option in RUN_PATH_OPTIONS:
-            value = getattr(args, option)
-            if value is not None:
-                setattr(run_args, option, value.replace("{setting}", setting))
-        train_one(run_args, device)
+    for task in tasks:
+        for setting in settings:
+            run_args = argparse.Namespace(**vars(args))
+            run_args.task, run_args.setting = task, setting
+            for option in RUN_PATH_OPTIONS:
+                value = getattr(args, option)
+                if value is not None:
+                    setattr(run_args, option, value.replace("{task}", task or "").replace("{setting}", setting))
+            train_one(run_args, device)
 
 
 def _train_elue(args, device) -> None:
@@ -164,7 +181,9 @@ def _bool(text: str) -> bool:
 def add_study_options(p) -> None:
     """--task or --dataset (which study), --data-dir, and the input length with each study's default."""
     study = p.add_mutually_exclusive_group(required=True)
-    study.add_argument("--task", default=None, help="an ELUE task: train on ELUE")
+    study.add_argument("--task", action="append", default=None,
+                       help="an ELUE task: train on ELUE; repeat it to run several tasks in turn, with {task} in "
+                            "each path option")
     study.add_argument("--dataset", default=None, help="a summarization dataset (demo-en, cnndm, ...): train a seq2seq method")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--max-length", type=int, default=None,

@@ -320,18 +320,26 @@ def data_dir(wildcards, input):
 
 @dataclass(frozen=True)
 class TrainGroup:
-    """One train job per task (of `tasks`) and seed: `method`'s `settings`, in that order, on `backbone`."""
+    """The train jobs of `method`'s `settings` (trained in that order) on `backbone` for `tasks`, per seed:
+    one job for all the tasks (train.jobs: per_method; `max_length` is theirs), one per task (per_task), or
+    one per task and setting (per_setting, a single setting)."""
 
     method: str
     settings: tuple
     backbone_label: str | None  # a backbones-experiment label, None: the config's own backbone
     tasks: tuple
-    per_setting: bool = False  # train.jobs: per_setting (one run per job)
-    part: int = 0  # > 0: another group of the same name (other settings on other tasks)
+    jobs: str = "per_method"
+    max_length: int | None = None  # per_method: the input length all of `tasks` train at
+    part: int = 0  # > 0: another group of the same name (other settings, tasks or input length)
 
     @property
-    def label(self):  # the job's log and benchmark path under <task>/, without the seed
-        if self.per_setting:
+    def task_wildcard(self):
+        """Whether the rule's paths keep {task} as a wildcard (a job per task) or spell out `tasks`."""
+        return self.jobs != "per_method"
+
+    @property
+    def label(self):
+        if self.jobs == "per_setting":
             return f"{self.method}/{self.settings[0]}"  # the run's own path, as its results
         return self.method + (f"@{self.backbone_label}" if self.backbone_label else "")
 
@@ -344,60 +352,94 @@ class TrainGroup:
         return f"train_{self.identifier}_{self.part}" if self.part else f"train_{self.identifier}"
 
     @property
+    def job_path(self):
+        """The job's log and benchmark path below train/, without the seed."""
+        if self.task_wildcard:
+            return f"{{task}}/{self.label}"
+        return self.label + (f"_{self.part}" if self.part else "")
+
+    @property
     def backbone(self):
         return backbone_for_label(self.backbone_label)
+
+    def task_of(self, wildcards):
+        """A path's task folder: the job's task, or {task} for the CLI to fill in per task."""
+        return wildcards.task if self.task_wildcard else "{task}"
+
+    def job_tasks(self, wildcards):
+        return [wildcards.task] if self.task_wildcard else list(self.tasks)
 
 
 def train_groups():
     """The planned runs as train jobs: per task, method and backbone label the settings (in config order;
-    every seed the same), one job for all of them (train.jobs: per_method) or one job each (per_setting);
-    then tasks with the same settings share a rule (they differ only on STS-B, where a method without a
-    regression rule is not planned, or in the backbones experiment)."""
+    every seed the same); train.jobs decides how they are cut into jobs (TrainGroup). Tasks with the same
+    settings share a rule (they differ only on STS-B, where a method without a regression rule is not
+    planned, or in the backbones experiment); per_method also needs the same input length (max_length_by_task)."""
     settings = {}
     for run in planned_runs():
         key = (run["task"], run["method"], backbone_label(run["setting"]))
         settings.setdefault(key, [])
         if run["setting"] not in settings[key]:
             settings[key].append(run["setting"])
-    per_setting = TRAIN["jobs"] == "per_setting"
+    jobs = TRAIN["jobs"]
     tasks = {}
     for (task, method, label), group_settings in settings.items():
-        for chunk in ([(s,) for s in group_settings] if per_setting else [tuple(group_settings)]):
-            tasks.setdefault((method, chunk, label), []).append(task)
+        length = task_max_length(task) if jobs == "per_method" else None
+        for chunk in ([(s,) for s in group_settings] if jobs == "per_setting" else [tuple(group_settings)]):
+            tasks.setdefault((method, chunk, label, length), []).append(task)
     groups, parts = [], {}
-    for (method, group_settings, label), group_tasks in tasks.items():
-        group = TrainGroup(method, group_settings, label, tuple(group_tasks), per_setting)
+    for (method, group_settings, label, length), group_tasks in tasks.items():
+        group = TrainGroup(method, group_settings, label, tuple(group_tasks), jobs, length)
         part = parts[group.identifier] = parts.get(group.identifier, -1) + 1
         groups.append(replace(group, part=part))
     return groups
 
 
 def group_outputs(group, name):
-    """A train rule's outputs: `name` under each setting's run folder, {task} and {seed} left as wildcards."""
-    return [f"{RESULTS}/train/{{task}}/{group.method}/{setting}/{{seed}}/{name}" for setting in group.settings]
+    """A train rule's outputs: `name` under each run folder of the group, {seed} (and {task}, for a job per
+    task) left as wildcards."""
+    tasks = ["{task}"] if group.task_wildcard else group.tasks
+    return [f"{RESULTS}/train/{task}/{group.method}/{setting}/{{seed}}/{name}" for task in tasks
+            for setting in group.settings]
+
+
+def group_data(group):
+    """Input of a train job: its tasks' data files."""
+    return lambda wildcards: [path for task in group.job_tasks(wildcards) for path in data_files(task)]
+
+
+def group_task_args(group):
+    return lambda wildcards: " ".join(f"--task {shlex.quote(task)}" for task in group.job_tasks(wildcards))
+
+
+def group_max_length(group):
+    return lambda wildcards: task_max_length(wildcards.task) if group.task_wildcard else group.max_length
 
 
 def run_pattern(root, group, *names):
     """A path option of a group's `hashee train` (params): one run's folder, or `names` under it, below
-    `root`, {setting} left for the CLI to fill in, quoted whole (one path per option in the command)."""
+    `root`, {setting} (and {task}, in a job of several tasks) left for the CLI to fill in, quoted whole
+    (one path per option in the command)."""
     return lambda wildcards: shlex.quote(
-        str(Path(root, wildcards.task, group.method, "{setting}", str(wildcards.seed), *names)))
+        str(Path(root, group.task_of(wildcards), group.method, "{setting}", str(wildcards.seed), *names)))
 
 
-def _hash_pattern(wildcards):
-    return f"{RESULTS}/hashes/{wildcards.task}/{{setting}}/{wildcards.seed}/hash.pt"
+def _hash_pattern(task, seed):
+    return f"{RESULTS}/hashes/{task}/{{setting}}/{seed}/hash.pt"
 
 
 def group_hash_files(group):
-    """Input of a method that trains from a fitted hash (HashEE): each setting's hash file (hashes.smk)."""
+    """Input of a method that trains from a fitted hash (HashEE): each task's and setting's hash file (hashes.smk)."""
     if group.method not in FITTED_HASH_METHODS:
         return []
-    return lambda wildcards: [_hash_pattern(wildcards).replace("{setting}", setting) for setting in group.settings]
+    return lambda wildcards: [_hash_pattern(task, wildcards.seed).replace("{setting}", setting)
+                              for task in group.job_tasks(wildcards) for setting in group.settings]
 
 
-def group_hash_arg(wildcards, input):
-    """--hash-file of a train job with hash inputs: the pattern of its settings' hash files."""
-    return f"--hash-file {shlex.quote(_hash_pattern(wildcards))}" if input.hashes else ""
+def group_hash_arg(group):
+    """--hash-file of a train job with hash inputs: the pattern of its runs' hash files."""
+    return lambda wildcards, input: (
+        f"--hash-file {shlex.quote(_hash_pattern(group.task_of(wildcards), wildcards.seed))}" if input.hashes else "")
 
 
 def train_param(method, key):
@@ -405,8 +447,12 @@ def train_param(method, key):
     return config.get("train_by_method", {}).get(method, {}).get(key, TRAIN[key])
 
 
+def task_max_length(task):
+    return TRAIN["max_length_by_task"].get(task, TRAIN["max_length"])
+
+
 def max_length(wildcards):
-    return TRAIN["max_length_by_task"].get(wildcards.task, TRAIN["max_length"])
+    return task_max_length(wildcards.task)
 
 
 def submission_input(wildcards):

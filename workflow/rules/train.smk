@@ -1,12 +1,14 @@
-# Fine-tune: one job per task x method x seed (and backbone, for the backbones experiment) trains each
-# of that method's settings in turn in one process, so the ~9 CPU-s of imports (torch, its optimizer's
-# torch._dynamo, transformers, datasets, a tokenizer) are paid once per job, not once per setting. Each setting's
-# best-on-dev model and its evaluation (dev+test metrics per sweep point, FLOPs, test predictions) land
-# under results/<config>/train/{task}/{method}/{setting}/{seed}/; resumable checkpoints under work/
-# (deliberately not an output: a killed job resumes). Timing is not done here, beside other jobs, but in
-# its own stage (timing.smk). One rule per group of settings (train_groups() in common.smk): Snakemake
-# outputs cannot depend on a wildcard, so each group's settings are spelled out in its rule. The shell
-# command is formatted when the job runs, after the loop: everything it takes from `group` goes through params.
+# Fine-tune. train.jobs cuts the planned runs into jobs (train_groups() in common.smk): per_method (the
+# default) one job per method x seed (and backbone, for the backbones experiment) trains every task and
+# setting of that method in turn in one process, so the ~9 CPU-s of imports (torch, its optimizer's
+# torch._dynamo, transformers, datasets, a tokenizer) are paid once per method, not once per run; per_task
+# one job per task x method x seed; per_setting one job per run (GPU clusters). Each run's best-on-dev model
+# and its evaluation (dev+test metrics per sweep point, FLOPs, test predictions) land under
+# results/<config>/train/{task}/{method}/{setting}/{seed}/; resumable checkpoints under work/ (deliberately
+# not an output: a killed job resumes). Timing is not done here, beside other jobs, but in its own stage
+# (timing.smk). One rule per group: Snakemake outputs cannot depend on a wildcard, so each group's tasks or
+# settings are spelled out in its rule. The shell command is formatted when the job runs, after the loop:
+# everything it takes from `group` goes through params.
 
 
 for group in train_groups():
@@ -14,31 +16,32 @@ for group in train_groups():
         name:
             group.rule_name
         wildcard_constraints:
-            task="|".join(re.escape(task) for task in group.tasks),
+            task="|".join(re.escape(task) for task in group.tasks),  # unused when the job trains every task
         input:
-            data=task_data,
+            data=group_data(group),
             hashes=group_hash_files(group),
         output:
             models=[directory(path) for path in group_outputs(group, "model")],
             rows=group_outputs(group, "rows.csv"),
             predictions=[directory(path) for path in group_outputs(group, "predictions")],
         log:
-            f"{LOGS}/train/{{task}}/{group.label}/{{seed}}.log",
+            f"{LOGS}/train/{group.job_path}/{{seed}}.log",
         benchmark:
-            f"{BENCHMARKS}/train/{{task}}/{group.label}/{{seed}}.tsv"
+            f"{BENCHMARKS}/train/{group.job_path}/{{seed}}.tsv"
         params:
             data_dir=data_dir,
+            tasks=group_task_args(group),
             method=group.method,  # params, not the shell text: a loop's shell command is formatted at run time
             backbone=group.backbone,
             settings=" ".join(f"--setting {shlex.quote(setting)}" for setting in group.settings),
             out=run_pattern(f"{RESULTS}/train", group, "model"),
             rows=run_pattern(f"{RESULTS}/train", group, "rows.csv"),
             predictions_dir=run_pattern(f"{RESULTS}/train", group, "predictions"),
-            hash_file=group_hash_arg,
+            hash_file=group_hash_arg(group),
             epochs=train_param(group.method, "epochs"),
             lr=train_param(group.method, "lr"),
             batch_size=train_param(group.method, "batch_size"),
-            max_length=max_length,
+            max_length=group_max_length(group),
             warmup=train_param(group.method, "warmup"),
             weight_decay=train_param(group.method, "weight_decay"),
             clip=train_param(group.method, "clip"),
@@ -59,7 +62,7 @@ for group in train_groups():
         shell:
             "{params.plugins_env}OMP_NUM_THREADS={threads} python {params.gpu_slots} --slots {params.gpus}"
             " --lock-dir {params.gpu_locks:q}/$(uname -n) --"
-            " hashee train --task {wildcards.task:q} --data-dir {params.data_dir:q}"
+            " hashee train {params.tasks} --data-dir {params.data_dir:q}"
             " --method {params.method:q} {params.settings} --seed {wildcards.seed}"
             " --backbone {params.backbone:q} {params.hash_file}"
             " --epochs {params.epochs} --lr {params.lr} --batch-size {params.batch_size}"
