@@ -139,7 +139,8 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         "fit_backbone_hash": sum(1 for run in fitted if run[2].startswith("backbone=")),
         "backbones_table": 1 if (cfg.get("backbones") or {}).get("enabled") else 0,
         **train_jobs(runs, cfg["train"].get("jobs", "per_method"), cfg["train"].get("max_length_by_task")),
-        "time_models": len(cfg["tasks"]),  # the timing stage: one job per task
+        # the timing stage: one job per task, or one for all (timing.jobs: one)
+        "time_models": len(cfg["tasks"]) if cfg["timing"].get("jobs", "per_task") == "per_task" else 1,
         "inference_time": 1,
         "gather": 1,
         "reference": 1,
