@@ -131,11 +131,18 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
     evaluates it), a hash per HashEE run, demo data when generated, and one of each compile step (provenance
     included) plus `all`."""
     runs = planned_runs(cfg)
+
+    def hash_job(task):  # per_method: one job per input length (max_length_by_task) and seed
+        if cfg["train"].get("jobs", "per_method") == "per_method":
+            return cfg["train"].get("max_length_by_task", {}).get(task)
+        return task
+
     fitted = [run for run in runs if method_classes(cfg)[run[1]].needs_fitted_hash]
     counts = {
         "demo_data": 1 if cfg["data"]["demo"]["generate"] else 0,
-        # one job per task and seed fits every HashEE setting's hash; other backbones' hashes one job each
-        "fit_hash": len({(run[0], run[3]) for run in fitted if not run[2].startswith("backbone=")}),
+        # one job per seed (train.jobs: per_method; per task and seed otherwise) fits every HashEE setting's
+        # hash; other backbones' hashes one job each
+        "fit_hash": len({(hash_job(run[0]), run[3]) for run in fitted if not run[2].startswith("backbone=")}),
         "fit_backbone_hash": sum(1 for run in fitted if run[2].startswith("backbone=")),
         "backbones_table": 1 if (cfg.get("backbones") or {}).get("enabled") else 0,
         **train_jobs(runs, cfg["train"].get("jobs", "per_method"), cfg["train"].get("max_length_by_task")),
@@ -418,8 +425,7 @@ def test_laptop_config_plans_on_real_layout_files(tmp_path):
     assert planned_train_methods(out.stdout) == {task: {"hashee", "static", "pabee"} for task in cfg["tasks"]}
     epochs = {(method, int(n)) for method, n in re.findall(r"--method (\S+) .*? --epochs (\d+) ", out.stdout)}
     assert epochs == {("hashee", 3), ("static", 1), ("pabee", 1)}
-    tasks = " ".join(f"--task {task}" for task in cfg["tasks"])
-    assert f"hashee train {tasks} --data-dir {elue} " in out.stdout  # one job per method trains every task
+    assert f"hashee train --task SST-2 --data-dir {elue} " in out.stdout  # train.jobs: per_task
 
 
 def test_shell_commands_call_the_cli_verbs(tmp_path):

@@ -442,6 +442,61 @@ def group_hash_arg(group):
         f"--hash-file {shlex.quote(_hash_pattern(group.task_of(wildcards), wildcards.seed))}" if input.hashes else "")
 
 
+# ------------------------------------------------------------------ hashes.smk
+# A fit_hash job's `tasks` is None for a job per task ({task} a wildcard). Each function returns what one
+# rule of the loop needs (lambdas written in a loop would all see its last group).
+def hash_groups():
+    """The tasks of each fit_hash job: per_method, one job per input length; else [None], a job per task."""
+    if TRAIN["jobs"] != "per_method":
+        return [None]
+    by_length = {}
+    for task in TASKS:
+        by_length.setdefault(task_max_length(task), []).append(task)
+    return list(by_length.values())
+
+
+def hash_job_tasks(tasks, wildcards):
+    return tasks or [wildcards.task]
+
+
+def hash_job_path(tasks, part):
+    """The job's log and benchmark path below hashes/, without the seed."""
+    return "{task}" if tasks is None else "all" + (f"_{part}" if part else "")
+
+
+def hash_data(tasks):
+    return lambda wildcards: [path for task in hash_job_tasks(tasks, wildcards) for path in data_files(task)]
+
+
+def hash_task_args(tasks):
+    return lambda wildcards: " ".join(f"--task {shlex.quote(task)}" for task in hash_job_tasks(tasks, wildcards))
+
+
+def hash_pairs(tasks):
+    """--setting S --setting-out FILE per HashEE setting; FILE keeps {task} for the CLI in a job of several."""
+    def pairs(wildcards):
+        task = "{task}" if tasks else wildcards.task
+        return " ".join(f"--setting {shlex.quote(setting)} --setting-out "
+                        + shlex.quote(f"{RESULTS}/hashes/{task}/{setting}/{wildcards.seed}/hash.pt")
+                        for setting in HASH_SETTINGS)
+    return pairs
+
+
+def hash_max_length(tasks):
+    return lambda wildcards: task_max_length(hash_job_tasks(tasks, wildcards)[0])
+
+
+# ------------------------------------------------------------------ timing.smk
+def timed_models(wildcards):
+    """A timing job's models: its task's (per_task), or every task's (the job `all`)."""
+    return [f"{RESULTS}/train/{RUN}/model".format(**run) for run in planned_runs()
+            if wildcards.task in ("all", run["task"])]
+
+
+def timing_data(wildcards):
+    return [path for task in (TASKS if wildcards.task == "all" else [wildcards.task]) for path in data_files(task)]
+
+
 def train_param(method, key):
     """A train key of `method`'s jobs: train_by_method[<method>][key] if set, else train[key]."""
     return config.get("train_by_method", {}).get(method, {}).get(key, TRAIN[key])

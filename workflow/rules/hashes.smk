@@ -1,34 +1,39 @@
-# Fit the hashes (token -> exit layer) of every HashEE setting of a task and seed on train+dev,
-# in one job: the backbone and data load once.
+# Fit the hashes (token -> exit layer) of every HashEE setting on train+dev, per seed: one job for every
+# task (train.jobs: per_method; tasks of another max_length_by_task in a job of their own) or one per task,
+# so the backbone and the imports load once per job (hash_groups() and the hash_* functions in common.smk).
 
 
-rule fit_hash:
-    input:
-        data=task_data,
-    output:
-        [f"{RESULTS}/hashes/{{task}}/{setting}/{{seed}}/hash.pt" for setting in HASH_SETTINGS],
-    log:
-        f"{LOGS}/hashes/{{task}}/{{seed}}.log",
-    benchmark:
-        f"{BENCHMARKS}/hashes/{{task}}/{{seed}}.tsv"
-    params:
-        data_dir=data_dir,
-        backbone=config["backbone"],
-        pairs=lambda wildcards, output: " ".join(
-            f"--setting {shlex.quote(setting)} --setting-out {shlex.quote(out)}"
-            for setting, out in zip(HASH_SETTINGS, output)
-        ),
-        buckets=config["hash"]["buckets"],
-        max_length=max_length,
-    threads: 1
-    priority: 5  # gates a task's HashEE train jobs
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        "../../environment.yml"
-    shell:
-        "OMP_NUM_THREADS={threads} hashee fit-hash --task {wildcards.task:q} --data-dir {params.data_dir:q}"
-        " --backbone {params.backbone:q} {params.pairs}"
-        " --buckets {params.buckets} --max-length {params.max_length} --seed {wildcards.seed}"
-        " > {log:q} 2>&1"
+for part, hash_tasks in enumerate(hash_groups()):
+    rule:
+        name:
+            f"fit_hash_{part}" if part else "fit_hash"
+        wildcard_constraints:
+            task="|".join(re.escape(task) for task in TASKS),  # unused when the job fits every task
+        input:
+            data=hash_data(hash_tasks),
+        output:
+            [f"{RESULTS}/hashes/{task}/{setting}/{{seed}}/hash.pt"
+             for task in (hash_tasks or ["{task}"]) for setting in HASH_SETTINGS],
+        log:
+            f"{LOGS}/hashes/{hash_job_path(hash_tasks, part)}/{{seed}}.log",
+        benchmark:
+            f"{BENCHMARKS}/hashes/{hash_job_path(hash_tasks, part)}/{{seed}}.tsv"
+        params:
+            data_dir=data_dir,
+            tasks=hash_task_args(hash_tasks),
+            pairs=hash_pairs(hash_tasks),
+            backbone=config["backbone"],
+            buckets=config["hash"]["buckets"],
+            max_length=hash_max_length(hash_tasks),
+        threads: 1
+        priority: 5  # gates the HashEE train jobs
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        conda:
+            "../../environment.yml"
+        shell:
+            "OMP_NUM_THREADS={threads} hashee fit-hash {params.tasks} --data-dir {params.data_dir:q}"
+            " --backbone {params.backbone:q} {params.pairs}"
+            " --buckets {params.buckets} --max-length {params.max_length} --seed {wildcards.seed}"
+            " > {log:q} 2>&1"

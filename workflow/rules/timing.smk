@@ -1,22 +1,13 @@
 # The timing stage (docs/timing.md): after training, one job per task (timing.jobs: per_task; `one`: one
-# job for every task, all.csv) loads each of its trained models in turn and times their predictions (hashee.measure.timing): batch 1 over many
-# instances one at a time, and batched, after warm-up. The job runs alone on its device: on CPU it
+# job for every task, all.csv; timed_models() in common.smk) loads each of its trained models in turn and
+# times their predictions (hashee.measure.timing): batch 1 over many instances one at a time, and batched,
+# after warm-up. The job runs alone on its device: on CPU it
 # claims every core of the run (threads: workflow.cores, so Snakemake starts nothing beside it;
 # its log prints the threads it held), and with it the GPU. Then the comparison of measured and
 # FLOPs speed-ups: tables/inference_time.{md,csv,tex} and plots/inference_time_<TASK>.png.
 
 TIMING_FILES = ([f"{RESULTS}/timing/{task}.csv" for task in TASKS] if TIMING["jobs"] == "per_task"
                 else [f"{RESULTS}/timing/all.csv"])
-
-
-def timed_models(wildcards):
-    """A timing job's models: its task's (per_task), or every task's (the job `all`)."""
-    return [f"{RESULTS}/train/{RUN}/model".format(**run) for run in planned_runs()
-            if wildcards.task in ("all", run["task"])]
-
-
-def timing_data(wildcards):
-    return [path for task in (TASKS if wildcards.task == "all" else [wildcards.task]) for path in data_files(task)]
 INFERENCE_TIME_OUTPUTS = [
     *(f"{RESULTS}/tables/inference_time.{ext}" for ext in ("md", "csv", "tex")),
     *(f"{RESULTS}/plots/inference_time_{task}.png" for task in TASKS),
