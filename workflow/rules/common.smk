@@ -362,6 +362,12 @@ class TrainGroup:
     def backbone(self):
         return backbone_for_label(self.backbone_label)
 
+    @property
+    def priority(self):
+        """Runs per job, above the studies' long jobs (10): with more jobs ready than slots, the ones that train
+        most start first (per_method: static's 36 runs and HashEE's 30, then a baseline's 6)."""
+        return 20 + len(self.settings) * (1 if self.task_wildcard else len(self.tasks))
+
     def task_of(self, wildcards):
         """A path's task folder: the job's task, or {task} for the CLI to fill in per task."""
         return wildcards.task if self.task_wildcard else "{task}"

@@ -26,7 +26,7 @@ for part, hash_tasks in enumerate(hash_groups()):
             buckets=config["hash"]["buckets"],
             max_length=hash_max_length(hash_tasks),
         threads: 1
-        priority: 5  # gates the HashEE train jobs
+        priority: 100  # gates the HashEE train job, one of the longest
         resources:
             mem_mb=4000,
             runtime=30,

@@ -95,7 +95,7 @@ if SUMM_ENABLED:
             gpu_locks=GPU_LOCK_DIR,
             gpu_slots=launch_detail(GPU_SLOTS),
         threads: 1
-        priority: 10  # the longest jobs of the DAG: start them early so they do not form its tail
+        priority: 10  # long jobs: started early (after the train jobs, longer still) so they do not form the DAG's tail
         resources:
             gpu=1,
             mem_mb=16000,

@@ -55,6 +55,7 @@ for group in train_groups():
             gpu_slots=launch_detail(GPU_SLOTS),
             plugins_env=launch_detail(PLUGINS_ENV),
         threads: 1
+        priority: group.priority  # the longest first, so that none of them starts last and forms the DAG's tail
         resources:
             gpu=1,  # memory and runtime: the executor's defaults (profiles/slurm: a GPU job's)
         conda:
