@@ -19,10 +19,17 @@ batch size 1 the same is timed over 12 instances (2 exiting at each layer) run o
 The dynamic methods are timed through `predict_outputs`, what the timing stage times (no traces);
 their FLOPs come from `predict`'s traces of the same batches.
 
-Usage: python benchmarks/speed.py [--device cpu|cuda] [--repeats N] [--batch-sizes 32,1] [--only token|dynamic]
-       [--per-layer]
+Summarization (`--only summarization`): HashEE on the offline seq2seq model's encoder (minilm-seq2seq,
+frequency hash fitted on the demo-en training sources) against the full model with the same weights,
+per summary over the demo-en test sources (source length 64, greedy decoding): each generates exactly
+16 tokens (min_length = max_length), so the decoders do the same work and the FLOPs speed-up is the
+encoder's saving over the whole generation. Target: HashEE no slower per summary (wall x >= 1.0).
+
+Usage: python benchmarks/speed.py [--device cpu|cuda] [--repeats N] [--batch-sizes 32,1]
+       [--only token|dynamic|summarization] [--per-layer]
 Targets (docs/timing.md): (a) >= 0.95 at batch 32 and >= 0.85 at batch 1; (b) >= 1.0 at batch 32 and
->= 0.9 at batch 1; every instance-exit baseline >= 0.95 at both batch sizes.
+>= 0.9 at batch 1; every instance-exit baseline >= 0.95 at both batch sizes; summarization HashEE no
+slower per summary than the full model.
 """
 
 from __future__ import annotations
@@ -286,19 +293,70 @@ def _report(name, batches, counter, full_traces, fast_traces, t_full, t_fast):
     return wall_speedup / flops_speedup
 
 
+SUMMARY_SOURCE_LENGTH, SUMMARY_TOKENS = 64, 16
+
+
+def summarization_ratio(batch_size, device, repeats):
+    """HashEE's encoder exits in generation, per summary, against the full model (see the module docstring)."""
+    from hashee.studies.summarization.cost import generation_costs
+    from hashee.studies.summarization.data import load_split, write_demo
+    from hashee.studies.summarization.methods import SUMM_METHODS, seq2seq_hash_source
+    from hashee.studies.summarization.modeling import OFFLINE_SEQ2SEQ, load_into, load_seq2seq_backbone
+
+    backbone = load_seq2seq_backbone(OFFLINE_SEQ2SEQ)
+    tokenizer = backbone.tokenizer
+    with tempfile.TemporaryDirectory() as tmp:
+        write_demo(tmp, seed=0, size="small")
+        train, test = (load_split("demo-en", f"{tmp}/demo-en", split) for split in ("train", "test"))
+    full, hashee = SUMM_METHODS.get("full"), SUMM_METHODS.get("hashee", "hash=frequency,buckets=6")
+    train_ids = [tokenizer(e.source, truncation=True, max_length=SUMMARY_SOURCE_LENGTH)["input_ids"] for e in train]
+    model = full.build(backbone.encoder_config, backbone.decoder_config)
+    load_into(model, backbone)
+    hashee.attach_hash(model, hashee.fit_hash(train_ids, [], seq2seq_hash_source(backbone), seed=0))
+    model = model.to(device).eval()
+    sources = [e.source for e in test]
+    batches = []
+    for start in range(0, len(sources), batch_size):
+        encoded = tokenizer(sources[start:start + batch_size], truncation=True, max_length=SUMMARY_SOURCE_LENGTH,
+                            padding=True, return_tensors="pt")
+        batches.append({"input_ids": encoded["input_ids"].to(device), "attention_mask": encoded["attention_mask"].to(device)})
+    decoding = {"num_beams": 1, "max_length": SUMMARY_TOKENS + 1, "min_length": SUMMARY_TOKENS + 1}
+
+    def run(method):
+        return [method.generate(model, batch, decoding) for batch in batches]
+
+    with torch.inference_mode():
+        outputs = {name: run(method) for name, method in (("full", full), ("hashee", hashee))}
+        times = timed({name: (lambda method=method: run(method)) for name, method in (("full", full), ("hashee", hashee))},
+                      device, repeats)
+    flops = {}
+    for name, generated in outputs.items():
+        rows = [row for batch, out in zip(batches, generated)
+                for row in generation_costs(model, batch["attention_mask"].cpu(), out, tokenizer.pad_token_id)]
+        assert all(n == SUMMARY_TOKENS for _, _, n in rows), "every summary should have the same length"
+        flops[name] = sum(enc + dec for enc, dec, _ in rows)
+    flops_speedup, wall_speedup = flops["full"] / flops["hashee"], times["full"] / times["hashee"]
+    per_summary = {name: seconds * 1e3 / len(sources) for name, seconds in times.items()}
+    print(f"{'(c) summarization, HashEE encoder':<34} batch {batch_size:>2}  FLOPs x{flops_speedup:.2f}  "
+          f"wall x{wall_speedup:.2f}  ratio {wall_speedup / flops_speedup:.3f}   (per summary: full "
+          f"{per_summary['full']:.1f} ms, hashee {per_summary['hashee']:.1f} ms; {len(sources)} summaries of "
+          f"{SUMMARY_TOKENS} tokens)")
+    return wall_speedup
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--batch-sizes", default="32,1")
-    parser.add_argument("--only", choices=["token", "dynamic"], default=None)
+    parser.add_argument("--only", choices=["token", "dynamic", "summarization"], default=None)
     parser.add_argument("--per-layer", action="store_true",
                         help="after each token-exit case, time every layer alone (CPU) against the full layer")
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} length={LENGTH}")
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    if args.only != "dynamic":
+    if args.only in (None, "token"):
         for batch_size in batch_sizes:
             for name, case, targets in [("(a) MiniLM-L6 + frequency hash", default_backbone_case, (0.95, 0.85)),
                                         ("(b) 6L-768, tokens spread evenly", even_spread_case, (1.0, 0.9))]:
@@ -308,11 +366,17 @@ def main():
                 print(f"    -> ratio {ratio:.3f}, target >= {target}: {'met' if ratio >= target else 'NOT met'}")
                 if args.per_layer:
                     per_layer(encoder, ids, exits, args.repeats)
-    if args.only != "token":
+    if args.only in (None, "dynamic"):
         for batch_size in batch_sizes:
             ratios = dynamic_ratios(batch_size, device, args.repeats)
             print(f"instance exits, batch {batch_size}: min ratio {min(ratios):.3f} (target >= 0.95: "
                   f"{'met' if min(ratios) >= 0.95 else 'NOT met'})")
+
+    if args.only in (None, "summarization"):
+        for batch_size in batch_sizes:
+            wall_speedup = summarization_ratio(batch_size, device, args.repeats)
+            print(f"    -> HashEE {wall_speedup:.2f}x the full model's speed per summary (target >= 1.0: "
+                  f"{'met' if wall_speedup >= 1.0 else 'NOT met'})")
 
 
 if __name__ == "__main__":
