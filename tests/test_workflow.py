@@ -105,37 +105,24 @@ def planned_train_methods(output: str) -> dict[str, set[str]]:
     return planned
 
 
-def train_jobs(runs, jobs: str = "per_method", max_length_by_task=None, runs_per_job: int = 0) -> dict[str, int]:
+def train_jobs(runs, jobs: str = "per_method", max_length_by_task=None) -> dict[str, int]:
     """Train jobs per rule, by train.jobs: per_method one job per method x backbone label x seed trains all its
-    tasks and settings (and evaluates them), in rule train_<method>[@<label>]; tasks of another input length,
-    and with train.runs_per_job > 0 each further chunk of settings (at most runs_per_job // tasks settings
-    per job), in rules train_<method>_1, _2, ...; per_task one job per task x method x backbone label x seed;
-    per_setting one job per run, in rule train_<method>/<setting> (non-word characters as _)."""
+    tasks and settings (and evaluates them; tasks of another input length in a job of their own), in rule
+    train_<method>[@<label>]; per_task one job per task x method x backbone label x seed; per_setting one job
+    per run, in rule train_<method>/<setting> (non-word characters as _)."""
     def label(method, setting):
         if jobs == "per_setting":
             return f"{method}/{setting}"
         return method + (f"@{setting.split(',')[0].removeprefix('backbone=')}" if setting.startswith("backbone=") else "")
 
+    def cut(task):  # what besides the label and seed tells jobs apart
+        return (max_length_by_task or {}).get(task) if jobs == "per_method" else task
+
+    planned = {(cut(task), label(method, setting), seed) for task, method, setting, seed in runs}
     counts = {}
-    if jobs != "per_method":
-        for _task, job_label, _seed in {(task, label(method, setting), seed) for task, method, setting, seed in runs}:
-            rule = "train_" + re.sub(r"\W", "_", job_label)
-            counts[rule] = counts.get(rule, 0) + 1
-        return counts
-    groups = {}  # (label, input length) -> tasks, settings, seeds, each in planning order
-    for task, method, setting, seed in runs:
-        tasks, settings, seeds = groups.setdefault((label(method, setting), (max_length_by_task or {}).get(task)),
-                                                   ([], [], set()))
-        tasks += [task] if task not in tasks else []
-        settings += [setting] if setting not in settings else []
-        seeds.add(seed)
-    parts = {}
-    for (job_label, _), (tasks, settings, seeds) in groups.items():
-        size = max(1, runs_per_job // len(tasks)) if runs_per_job else len(settings)
-        for _ in range(0, len(settings), size):
-            identifier = re.sub(r"\W", "_", job_label)
-            part = parts[identifier] = parts.get(identifier, -1) + 1
-            counts[f"train_{identifier}" + (f"_{part}" if part else "")] = len(seeds)
+    for _, job_label, _ in planned:
+        rule = "train_" + re.sub(r"\W", "_", job_label)
+        counts[rule] = counts.get(rule, 0) + 1
     return counts
 
 
@@ -158,8 +145,7 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         "fit_hash": len({(hash_job(run[0]), run[3]) for run in fitted if not run[2].startswith("backbone=")}),
         "fit_backbone_hash": sum(1 for run in fitted if run[2].startswith("backbone=")),
         "backbones_table": 1 if (cfg.get("backbones") or {}).get("enabled") else 0,
-        **train_jobs(runs, cfg["train"].get("jobs", "per_method"), cfg["train"].get("max_length_by_task"),
-                     cfg["train"].get("runs_per_job", 0)),
+        **train_jobs(runs, cfg["train"].get("jobs", "per_method"), cfg["train"].get("max_length_by_task")),
         # the timing stage: one job per task, or one for all (timing.jobs: one)
         "time_models": len(cfg["tasks"]) if cfg["timing"].get("jobs", "per_task") == "per_task" else 1,
         "inference_time": 1,

@@ -380,9 +380,7 @@ def train_groups():
     """The planned runs as train jobs: per task, method and backbone label the settings (in config order;
     every seed the same); train.jobs decides how they are cut into jobs (TrainGroup). Tasks with the same
     settings share a rule (they differ only on STS-B, where a method without a regression rule is not
-    planned, or in the backbones experiment); per_method also needs the same input length (max_length_by_task),
-    and splits a method's settings into jobs of at most train.runs_per_job runs (tasks x settings), so that
-    no single job trains long after the others have finished."""
+    planned, or in the backbones experiment); per_method also needs the same input length (max_length_by_task)."""
     settings = {}
     for run in planned_runs():
         key = (run["task"], run["method"], backbone_label(run["setting"]))
@@ -396,13 +394,10 @@ def train_groups():
         for chunk in ([(s,) for s in group_settings] if jobs == "per_setting" else [tuple(group_settings)]):
             tasks.setdefault((method, chunk, label, length), []).append(task)
     groups, parts = [], {}
-    cap = TRAIN["runs_per_job"]
     for (method, group_settings, label, length), group_tasks in tasks.items():
-        size = max(1, cap // len(group_tasks)) if jobs == "per_method" and cap else len(group_settings)
-        for start in range(0, len(group_settings), size):
-            group = TrainGroup(method, group_settings[start:start + size], label, tuple(group_tasks), jobs, length)
-            part = parts[group.identifier] = parts.get(group.identifier, -1) + 1
-            groups.append(replace(group, part=part))
+        group = TrainGroup(method, group_settings, label, tuple(group_tasks), jobs, length)
+        part = parts[group.identifier] = parts.get(group.identifier, -1) + 1
+        groups.append(replace(group, part=part))
     return groups
 
 
