@@ -103,8 +103,7 @@ def cmd_train(args) -> None:
     tasks = args.task or [None]
     settings = args.setting or [""]
     check_path_placeholders(args, "setting", settings)
-    if args.task:
-        check_path_placeholders(args, "task", tasks)
+    check_path_placeholders(args, "task", args.task or [])
     device = resolve_device(args.device)
     for task in tasks:
         for setting in settings:

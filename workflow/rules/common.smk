@@ -318,24 +318,60 @@ def data_dir(wildcards, input):
     return str(Path(input.data[0]).parents[1])
 
 
+def tasks_data(tasks):
+    """The data files of `tasks`, in order."""
+    return [path for task in tasks for path in data_files(task)]
+
+
+@dataclass(frozen=True)
+class TaskCut:
+    """How the jobs of a train or fit_hash rule cover tasks. Either one job for all of `tasks`, their paths
+    spelled out and {task} left in path options for the CLI to fill in per task; or, with `task_wildcard`,
+    one job per task ({task} a wildcard). The methods return what the rule needs from that, as functions
+    of the job's wildcards."""
+
+    tasks: tuple
+    task_wildcard: bool
+
+    def job_tasks(self, wildcards):
+        return [wildcards.task] if self.task_wildcard else list(self.tasks)
+
+    def task_of(self, wildcards):
+        """A path's task folder: the job's task, or {task} for the CLI to fill in per task."""
+        return wildcards.task if self.task_wildcard else "{task}"
+
+    @property
+    def path_tasks(self):
+        """The task folders of the rule's outputs."""
+        return ["{task}"] if self.task_wildcard else list(self.tasks)
+
+    def data(self):
+        return lambda wildcards: tasks_data(self.job_tasks(wildcards))
+
+    def task_args(self):
+        return lambda wildcards: " ".join(f"--task {shlex.quote(task)}" for task in self.job_tasks(wildcards))
+
+    def max_length(self):
+        """--max-length of a job: its tasks' (a job of several tasks is cut so that they share it)."""
+        return lambda wildcards: task_max_length(self.job_tasks(wildcards)[0])
+
+
 @dataclass(frozen=True)
 class TrainGroup:
     """The train jobs of `method`'s `settings` (trained in that order) on `backbone` for `tasks`, per seed:
-    one job for all the tasks (train.jobs: per_method; `max_length` is theirs), one per task (per_task), or
-    one per task and setting (per_setting, a single setting)."""
+    one job for all the tasks (train.jobs: per_method; they share an input length), one per task
+    (per_task), or one per task and setting (per_setting, a single setting)."""
 
     method: str
     settings: tuple
     backbone_label: str | None  # a backbones-experiment label, None: the config's own backbone
     tasks: tuple
     jobs: str = "per_method"
-    max_length: int | None = None  # per_method: the input length all of `tasks` train at
     part: int = 0  # > 0: another group of the same name (other settings, tasks or input length)
 
     @property
-    def task_wildcard(self):
-        """Whether the rule's paths keep {task} as a wildcard (a job per task) or spell out `tasks`."""
-        return self.jobs != "per_method"
+    def cut(self):
+        return TaskCut(self.tasks, task_wildcard=self.jobs != "per_method")
 
     @property
     def label(self):
@@ -354,7 +390,7 @@ class TrainGroup:
     @property
     def job_path(self):
         """The job's log and benchmark path below train/, without the seed."""
-        if self.task_wildcard:
+        if self.cut.task_wildcard:
             return f"{{task}}/{self.label}"
         return self.label + (f"_{self.part}" if self.part else "")
 
@@ -366,14 +402,7 @@ class TrainGroup:
     def priority(self):
         """Runs per job, above the studies' long jobs (10): with more jobs ready than slots, the ones that train
         most start first (per_method: static's 36 runs and HashEE's 30, then a baseline's 6)."""
-        return 20 + len(self.settings) * (1 if self.task_wildcard else len(self.tasks))
-
-    def task_of(self, wildcards):
-        """A path's task folder: the job's task, or {task} for the CLI to fill in per task."""
-        return wildcards.task if self.task_wildcard else "{task}"
-
-    def job_tasks(self, wildcards):
-        return [wildcards.task] if self.task_wildcard else list(self.tasks)
+        return 20 + len(self.settings) * (1 if self.cut.task_wildcard else len(self.tasks))
 
 
 def train_groups():
@@ -394,8 +423,8 @@ def train_groups():
         for chunk in ([(s,) for s in group_settings] if jobs == "per_setting" else [tuple(group_settings)]):
             tasks.setdefault((method, chunk, label, length), []).append(task)
     groups, parts = [], {}
-    for (method, group_settings, label, length), group_tasks in tasks.items():
-        group = TrainGroup(method, group_settings, label, tuple(group_tasks), jobs, length)
+    for (method, group_settings, label, _length), group_tasks in tasks.items():
+        group = TrainGroup(method, group_settings, label, tuple(group_tasks), jobs)
         part = parts[group.identifier] = parts.get(group.identifier, -1) + 1
         groups.append(replace(group, part=part))
     return groups
@@ -404,22 +433,8 @@ def train_groups():
 def group_outputs(group, name):
     """A train rule's outputs: `name` under each run folder of the group, {seed} (and {task}, for a job per
     task) left as wildcards."""
-    tasks = ["{task}"] if group.task_wildcard else group.tasks
-    return [f"{RESULTS}/train/{task}/{group.method}/{setting}/{{seed}}/{name}" for task in tasks
+    return [f"{RESULTS}/train/{task}/{group.method}/{setting}/{{seed}}/{name}" for task in group.cut.path_tasks
             for setting in group.settings]
-
-
-def group_data(group):
-    """Input of a train job: its tasks' data files."""
-    return lambda wildcards: [path for task in group.job_tasks(wildcards) for path in data_files(task)]
-
-
-def group_task_args(group):
-    return lambda wildcards: " ".join(f"--task {shlex.quote(task)}" for task in group.job_tasks(wildcards))
-
-
-def group_max_length(group):
-    return lambda wildcards: task_max_length(wildcards.task) if group.task_wildcard else group.max_length
 
 
 def run_pattern(root, group, *names):
@@ -427,69 +442,53 @@ def run_pattern(root, group, *names):
     `root`, {setting} (and {task}, in a job of several tasks) left for the CLI to fill in, quoted whole
     (one path per option in the command)."""
     return lambda wildcards: shlex.quote(
-        str(Path(root, group.task_of(wildcards), group.method, "{setting}", str(wildcards.seed), *names)))
+        str(Path(root, group.cut.task_of(wildcards), group.method, "{setting}", str(wildcards.seed), *names)))
 
 
-def _hash_pattern(task, seed):
-    return f"{RESULTS}/hashes/{task}/{{setting}}/{seed}/hash.pt"
+def hash_file(task, setting, seed):
+    """A fitted hash (hashes.smk); any argument may be a {placeholder}."""
+    return f"{RESULTS}/hashes/{task}/{setting}/{seed}/hash.pt"
 
 
 def group_hash_files(group):
     """Input of a method that trains from a fitted hash (HashEE): each task's and setting's hash file (hashes.smk)."""
     if group.method not in FITTED_HASH_METHODS:
         return []
-    return lambda wildcards: [_hash_pattern(task, wildcards.seed).replace("{setting}", setting)
-                              for task in group.job_tasks(wildcards) for setting in group.settings]
+    return lambda wildcards: [hash_file(task, setting, wildcards.seed)
+                              for task in group.cut.job_tasks(wildcards) for setting in group.settings]
 
 
 def group_hash_arg(group):
     """--hash-file of a train job with hash inputs: the pattern of its runs' hash files."""
     return lambda wildcards, input: (
-        f"--hash-file {shlex.quote(_hash_pattern(group.task_of(wildcards), wildcards.seed))}" if input.hashes else "")
+        f"--hash-file {shlex.quote(hash_file(group.cut.task_of(wildcards), '{setting}', wildcards.seed))}"
+        if input.hashes else "")
 
 
 # ------------------------------------------------------------------ hashes.smk
-# A fit_hash job's `tasks` is None for a job per task ({task} a wildcard). Each function returns what one
-# rule of the loop needs (lambdas written in a loop would all see its last group).
-def hash_groups():
-    """The tasks of each fit_hash job: per_method, one job per input length; else [None], a job per task."""
+def hash_cuts():
+    """The tasks of each fit_hash rule, per_method one job per input length, else one job per task."""
     if TRAIN["jobs"] != "per_method":
-        return [None]
+        return [TaskCut(tuple(TASKS), task_wildcard=True)]
     by_length = {}
     for task in TASKS:
         by_length.setdefault(task_max_length(task), []).append(task)
-    return list(by_length.values())
+    return [TaskCut(tuple(tasks), task_wildcard=False) for tasks in by_length.values()]
 
 
-def hash_job_tasks(tasks, wildcards):
-    return tasks or [wildcards.task]
+def hash_job_path(cut, part):
+    """A fit_hash job's log and benchmark path below hashes/, without the seed."""
+    return "{task}" if cut.task_wildcard else "all" + (f"_{part}" if part else "")
 
 
-def hash_job_path(tasks, part):
-    """The job's log and benchmark path below hashes/, without the seed."""
-    return "{task}" if tasks is None else "all" + (f"_{part}" if part else "")
-
-
-def hash_data(tasks):
-    return lambda wildcards: [path for task in hash_job_tasks(tasks, wildcards) for path in data_files(task)]
-
-
-def hash_task_args(tasks):
-    return lambda wildcards: " ".join(f"--task {shlex.quote(task)}" for task in hash_job_tasks(tasks, wildcards))
-
-
-def hash_pairs(tasks):
+def hash_pairs(cut):
     """--setting S --setting-out FILE per HashEE setting; FILE keeps {task} for the CLI in a job of several."""
     def pairs(wildcards):
-        task = "{task}" if tasks else wildcards.task
-        return " ".join(f"--setting {shlex.quote(setting)} --setting-out "
-                        + shlex.quote(f"{RESULTS}/hashes/{task}/{setting}/{wildcards.seed}/hash.pt")
+        task = cut.task_of(wildcards)
+        return " ".join(f"--setting {shlex.quote(setting)} "
+                        f"--setting-out {shlex.quote(hash_file(task, setting, wildcards.seed))}"
                         for setting in HASH_SETTINGS)
     return pairs
-
-
-def hash_max_length(tasks):
-    return lambda wildcards: task_max_length(hash_job_tasks(tasks, wildcards)[0])
 
 
 # ------------------------------------------------------------------ timing.smk
@@ -500,7 +499,7 @@ def timed_models(wildcards):
 
 
 def timing_data(wildcards):
-    return [path for task in (TASKS if wildcards.task == "all" else [wildcards.task]) for path in data_files(task)]
+    return tasks_data(TASKS if wildcards.task == "all" else [wildcards.task])
 
 
 def train_param(method, key):

@@ -1,30 +1,29 @@
 # Fit the hashes (token -> exit layer) of every HashEE setting on train+dev, per seed: one job for every
 # task (train.jobs: per_method; tasks of another max_length_by_task in a job of their own) or one per task,
-# so the backbone and the imports load once per job (hash_groups() and the hash_* functions in common.smk).
+# so the backbone and the imports load once per job (hash_cuts() and the hash_* functions in common.smk).
 
 
-for part, hash_tasks in enumerate(hash_groups()):
+for part, cut in enumerate(hash_cuts()):
     rule:
         name:
             f"fit_hash_{part}" if part else "fit_hash"
         wildcard_constraints:
-            task="|".join(re.escape(task) for task in TASKS),  # unused when the job fits every task
+            task="|".join(re.escape(task) for task in cut.tasks),  # unused when the job fits every task
         input:
-            data=hash_data(hash_tasks),
+            data=cut.data(),
         output:
-            [f"{RESULTS}/hashes/{task}/{setting}/{{seed}}/hash.pt"
-             for task in (hash_tasks or ["{task}"]) for setting in HASH_SETTINGS],
+            [hash_file(task, setting, "{seed}") for task in cut.path_tasks for setting in HASH_SETTINGS],
         log:
-            f"{LOGS}/hashes/{hash_job_path(hash_tasks, part)}/{{seed}}.log",
+            f"{LOGS}/hashes/{hash_job_path(cut, part)}/{{seed}}.log",
         benchmark:
-            f"{BENCHMARKS}/hashes/{hash_job_path(hash_tasks, part)}/{{seed}}.tsv"
+            f"{BENCHMARKS}/hashes/{hash_job_path(cut, part)}/{{seed}}.tsv"
         params:
             data_dir=data_dir,
-            tasks=hash_task_args(hash_tasks),
-            pairs=hash_pairs(hash_tasks),
+            tasks=cut.task_args(),
+            pairs=hash_pairs(cut),
             backbone=config["backbone"],
             buckets=config["hash"]["buckets"],
-            max_length=hash_max_length(hash_tasks),
+            max_length=cut.max_length(),
         threads: 1
         priority: 100  # gates the HashEE train job, one of the longest
         resources:

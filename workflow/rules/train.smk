@@ -18,7 +18,7 @@ for group in train_groups():
         wildcard_constraints:
             task="|".join(re.escape(task) for task in group.tasks),  # unused when the job trains every task
         input:
-            data=group_data(group),
+            data=group.cut.data(),
             hashes=group_hash_files(group),
         output:
             models=[directory(path) for path in group_outputs(group, "model")],
@@ -30,7 +30,7 @@ for group in train_groups():
             f"{BENCHMARKS}/train/{group.job_path}/{{seed}}.tsv"
         params:
             data_dir=data_dir,
-            tasks=group_task_args(group),
+            tasks=group.cut.task_args(),
             method=group.method,  # params, not the shell text: a loop's shell command is formatted at run time
             backbone=group.backbone,
             settings=" ".join(f"--setting {shlex.quote(setting)}" for setting in group.settings),
@@ -41,7 +41,7 @@ for group in train_groups():
             epochs=train_param(group.method, "epochs"),
             lr=train_param(group.method, "lr"),
             batch_size=train_param(group.method, "batch_size"),
-            max_length=group_max_length(group),
+            max_length=group.cut.max_length(),
             warmup=train_param(group.method, "warmup"),
             weight_decay=train_param(group.method, "weight_decay"),
             clip=train_param(group.method, "clip"),
