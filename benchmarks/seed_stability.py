@@ -1,6 +1,6 @@
 """Seed-stability harness for the demo's training recipe (docs/reproduction.md, "Demo data").
 
-Runs `hashee train` (one process per task x method x seed, the settings in turn, as the workflow does)
+Runs `hashee train` (one process per task x method x seed, the settings in turn, as train.jobs: per_task does)
 under /usr/bin/time into ROOT/<recipe>/..., and appends one line per run to ROOT/<recipe>/summary.csv:
 task, method, setting, seed, test perf, dev perf, top_share (share of the most-predicted class), the
 process's user CPU seconds.
