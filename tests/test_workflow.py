@@ -360,6 +360,18 @@ def test_a_user_methods_mapping_replaces_the_defaults(tmp_path):
     assert set(planned) == set(cfg["tasks"]) and all(m == set(methods) for m in planned.values()), planned
 
 
+def test_the_stable_overlay_plans_the_default_run_with_two_epochs(tmp_path):
+    """config/stable.yaml lies over config/config.yaml: the same jobs, 2 epochs each, under its own name."""
+    work = with_default_config(tmp_path)
+    shutil.copy(ROOT / "config" / "stable.yaml", work / "stable.yaml")
+    out = run_snakemake(["all", "-n", "-p", "--configfile", "stable.yaml"], work)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert job_stats(out.stdout) == expected_jobs(load_config("config.yaml"))
+    epochs = {(method, n) for method, n in re.findall(r"hashee train --task .*?--method (\S+) .*? --epochs (\S+) ", out.stdout)}
+    assert {n for _, n in epochs} == {"2"} and {m for m, _ in epochs} == set(load_config("config.yaml")["methods"])
+    assert "results/demo-stable/train/" in out.stdout and "results/demo/" not in out.stdout
+
+
 def test_paper_config_from_the_repository_root_plans_only_its_own_datasets(tmp_path):
     """paper.yaml's summarization.datasets replaces the demo's: no demo-en beside Reddit, CNN/DM, CSL, TTNews."""
     cfg = load_config("paper.yaml")
