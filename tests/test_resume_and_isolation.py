@@ -338,3 +338,36 @@ def test_snakemake_rerun_incomplete_resumes_a_sigkilled_train_job(tmp_path):
     assert code == 0 and first is not None
     results = Path("results") / cfg["name"] / "train" / run
     _assert_same_results(_results(straight / results), _results(killed_dir / results))
+
+
+# ------------------------------------------------------------------------------- a full disk
+
+TORCH_SAVE_ON_A_FULL_DISK = "[enforce fail at inline_container.cc:672] . unexpected pos 62848 vs 62742"
+
+
+@pytest.mark.parametrize("atomic", ["atomic_path", "atomic_dir"])
+def test_a_write_that_fails_on_a_full_disk_says_so_in_one_line(tmp_path, monkeypatch, atomic):
+    """torch.save on a full disk fails with TORCH_SAVE_ON_A_FULL_DISK: the user is told the disk is full."""
+    import hashee.core.io as io
+    from hashee.core.errors import HasheeError
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda _: usage._replace(free=2**20))
+    target = tmp_path / "run" / "resume.pt"
+    with pytest.raises(HasheeError) as raised:
+        with getattr(io, atomic)(target):
+            raise RuntimeError(TORCH_SAVE_ON_A_FULL_DISK)
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith(f"{target}: not written, its disk is full (1.0 MiB free)")
+    assert "unexpected pos" in message and isinstance(raised.value.__cause__, RuntimeError)
+    assert list((tmp_path / "run").iterdir()) == []  # nothing half-written, no temporary left
+
+
+def test_a_write_that_fails_with_room_on_the_disk_keeps_its_own_error(tmp_path, monkeypatch):
+    import hashee.core.io as io
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda _: usage._replace(free=4 * io.DISK_FULL_BYTES))
+    with pytest.raises(RuntimeError, match="unexpected pos"):
+        with io.atomic_path(tmp_path / "resume.pt"):
+            raise RuntimeError(TORCH_SAVE_ON_A_FULL_DISK)

@@ -21,9 +21,33 @@ def atomic_path(path: str | os.PathLike):
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except Exception as error:
+        full = disk_full_error(path, error)
+        if full is None:
+            raise
+        raise full from error
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+# Below this a failed write is put down to a full disk: writers then fail with messages that do not say so
+# (torch.save: "[enforce fail at inline_container.cc] unexpected pos ...").
+DISK_FULL_BYTES = 16 * 2**20
+
+
+def disk_full_error(path: Path, error: Exception) -> HasheeError | None:
+    """A one-line error for a write to `path` that failed while its disk was (nearly) full, else None.
+    Called before the partial file is removed, while the disk is still as full as the write left it."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return None
+    if free >= DISK_FULL_BYTES:
+        return None
+    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return HasheeError(f"{path}: not written, its disk is full ({free / 2**20:.1f} MiB free); free space "
+                       f"and rerun ({type(error).__name__}: {first_line[:120]})")
 
 
 @contextlib.contextmanager
@@ -37,6 +61,11 @@ def atomic_dir(path: str | os.PathLike):
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
+    except Exception as error:
+        full = disk_full_error(path, error)
+        if full is None:
+            raise
+        raise full from error
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
