@@ -9,7 +9,8 @@ process's user CPU seconds.
   .venv/bin/python benchmarks/seed_stability.py RECIPE [--tasks ...] [--seeds ...] [--methods ...] \
       [--data DIR] [--root DIR] -- TRAIN OPTIONS (e.g. --epochs 1 --lr 3e-4 --batch-size 8 --warmup 0.1)
 
-A recipe already in summary.csv is skipped per task x method x seed, so an interrupted sweep resumes.
+A recipe already in summary.csv is skipped per task x method x seed, so an interrupted sweep resumes. Each
+run's model and work folder are deleted once its rows are read (--keep-models keeps them).
 Run one at a time with OMP_NUM_THREADS=1 (set here), as the workflow's train jobs run.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +71,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="default ROOT/data/elue")
     parser.add_argument("--root", type=Path, default=ROOT)
     parser.add_argument("--max-length-by-task", default="", help="TASK=N,...")
+    parser.add_argument("--keep-models", action="store_true",
+                        help="keep each run's saved model and resume checkpoints (~90 MB a run; deleted by default "
+                             "once its rows are read: a 3-seed sweep would otherwise keep ~6 GB)")
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:split])
@@ -113,6 +118,9 @@ def main() -> None:
                     lines.append({"task": task, "method": method, "setting": s, "seed": seed,
                                   "test": round(float(test.perf), 2), "dev": round(float(dev.perf), 2),
                                   "top_share": top_share(run_dir / "predictions", task), "cpu_s": round(cpu, 1)})
+                    if not args.keep_models:
+                        shutil.rmtree(run_dir / "model", ignore_errors=True)
+                        shutil.rmtree(Path(str(out / "work" / task / method / s / str(seed))), ignore_errors=True)
                 new = not summary.exists()
                 pd.DataFrame(lines).to_csv(summary, mode="a", header=new, index=False)
                 print(pd.DataFrame(lines).to_string(index=False, header=False), flush=True)
