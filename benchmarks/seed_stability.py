@@ -94,10 +94,11 @@ def main() -> None:
                     continue
                 max_length = by_task.get(task, "64")
                 run = out / task / method / "{setting}" / str(seed)
+                work = out / "work" / task / method / "{setting}" / str(seed)
                 cmd = [HASHEE, "train", "--task", task, "--data-dir", str(args.data), "--method", method,
                        "--seed", str(seed), "--backbone", "minilm", "--max-length", max_length,
                        "--freeze-word-embeddings", "--quiet", "--progress-every", "off",
-                       "--workdir", str(out / "work" / task / method / "{setting}" / str(seed)),
+                       "--workdir", str(work),
                        "--out", str(run / "model"), "--evaluate-out", str(run / "rows.csv"),
                        "--predictions", str(run / "predictions"), "--flops-cache", str(root / "flops-cache"),
                        *train_opts]
@@ -120,7 +121,7 @@ def main() -> None:
                                   "top_share": top_share(run_dir / "predictions", task), "cpu_s": round(cpu, 1)})
                     if not args.keep_models:
                         shutil.rmtree(run_dir / "model", ignore_errors=True)
-                        shutil.rmtree(Path(str(out / "work" / task / method / s / str(seed))), ignore_errors=True)
+                        shutil.rmtree(str(work).replace("{setting}", s), ignore_errors=True)
                 new = not summary.exists()
                 pd.DataFrame(lines).to_csv(summary, mode="a", header=new, index=False)
                 print(pd.DataFrame(lines).to_string(index=False, header=False), flush=True)

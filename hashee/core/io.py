@@ -19,13 +19,9 @@ def atomic_path(path: str | os.PathLike):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except Exception as error:
-        full = disk_full_error(path, error)
-        if full is None:
-            raise
-        raise full from error
+        with full_disk_explained(path):
+            yield Path(tmp)
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -36,9 +32,21 @@ def atomic_path(path: str | os.PathLike):
 DISK_FULL_BYTES = 16 * 2**20
 
 
+@contextlib.contextmanager
+def full_disk_explained(path: Path):
+    """Inside the atomic writers, before their `finally` removes the partial output (so the disk is still as
+    full as the write left it): an error raised while the disk is (nearly) full becomes `disk_full_error`'s."""
+    try:
+        yield
+    except Exception as error:
+        full = disk_full_error(path, error)
+        if full is None:
+            raise
+        raise full from error
+
+
 def disk_full_error(path: Path, error: Exception) -> HasheeError | None:
-    """A one-line error for a write to `path` that failed while its disk was (nearly) full, else None.
-    Called before the partial file is removed, while the disk is still as full as the write left it."""
+    """A one-line error for a write to `path` that failed while its disk was (nearly) full, else None."""
     try:
         free = shutil.disk_usage(path.parent).free
     except OSError:
@@ -57,15 +65,11 @@ def atomic_dir(path: str | os.PathLike):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except Exception as error:
-        full = disk_full_error(path, error)
-        if full is None:
-            raise
-        raise full from error
+        with full_disk_explained(path):
+            yield tmp
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
