@@ -78,6 +78,21 @@ def test_early_exit_batch_equals_each_instance_alone(encoder, minilm):
             assert together.active_counts[i].tolist() == alone.active_counts[0].tolist()
 
 
+def test_inference_updates_states_in_place_with_the_same_result(encoder, minilm):
+    """Without autograd each layer writes its active tokens into its input (no copy of every state);
+    with autograd it must not (backward needs the input). Both give the same states, batched and alone."""
+    batch = _batch(minilm.tokenizer)
+    exits = torch.randint(1, 7, batch["input_ids"].shape, generator=torch.Generator().manual_seed(1))
+    for rows in (slice(None), slice(1, 2)):
+        args = (batch["input_ids"][rows], batch["attention_mask"][rows], batch["token_type_ids"][rows], exits[rows])
+        with torch.inference_mode():
+            in_place = encoder(*args).last_hidden_state
+        with_autograd = encoder(*args).last_hidden_state
+        with_autograd.sum().backward()  # fails if a layer overwrote a state that backward needs
+        encoder.zero_grad(set_to_none=True)
+        assert (in_place - with_autograd.detach()).abs().max() < 1e-5
+
+
 def test_exited_tokens_are_frozen_and_counts_recorded(encoder, minilm):
     batch = minilm.tokenizer(["one two three four five"], return_tensors="pt")
     exits = torch.tensor([[6, 1, 2, 3, 4, 5, 6]])

@@ -38,9 +38,16 @@ def test_per_layer_reports_each_layers_flops_fraction(capsys):
     exits[0, 1:97] = 1  # 96 tokens leave after layer 1: layers 2 and 3 update the other 32
     speed.per_layer(encoder, ids, exits, repeats=1)
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4
     assert "128 active tokens  FLOPs 1.000 of full" in lines[0]
-    for line in lines[1:]:
+    fractions = [1.0]
+    for line in lines[1:3]:
         assert "32 active tokens" in line
-        fraction = float(line.split("FLOPs ")[1].split(" of full")[0])
-        assert 0.2 < fraction < 0.7  # a quarter of the tokens, plus the K/V projections of all 128
+        fractions.append(float(line.split("FLOPs ")[1].split(" of full")[0]))
+        assert 0.2 < fractions[-1] < 0.7  # a quarter of the tokens, plus the K/V projections of all 128
+    # The ceiling line: the three layers' FLOPs together (equal full layers, so 3 / the sum of fractions).
+    assert lines[3].strip().startswith("layers alone: FLOPs x")
+    speedup = float(lines[3].split("FLOPs x")[1].split()[0])
+    assert abs(speedup - 3 / sum(fractions)) < 0.02
+    time_speedup, ratio = float(lines[3].split("time x")[1].split()[0]), float(lines[3].split("ratio ")[1].split()[0])
+    assert abs(ratio - time_speedup / speedup) < 0.02
