@@ -143,8 +143,11 @@ class MultiExitMethod(Method):
         final = None
         exit_layer = torch.full((size,), model.num_layers, dtype=torch.long, device=device)
         plan = plan_layers(key_mask.unsqueeze(0))[0]  # padding's packed index set, until the batch shrinks
+        # As in TokenExitEncoder: without autograd the states are the loop's alone (the heads read them
+        # before the next layer), so each layer updates them in place instead of copying them.
+        in_place = not torch.is_grad_enabled()
         for layer_index, (layer, head) in enumerate(zip(model.bert.encoder.layer, model.exits), start=1):
-            hidden = layer(hidden, key_mask, plan=plan)
+            hidden = layer(hidden, key_mask, plan=plan, in_place=in_place)
             outputs = head(hidden, key_mask)
             done = self.exit_decision(model.task, outputs, layer_index, state, inference)
             if layer_index == model.num_layers:
