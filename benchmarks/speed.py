@@ -120,7 +120,7 @@ def per_layer(encoder, input_ids, exit_layers, repeats):
     plans, full_plan = plan_layers(stacked), plan_layers(key_mask.unsqueeze(0))[0]
     counter = FlopCounter(encoder_flop_modules(encoder))
     hidden_size, cpu = encoder.config.hidden_size, torch.device("cpu")
-    totals = {"flops": 0.0, "full_flops": 0.0, "time": 0.0, "full_time": 0.0}
+    measured = []  # per layer: (FLOPs, full FLOPs, time, full time)
     with torch.inference_mode():
         hidden = encoder.embeddings(input_ids)
         for number, (layer, active, plan) in enumerate(zip(encoder.encoder.layer, stacked, plans), start=1):
@@ -133,10 +133,9 @@ def per_layer(encoder, input_ids, exit_layers, repeats):
             print(f"    layer {number}: {plan.count:>5} active tokens  FLOPs {flops / full_flops:.3f} of full,"
                   f" time {times['exits'] / times['full']:.3f} of full ({times['exits'] * 1e3:.2f} ms vs"
                   f" {times['full'] * 1e3:.2f} ms)")
-            for key, value in (("flops", flops), ("full_flops", full_flops), ("time", times["exits"]),
-                               ("full_time", times["full"])):
-                totals[key] += value
-    flops_speedup, wall_speedup = totals["full_flops"] / totals["flops"], totals["full_time"] / totals["time"]
+            measured.append((flops, full_flops, times["exits"], times["full"]))
+    flops, full_flops, time_exits, time_full = map(sum, zip(*measured))
+    flops_speedup, wall_speedup = full_flops / flops, time_full / time_exits
     # The whole encoder adds the same embeddings and head to both sides and the layer loop to the exits'
     # side, which only lowers its ratio: this is its ceiling with this GEMM library's speed at few rows.
     print(f"    layers alone: FLOPs x{flops_speedup:.2f}  time x{wall_speedup:.2f}  ratio {wall_speedup / flops_speedup:.3f}"
