@@ -3,8 +3,11 @@
 Files are `<data_dir>/<TASK>/{train,dev,test}.tsv` (header row first). Columns are located by
 position from `hashee.core.tasks.TaskSpec`. Quirks of the real release handled here: a UTF-8 BOM
 before the header, CRLF line endings, `"` inside fields (read with quoting off: a quote is
-just a character), blank trailing lines and very long IMDb reviews (no csv field-size limit,
-since the csv module is not used at all).
+just a character, as GLUE's processors and the reference loaders read them, in every split; some
+official files are CSV-quoted and others not, so the same sentence can reach the model quoted in one
+file and raw in another, exactly as it reaches the reference code), blank trailing lines and very long
+IMDb reviews (no csv field-size limit, since the csv module is not used at all). `comparable_text`
+undoes the quoting for matching rows across files only.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -26,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from hashee.core.errors import HasheeError
-from hashee.core.io import read_text_checked, split_text_lines
+from hashee.core.io import read_text_checked, split_text_lines, temp_dir_beside
 from hashee.core.tasks import TaskSpec, get_task
 
 SPLITS = ("train", "dev", "test")
@@ -135,6 +137,27 @@ def read_split(task: TaskSpec, path, split: str | None = None) -> list[Example]:
     return examples
 
 
+def _csv_unquoted(text: str) -> str | None:
+    """`text` without one layer of CSV quoting (outer quotes dropped, doubled inner quotes halved), or None
+    when it is not quoted."""
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        return None
+    inner = text[1:-1]
+    if inner.replace('""', "").count('"'):
+        return None  # a lone quote inside: raw text that happens to start and end with one
+    return inner.replace('""', '"')
+
+
+def comparable_text(text: str) -> str:
+    """A field's text for matching rows across files that serialize it differently: every layer of CSV
+    quoting undone (the official test_full.tsv quotes what test.tsv holds raw, and quotes again what
+    test.tsv already quotes), whitespace runs collapsed. Only for comparing: models read fields raw."""
+    text = text.strip()
+    while (unquoted := _csv_unquoted(text)) is not None:
+        text = unquoted.strip()
+    return " ".join(text.split())
+
+
 def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -222,7 +245,7 @@ def _save_once(dataset: datasets.Dataset, target: Path) -> None:
     """Save beside `target`, then rename onto it; if a parallel job got there first, keep theirs
     (same key, same content) rather than replacing a directory someone may be reading."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = temp_dir_beside(target)
     try:
         with _quiet_progress():
             dataset.save_to_disk(str(tmp))

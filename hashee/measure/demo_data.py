@@ -64,6 +64,13 @@ TASK_SIZES: dict[str, dict[str, dict[str, int]]] = {"small": {"IMDb": {"train": 
 LABEL_NOISE = 0.05
 BOM_TASKS = ("SNLI", "MRPC")
 CRLF_TASKS = ("SNLI", "SciTail")
+# The official labelled test files (test_full.tsv) were written with CSV quoting: a field holding '"' is
+# wrapped in quotes with its quotes doubled, where test.tsv holds the text raw (MRPC, IMDb). STS-B's test.tsv
+# is CSV-quoted itself, so its test_full.tsv quotes such a field twice. So that the demo's STS-B carries that
+# quirk too, every QUOTED_WORD_EVERY-th of its test rows quotes its first word (test only: training is
+# unchanged). MRPC's test_full.tsv has 'label' for a header and '-' for both ids.
+CSV_QUOTED_TEST_TASKS = ("STS-B",)
+QUOTED_WORD_EVERY = 7
 SHALLOW_KIND = "lexical"
 KIND_SHARES: dict[str, dict[str, float]] = {
     "SST-2": {"lexical": 0.6, "negation": 0.2, "contrast": 0.2},
@@ -670,7 +677,36 @@ def demo_rows(name: str, split: str, n: int, seed: int = 0) -> list[DemoRow]:
         raise unknown_name("task", name, TASK_NAMES)
     # One stream per (seed, task, split): resizing one split leaves the others unchanged.
     rng = random.Random(f"hashee-demo/{seed}/{name}/{split}")
-    return _stsb_rows(rng, n) if name == "STS-B" else _classification_rows(rng, name, n)
+    rows = _stsb_rows(rng, n) if name == "STS-B" else _classification_rows(rng, name, n)
+    if split == "test" and name in CSV_QUOTED_TEST_TASKS:
+        rows = [_csv_quoted_row(row, quote_word=i % QUOTED_WORD_EVERY == QUOTED_WORD_EVERY // 2)
+                for i, row in enumerate(rows)]
+    return rows
+
+
+def csv_field(text: str) -> str:
+    """`text` as a CSV writer with minimal quoting writes it: quoted, inner quotes doubled, when it holds '"'."""
+    return '"' + text.replace('"', '""') + '"' if '"' in text else text
+
+
+def _csv_quoted_row(row: DemoRow, quote_word: bool) -> DemoRow:
+    fields = list(row.fields)
+    if quote_word:
+        first, _, rest = fields[0].partition(" ")
+        fields[0] = f'"{first}" {rest}'
+    return DemoRow([csv_field(field) for field in fields], row.label, row.kind, row.noisy)
+
+
+def _test_full_lines(task_name: str, rows: list[DemoRow]) -> list[str]:
+    """The labelled test file as the official release writes it: train/dev layout, every field CSV-quoted
+    over the text test.tsv holds (MRPC: 'label' header, '-' ids)."""
+    task = TASKS[task_name]
+    header = list(task.labeled_header)
+    if task_name == "MRPC":
+        header[task.label] = "label"
+        rows = [DemoRow(["-", "-", *row.fields[2:]], row.label, row.kind, row.noisy) for row in rows]
+    quoted = [DemoRow([csv_field(field) for field in row.fields], row.label, row.kind, row.noisy) for row in rows]
+    return ["\t".join(header), *_lines(task_name, "dev", quoted)[1:]]
 
 
 def _lines(task_name: str, split: str, rows: list[DemoRow]) -> list[str]:
@@ -727,12 +763,13 @@ def write_demo_data(out_dir, seed: int = 0, size: str = "small", sizes: Mapping 
             _write_lines(out_dir / name / f"{split}.tsv", name, _lines(name, split, rows))
             if split == "test":
                 # ELUE keeps test labels private; like txsun1997/HashEE's ELUE_data we also write the
-                # labelled test set as test_full.tsv (train/dev layout), so the demo can score test.
-                _write_lines(out_dir / name / "test_full.tsv", name, _lines(name, "dev", rows))
+                # labelled test set as test_full.tsv (train/dev layout), so the demo can score test;
+                # as there, without BOM or CRLF, and CSV-quoted.
+                _write_lines(out_dir / name / "test_full.tsv", None, _test_full_lines(name, rows))
     return out_dir
 
 
-def _write_lines(path: Path, name: str, lines: list[str]) -> None:
+def _write_lines(path: Path, name: str | None, lines: list[str]) -> None:
     assert all("\n" not in line and "\r" not in line for line in lines)
     newline = "\r\n" if name in CRLF_TASKS else "\n"
     text = ("\ufeff" if name in BOM_TASKS else "") + newline.join(lines) + newline

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from hashee.core.data import load_task, make_loader, read_split, task_file
+from hashee.core.data import comparable_text, load_task, make_loader, read_split, task_file
 from hashee.core.errors import HasheeError
 from hashee.core.methods import Method, decode
 from hashee.core.metrics import compute_metric
@@ -81,17 +81,26 @@ def dev_scorer(method: Method, dataset, pad_token_id: int, batch_size: int, devi
 
 def labels_by_test_index(task: TaskSpec, test_file, labels_file) -> dict[int, int | float]:
     """Gold label per test `index`. The labelled file (train/dev layout, like txsun1997/HashEE's
-    test_full.tsv) has no index column: its row i labels test_file's row i, whose `index` need not be i."""
+    test_full.tsv) has no index column: its row i labels test_file's row i, whose `index` need not be i.
+    Rows are matched on `comparable_text`: the official labelled files were written with CSV quoting that
+    test.tsv lacks (or, where test.tsv is quoted already, a second layer of it)."""
     tests = read_split(task, test_file, split="test")
     labelled = read_split(task, labels_file, split="dev")
-    if len(labelled) != len(tests):
-        raise HasheeError(f"{labels_file}: {len(labelled)} labelled row(s), {test_file} has {len(tests)}; "
-                          f"expected the test rows, labelled, in the same order")
     for test, gold in zip(tests, labelled):
-        if (test.text_a.strip(), (test.text_b or "").strip()) != (gold.text_a.strip(), (gold.text_b or "").strip()):
+        if _pair_text(test) != _pair_text(gold):
             raise HasheeError(f"{labels_file}:{gold.line}: text differs from {test_file}:{test.line}; the labelled "
                               f"file must list the test rows in the same order")
+    if len(labelled) != len(tests):
+        longer, rows, shorter = ((labels_file, labelled, test_file) if len(labelled) > len(tests)
+                                 else (test_file, tests, labels_file))
+        raise HasheeError(f"{longer}:{rows[min(len(tests), len(labelled))].line}: a row that {shorter} lacks "
+                          f"({len(labelled)} labelled row(s), {len(tests)} test row(s)); the labelled file must "
+                          f"list the test rows in the same order")
     return {test.index: gold.label for test, gold in zip(tests, labelled)}
+
+
+def _pair_text(example) -> tuple[str, str]:
+    return comparable_text(example.text_a), comparable_text(example.text_b or "")
 
 
 def labelled_test_file(data_dir, task: TaskSpec) -> Path | None:
