@@ -371,3 +371,30 @@ def test_a_write_that_fails_with_room_on_the_disk_keeps_its_own_error(tmp_path, 
     with pytest.raises(RuntimeError, match="unexpected pos"):
         with io.atomic_path(tmp_path / "resume.pt"):
             raise RuntimeError(TORCH_SAVE_ON_A_FULL_DISK)
+
+
+# ------------------------------------------------------------------------------- permissions
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_atomic_writes_get_the_mode_a_plain_write_gets(tmp_path, umask):
+    """mkstemp/mkdtemp make 0600/0700 temporaries; renamed onto results/, they would hide every result from
+    the user's group on a shared filesystem. Written atomically, a file or folder honours the umask."""
+    import hashee.core.io as io
+
+    previous = os.umask(umask)
+    try:
+        plain_file = tmp_path / "plain.txt"
+        plain_file.write_text("x")
+        (tmp_path / "plain_dir").mkdir()
+        io.write_text_atomic(tmp_path / "text.txt", "x")
+        with io.atomic_path(tmp_path / "model.pt") as tmp:
+            torch.save({"w": torch.zeros(1)}, tmp)
+        with io.atomic_dir(tmp_path / "folder") as tmp:
+            (tmp / "inside.txt").write_text("x")
+    finally:
+        os.umask(previous)
+    mode = lambda name: (tmp_path / name).stat().st_mode & 0o777  # noqa: E731
+    assert mode("plain.txt") == 0o666 & ~umask and mode("plain_dir") == 0o777 & ~umask
+    assert (mode("text.txt"), mode("model.pt"), mode("folder/inside.txt")) == (mode("plain.txt"),) * 3
+    assert mode("folder") == mode("plain_dir")

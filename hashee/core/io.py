@@ -11,13 +11,37 @@ from pathlib import Path
 from hashee.core.errors import HasheeError
 
 
+def current_umask() -> int:
+    """The process umask (read by setting it and putting it back: os has no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def temp_file_beside(path: Path) -> Path:
+    """An empty temporary file in `path`'s folder, with the mode a plain `open(path, "w")` would give it:
+    mkstemp makes it 0600, which the rename would carry to `path`, hiding results from a user's group."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
+    return Path(tmp)
+
+
+def temp_dir_beside(path: Path) -> Path:
+    """A temporary folder in `path`'s folder, with `os.mkdir`'s mode under the umask (mkdtemp: 0700)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())
+    return tmp
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = temp_file_beside(path)
     try:
         with full_disk_explained(path):
             yield Path(tmp)
@@ -63,7 +87,7 @@ def atomic_dir(path: str | os.PathLike):
     """Yield a temporary directory beside `path`; it replaces `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = temp_dir_beside(path)
     try:
         with full_disk_explained(path):
             yield tmp
