@@ -88,6 +88,17 @@ def test_record_has_every_key_with_its_type(outside_git):
     json.dumps(record)  # serializable as it stands
 
 
+def test_the_lock_file_is_recorded_relative_to_the_checkout(outside_git):
+    """The same record on every machine: not the checkout's absolute path."""
+    repo = outside_git / "checkout"
+    repo.mkdir()
+    (repo / "requirements.lock").write_text(LOCK)
+    assert collect(repo_dir=repo)["lock_file"] == "requirements.lock"
+    elsewhere = outside_git / "elsewhere.lock"
+    elsewhere.write_text(LOCK)
+    assert collect(lock_file=elsewhere, repo_dir=repo)["lock_file"] == str(elsewhere)  # outside: as given
+
+
 def test_pin_accepts_a_local_label_only_when_it_names_none():
     assert satisfies_pin("2.13.0", "2.13.0") and satisfies_pin("2.13.0+cpu", "2.13.0")
     assert not satisfies_pin("2.13.0", "2.13.0+cu121") and not satisfies_pin("2.13.1", "2.13.0")

@@ -179,7 +179,7 @@ def collect(*, data_files=(), config: dict | None = None, lock_file=None, repo_d
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git["commit"],
         "git_dirty": git["dirty"],
-        "lock_file": str(lock_file),
+        "lock_file": _shown_path(lock_file, repo_dir),
         "lock_sha256": sha256_file(lock_file) if has_lock else None,
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -193,6 +193,14 @@ def collect(*, data_files=(), config: dict | None = None, lock_file=None, repo_d
         "data": data,
         "config": config if config is not None else {},
     }
+
+
+def _shown_path(path: Path, repo_dir: Path) -> str:
+    """`path` relative to the checkout when inside it (a record that is the same on every machine), else as given."""
+    try:
+        return path.resolve().relative_to(repo_dir.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def write(path, record: dict) -> Path:
