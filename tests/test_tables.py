@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from hashee.core.errors import HasheeError
+from hashee.core.settings import natural_key
 from hashee.measure.plots import pareto_plots, pareto_points
 from hashee.measure.results import (
     ROW_COLUMNS,
@@ -190,6 +191,30 @@ def test_elue_table_cells_paper_and_delta():
 def test_elue_table_without_paper_rows():
     table = elue_table(make_runs(), REF, paper=False)
     assert set(table["row"]) == {"ours"} and len(table) == 3
+
+
+@pytest.mark.parametrize("values", [("0.6", "0.55"), ("0.01", "0.001"), ("1e-2", "1e-3")])
+def test_a_tie_on_dev_goes_to_the_numerically_smallest_sweep_value(values):
+    """Two thresholds with the same dev gap: the smaller value wins whatever their text or input order
+    (as text, 0.55 sorts after 0.6 and 0.001 next to 0.01)."""
+    larger, smaller = (f"layers=6,threshold={v}" for v in values)
+    runs = pd.DataFrame([
+        row("SST-2", "deebert", larger, 1, 84.0, 2000.0, 3.0),
+        row("SST-2", "deebert", smaller, 1, 80.0, 2000.0, 3.0),
+        row("SST-2", "deebert", larger, 1, 86.0, 2000.0, 3.0, split="dev"),
+        row("SST-2", "deebert", smaller, 1, 86.0, 2000.0, 3.0, split="dev"),
+    ], columns=ROW_COLUMNS)
+    table = elue_table(runs, REF, paper=False)
+    assert by_row(table, "deebert", "ours")["SST-2"] == "80.0 (3.0×)"
+    assert any(f"SST-2 threshold={values[1]}" in n for n in table.attrs["notes"])
+
+
+def test_natural_key_orders_numbers_by_value():
+    texts = ["threshold=0.9", "threshold=0.55", "threshold=0.6", "threshold=0.5", "lr=0.01", "lr=0.001",
+             "patience=10", "patience=3", "x=1e-4", "x=-0.5", "rand-cons", "ElasticBERT-12L", "ElasticBERT-3L"]
+    assert sorted(texts, key=natural_key) == [
+        "ElasticBERT-3L", "ElasticBERT-12L", "lr=0.001", "lr=0.01", "patience=3", "patience=10", "rand-cons",
+        "threshold=0.5", "threshold=0.55", "threshold=0.6", "threshold=0.9", "x=-0.5", "x=1e-4"]
 
 
 def test_elue_table_sweep_best_point_chosen_on_dev():

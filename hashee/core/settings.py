@@ -6,8 +6,20 @@ Kept free of heavy imports: every job parses settings at start-up.
 from __future__ import annotations
 
 import math
+import re
 
 from hashee.core.errors import HasheeError
+
+# A number inside a name or setting: 3, 0.55, 1e-4, -0.5 after '=' (not the '-' of 'rand-cons' or 'BERT-3L').
+_NUMBER = re.compile(r"((?:(?<==)-)?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
+
+
+def natural_key(text) -> list:
+    """Sort key ordering the numbers inside `text` by value: 'patience=3' < 'patience=10',
+    'threshold=0.5' < 'threshold=0.55' < 'threshold=0.6', 'lr=0.001' < 'lr=0.01'. Text parts compare as
+    text; a number always sits at an odd position of the key, so keys of any two texts compare."""
+    parts = _NUMBER.split(str(text))
+    return [float(part) if i % 2 else part for i, part in enumerate(parts)]
 
 
 def parse_setting(s) -> dict[str, str]:

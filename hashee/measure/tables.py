@@ -31,7 +31,7 @@ from tabulate import tabulate
 
 from hashee.core.errors import HasheeError
 from hashee.core.io import write_text_atomic
-from hashee.core.settings import backbone_label
+from hashee.core.settings import backbone_label, natural_key
 from hashee.core.tasks import TASKS, get_task
 from hashee.measure.bootstrap import (
     Bootstrap,
@@ -107,10 +107,6 @@ def paper_model(method: str, setting: str, backbone: str | None = None) -> str |
     return best
 
 
-def _natural(text: str):
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
-
-
 def _method_key(method: str):
     # Known methods in the paper's order, others just before HashEE.
     return (METHOD_ORDER.index(method) if method in METHOD_ORDER else METHOD_ORDER.index("hashee") - 0.5, method)
@@ -118,7 +114,7 @@ def _method_key(method: str):
 
 def _by_setting(frame: pd.DataFrame) -> pd.DataFrame:
     # Natural order (patience=3 before patience=10) keeps tie-breaking deterministic.
-    order = sorted(range(len(frame)), key=lambda i: _natural(frame["setting"].iloc[i]))
+    order = sorted(range(len(frame)), key=lambda i: natural_key(frame["setting"].iloc[i]))
     return frame.iloc[order]
 
 
@@ -219,7 +215,7 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
     def replicates(point):  # (perf, mflops) replicates of a seed-mean point, or None
         return None if boot is None else boot.seed_mean(point["task"], point["method"], point["setting"])
 
-    models = sorted(set(zip(shown["method"], shown["base"])), key=lambda mb: (_method_key(mb[0]), _natural(mb[1])))
+    models = sorted(set(zip(shown["method"], shown["base"])), key=lambda mb: (_method_key(mb[0]), natural_key(mb[1])))
 
     records, notes, any_sweep, any_fallback = [], [], False, False
     for method, base in models:
@@ -365,7 +361,7 @@ def hash_ablation_table(runs: pd.DataFrame, paper: bool = True, *, split: str = 
     order = {_norm_hash(h): i for i, h in enumerate(_PAPER_HASHES)}
     keys = agg[["hash", "layers", "rest"]].drop_duplicates()
     keys = sorted(keys.itertuples(index=False),
-                  key=lambda k: (_natural(k.layers), order.get(_norm_hash(k.hash), len(order)), k.hash, k.rest))
+                  key=lambda k: (natural_key(k.layers), order.get(_norm_hash(k.hash), len(order)), k.hash, k.rest))
 
     records = []
     for h, layers, rest in keys:
