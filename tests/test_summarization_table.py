@@ -1,11 +1,22 @@
 """The summarization table: speed-ups against `full`, paper rows and Δ, errors, the CLI verb."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
+import yaml
 
 from hashee.cli import main
 from hashee.core.errors import HasheeError
-from hashee.studies.summarization.table import RUN_COLUMNS, paper_model, read_summ_runs, summarization_table
+from hashee.studies.summarization.table import (
+    PAPER_DATASETS,
+    RUN_COLUMNS,
+    paper_model,
+    read_summ_runs,
+    summarization_table,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HEADER = ",".join(RUN_COLUMNS)
 # Two seeds on CNN/DM (BART-large): per-seed encoder speed-ups of HashEE 10/4 = 2.5 and 10/2 = 5
@@ -77,11 +88,26 @@ def test_paper_rows_and_delta(rows_file):
 def test_paper_model_names():
     assert paper_model("full", "", "facebook/bart-large") == "BART"
     assert paper_model("full", "", "fnlp/cpt-large") == "CPT"
-    assert paper_model("truncated", "enc_layers=6,dec_layers=6", "fnlp/cpt-large") == "CPT-6L"
+    assert paper_model("truncated", "enc_layers=6,dec_layers=6", "fnlp/cpt-large") is None  # CPT-6L keeps 4
     assert paper_model("truncated", "enc_layers=3,dec_layers=3", "facebook/bart-large") is None
     assert paper_model("hashee", "hash=mi", "fnlp/cpt-large") == "HashEE w/ CPT"
     assert paper_model("dat", "threshold=0.9", "facebook/bart-large") == "DAT"
     assert paper_model("pabee", "", "facebook/bart-large") is None
+
+
+def test_every_truncated_setting_of_the_paper_config_is_its_paper_row():
+    """With the very settings config/paper.yaml plans: each dataset's truncated model is the paper's
+    BART-6L or CPT-6L row, and the paper lists that row for that dataset."""
+    summ = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["summarization"]
+    paper = pd.read_csv(ROOT / "hashee" / "paper" / "summarization.csv")
+    seen = set()
+    for name, dataset in summ["datasets"].items():
+        for setting in dataset.get("methods", summ["methods"])["truncated"]:
+            model = paper_model("truncated", setting, dataset["backbone"])
+            assert model is not None, (name, setting)
+            assert ((paper["model"] == model) & (paper["dataset"] == PAPER_DATASETS[name])).any(), (name, model)
+            seen.add(model)
+    assert seen == {"BART-6L", "CPT-6L"}
 
 
 def test_missing_full_run_names_the_dataset(tmp_path):

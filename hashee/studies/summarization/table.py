@@ -23,9 +23,10 @@ import pandas as pd
 
 from hashee.core.errors import HasheeError
 from hashee.core.io import write_text_atomic
+from hashee.core.settings import natural_key
 from hashee.measure.provenance import table_note
 from hashee.measure.results import load_paper, parse_setting, read_csv_checked
-from hashee.measure.tables import DASH, DELTA, _delta, _natural, to_latex, to_markdown
+from hashee.measure.tables import DASH, DELTA, _delta, to_latex, to_markdown
 from hashee.studies.summarization.data import get_dataset
 from hashee.studies.summarization.rouge import ROUGE_CONVENTION
 
@@ -45,15 +46,19 @@ PAPER_DATASETS = {"reddit": "Reddit", "cnndm": "CNN/DM", "csl": "CSL", "ttnews":
 PAPER_METHODS = {"full": ("BART", "CPT"), "dat": ("DAT", "DAT"), "truncated": ("BART-6L", "CPT-6L"),
                  "hashee": ("HashEE w/ BART", "HashEE w/ CPT")}
 METHOD_ORDER = ("full", "dat", "truncated", "hashee")  # the paper's row order
+# The layers the paper's truncated rows keep, per family: BART-6L is BART-large's 12 + 12 layers halved;
+# CPT-6L keeps 6 encoder layers and CPT-large's whole 4-layer generation decoder (config/paper.yaml).
+PAPER_TRUNCATED = ({"enc_layers": "6", "dec_layers": "6"}, {"enc_layers": "6", "dec_layers": "4"})
 
 
 def paper_model(method: str, setting: str, backbone: str) -> str | None:
     """The paper's model name for one of our models, or None."""
     if method not in PAPER_METHODS:
         return None
-    if method == "truncated" and any(v != "6" for k, v in parse_setting(setting).items() if k.endswith("layers")):
+    family = int("cpt" in backbone.lower())
+    if method == "truncated" and parse_setting(setting) != PAPER_TRUNCATED[family]:
         return None
-    return PAPER_METHODS[method]["cpt" in backbone.lower()]
+    return PAPER_METHODS[method][family]
 
 
 def read_summ_runs(paths) -> pd.DataFrame:
@@ -109,10 +114,10 @@ def _with_speedups(rows: pd.DataFrame, split: str) -> pd.DataFrame:
 
 def _order(agg: pd.DataFrame) -> pd.DataFrame:
     datasets = list(PAPER_DATASETS)
-    keys = [((datasets.index(r.dataset) if r.dataset in datasets else len(datasets), _natural(r.dataset)),
-             _natural(r.backbone),
+    keys = [((datasets.index(r.dataset) if r.dataset in datasets else len(datasets), natural_key(r.dataset)),
+             natural_key(r.backbone),
              METHOD_ORDER.index(r.method) if r.method in METHOD_ORDER else len(METHOD_ORDER) - 1.5,
-             r.method, _natural(r.setting)) for r in agg.itertuples()]
+             r.method, natural_key(r.setting)) for r in agg.itertuples()]
     return agg.iloc[sorted(range(len(agg)), key=lambda i: keys[i])].reset_index(drop=True)
 
 
