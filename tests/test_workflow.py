@@ -422,12 +422,10 @@ def test_paper_config_plans_the_four_backbones_and_the_plm_rows(tmp_path):
     assert main and all("--backbone fnlp/elasticbert-base " in c for c in main)  # ElasticBERT: the main runs
 
 
-def test_laptop_config_plans_on_real_layout_files(tmp_path):
-    """config/laptop.yaml from the repository root, on tiny files in ELUE's layout standing in for $ELUE_DIR."""
-    elue = tmp_path / "elue"
-    made = subprocess.run([str(BIN / "hashee"), "demo-data", str(elue), "--size", "tiny"], capture_output=True,
-                          text=True, timeout=300)
-    assert made.returncode == 0, made.stderr
+def test_laptop_config_plans_on_the_official_files_with_one_budget_for_every_method(tmp_path):
+    """config/laptop.yaml from the repository root, on the byte-exact excerpts of the official ELUE files
+    (tests/fixtures/elue/) as $ELUE_DIR; every method trains for the same epochs on the same examples."""
+    elue = ROOT / "tests" / "fixtures" / "elue"
     cfg = load_config("laptop.yaml")
     work = with_default_config(tmp_path / "root")
     out = run_snakemake(["all", "-n", "-p", "--configfile", str(ROOT / "config" / "laptop.yaml")], work,
@@ -435,9 +433,12 @@ def test_laptop_config_plans_on_real_layout_files(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert job_stats(out.stdout) == expected_jobs(cfg)
     assert planned_train_methods(out.stdout) == {task: {"hashee", "static", "pabee"} for task in cfg["tasks"]}
-    epochs = {(method, int(n)) for method, n in re.findall(r"--method (\S+) .*? --epochs (\d+) ", out.stdout)}
-    assert epochs == {("hashee", 3), ("static", 1), ("pabee", 1)}
+    budgets = set(re.findall(r"--method (\S+) .*? --epochs (\d+) .*? --max-train-examples (\d+)", out.stdout))
+    assert not cfg["train_by_method"]
+    assert budgets == {(method, str(cfg["train"]["epochs"]), str(cfg["train"]["max_train_examples"]))
+                       for method in ("hashee", "static", "pabee")}
     assert f"hashee train --task SST-2 --data-dir {elue} " in out.stdout  # train.jobs: per_task
+    assert f"{elue}/MRPC/test_full.tsv" in out.stdout  # the labelled test file is an input where there is one
 
 
 def test_shell_commands_call_the_cli_verbs(tmp_path):
@@ -574,6 +575,31 @@ def test_plugins_are_loaded_for_planning_and_passed_on_the_command_line(tmp_path
     assert any(c.startswith(f"(HASHEE_PLUGINS={plugin} hashee submit ") for c in commands)
     assert any(c.startswith(f"HASHEE_PLUGINS={plugin} hashee tables ") for c in commands)
     assert not [c for c in commands if "HASHEE_PLUGINS" in c and "hashee fit-hash" in c]
+
+
+def test_editing_a_plugin_reruns_its_method(tmp_path):
+    """A plugin's module lies outside the workflow: its content is a params entry of its train job, so an
+    edit reruns that job, where Snakemake would otherwise say "Nothing to be done" over stale results."""
+    plugin = tmp_path / "fixed_exit_copy.py"
+    plugin.write_text((ROOT / "docs" / "examples" / "fixed_exit.py").read_text())
+    cfg = load_config("tiny.yaml")
+    cfg.update(methods={"fixed-exit": ["layers=2"]}, plugins=[str(plugin)], warm_start=False,
+               difficulty={"enabled": False}, summarization={"enabled": False},
+               backbones={**cfg["backbones"], "enabled": False},
+               reference={**cfg["reference"], "method": "fixed-exit"},
+               submission={"method": "fixed-exit", "setting": "layers=2"})
+    config_file = tmp_path / "plugin_only.yaml"
+    config_file.write_text(yaml.safe_dump(cfg))
+    target = ["results/tiny/train/STS-B/fixed-exit/layers=2/42/rows.csv", "--configfile", str(config_file)]
+    ran = run_snakemake([*target, "--cores", "2"], tmp_path)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    unchanged = run_snakemake([*target, "-n"], tmp_path)
+    assert unchanged.returncode == 0 and "Nothing to be done" in unchanged.stdout + unchanged.stderr
+
+    plugin.write_text(plugin.read_text().replace('"""A worked example', '"""An edited example', 1))
+    edited = run_snakemake([*target, "-n"], tmp_path)
+    assert edited.returncode == 0, edited.stdout[-3000:] + edited.stderr[-3000:]
+    assert job_stats(edited.stdout) == {"train_fixed_exit": 1}, edited.stdout[-3000:]
 
 
 def test_schema_names_match_the_library():

@@ -23,7 +23,7 @@ GENERATION_DEFAULTS = {"num_beams": 1, "length_penalty": 1.0, "gen_max_length": 
                        "no_repeat_ngram_size": 0, "early_stopping": False, "time_repeats": 1, "time_warmup": 0}
 # Options that only one study reads (left out of the namespace unless given: argparse.SUPPRESS).
 STUDY_ONLY = {
-    SUMMARIZATION: {"max_target_length": 128, "max_train_examples": 0, **GENERATION_DEFAULTS},
+    SUMMARIZATION: {"max_target_length": 128, **GENERATION_DEFAULTS},
     ELUE: {"flops_cache": None},
 }
 
@@ -123,7 +123,7 @@ def _train_elue(args, device) -> None:
     from hashee.measure.run import train_and_save
 
     run = train_and_save(args.task, args.method, args.setting, args.data_dir, args.backbone,
-                         train_params(args, args.max_length), args.workdir, args.out, hash_file=args.hash_file,
+                         train_params(args, args.max_length, max_train_examples=args.max_train_examples), args.workdir, args.out, hash_file=args.hash_file,
                          device=device, progress=not args.quiet, progress_every=args.progress_every)
     if args.evaluate_out:  # in the same process: a job's start-up costs more than evaluating small data
         evaluate_model(args.out, args, device, rows_out=args.evaluate_out, splits=args.splits.split(","),
@@ -236,12 +236,13 @@ def add_parsers(sub) -> None:
                         "the same function)")
     p.add_argument("--predictions", default=None, help="with --evaluate-out: test predictions folder")
     p.add_argument("--splits", default=None, help="with --evaluate-out: default dev,test (ELUE), test (summarization)")
+    p.add_argument("--max-train-examples", type=int, default=0,
+                   help="train on N examples (default 0: all): ELUE a fixed random subset, the same for every method "
+                        "and seed; summarization the first N")
     elue = p.add_argument_group("ELUE only (--task)")
     elue.add_argument("--flops-cache", default=argparse.SUPPRESS, help="with --evaluate-out: FLOPs cache folder")
     summ = p.add_argument_group("summarization only (--dataset)")
     summ.add_argument("--max-target-length", type=int, default=argparse.SUPPRESS, help="target tokens (default 128)")
-    summ.add_argument("--max-train-examples", type=int, default=argparse.SUPPRESS,
-                      help="first N training examples (default 0: all)")
     add_generation_options(summ, suppress=True)
     p.set_defaults(func=cmd_train)
 

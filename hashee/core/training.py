@@ -42,6 +42,9 @@ class TrainParams:
     # Keep the word-embedding matrix (and a head tied to it) fixed, for CPU demos: on a small model its
     # dense gradient, clipping and Adam update cost a third of a step; the paper's setups train it.
     freeze_word_embeddings: bool = False
+    # ELUE: train on a fixed random subset of this many examples (0: all), the same for every method and
+    # seed, so that a CPU run of a large task (SST-2: 67k pairs) gives every method the same smaller budget.
+    max_train_examples: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)

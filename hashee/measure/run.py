@@ -51,13 +51,29 @@ def train_and_save(task_name: str, method_name: str, setting: str, data_dir, bac
     data = load_task(task.name, data_dir, tokenizer, params.max_length, splits=("train", "dev"),
                      cache_dir=Path(workdir) / "tokenized")
     scorer = dev_scorer(method, data["dev"], tokenizer.pad_token_id, params.eval_batch_size, device)
-    result = train(method, model, data["train"], data["dev"], params, workdir, tokenizer.pad_token_id,
+    train_data = training_subset(data["train"], params.max_train_examples)
+    result = train(method, model, train_data, data["dev"], params, workdir, tokenizer.pad_token_id,
                    device, dev_score=scorer, progress=progress, progress_every=progress_every)
     meta = {"backbone": backbone.name, "seed": params.seed, "train_params": params.to_dict(),
             "dev_history": result.history, "best_dev": result.best_dev, "torch": torch.__version__}
     with atomic_dir(out) as tmp:
         save_trained(tmp, method, model.cpu(), tokenizer, task, meta)
     return TrainedRun(method, task, result.best_dev)
+
+
+# The subset's own seed: not the run's, so that every method and seed trains on the same examples.
+SUBSET_SEED = 0
+
+
+def training_subset(dataset, max_examples: int):
+    """`max_examples` training examples drawn at random once (SUBSET_SEED), kept in file order; all when 0
+    or when the split is no larger. Random, not the first N: official files can be sorted (STS-B by genre)."""
+    import numpy as np
+
+    if not max_examples or len(dataset) <= max_examples:
+        return dataset
+    rows = np.sort(np.random.default_rng(SUBSET_SEED).choice(len(dataset), size=max_examples, replace=False))
+    return dataset.select(rows.tolist())
 
 
 def fit_task_hashes(task_name: str, data_dir, backbone_name: str, settings: list[str], outs: list, max_length: int,

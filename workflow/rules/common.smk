@@ -2,6 +2,8 @@
 # only list steps; everything they compute from the config is defined here.
 
 import copy
+import hashlib
+import inspect
 import os
 import re
 import shlex
@@ -284,11 +286,16 @@ def launch_detail(value):
 
 
 def data_files(task):
-    """<elue_dir>/<TASK>/{train,dev,test}.tsv; without demo generation they must exist already."""
+    """<elue_dir>/<TASK>/{train,dev,test}.tsv, and the labelled test_full.tsv where there is one (the jobs score
+    test with it: an input, so provenance.json hashes it and a new one reruns them); without demo generation
+    they must exist already."""
     files = [f"{ELUE_DIR}/{task}/{split}.tsv" for split in SPLITS]
+    labelled = f"{ELUE_DIR}/{task}/test_full.tsv"
     if DEMO["generate"]:
-        files.append(f"{ELUE_DIR}/{task}/test_full.tsv")  # labelled test (demo only)
+        files.append(labelled)
     else:
+        if os.path.isfile(labelled):
+            files.append(labelled)
         missing = [f for f in files if not os.path.isfile(f)]
         if missing:
             raise WorkflowError(
@@ -500,6 +507,16 @@ def timed_models(wildcards):
 
 def timing_data(wildcards):
     return tasks_data(TASKS if wildcards.task == "all" else [wildcards.task])
+
+
+def plugin_source_digest(method):
+    """SHA-256 of the file that defines a plugin's method, '' for this project's own methods (the commit in
+    provenance.json pins those). A params entry of the train jobs: Snakemake tracks params, so an edit to a
+    plugin reruns its method, where the module, outside the workflow, would otherwise go unnoticed."""
+    cls = METHOD_CLASSES[method]
+    if cls.__module__.split(".")[0] in ("hashee", "baselines"):
+        return ""
+    return hashlib.sha256(Path(inspect.getsourcefile(cls)).read_bytes()).hexdigest()
 
 
 def train_param(method, key):

@@ -32,6 +32,7 @@ for group in train_groups():
             data_dir=data_dir,
             tasks=group.cut.task_args(),
             method=group.method,  # params, not the shell text: a loop's shell command is formatted at run time
+            method_source=plugin_source_digest(group.method),  # not in the command: reruns the job on an edit
             backbone=group.backbone,
             settings=" ".join(f"--setting {shlex.quote(setting)}" for setting in group.settings),
             out=run_pattern(f"{RESULTS}/train", group, "model"),
@@ -47,6 +48,7 @@ for group in train_groups():
             clip=train_param(group.method, "clip"),
             freeze="--freeze-word-embeddings" if TRAIN["freeze_word_embeddings"] else "",
             checkpoint_every=TRAIN["checkpoint_every"],
+            max_train_examples=TRAIN["max_train_examples"],
             progress_every=launch_detail(config["progress_every"]),  # how the job logs, not what it computes
             workdir=run_pattern(WORK, group),
             flops_cache=f"{WORK}/flops-cache",
@@ -70,6 +72,7 @@ for group in train_groups():
             " --max-length {params.max_length} --warmup {params.warmup}"
             " --weight-decay {params.weight_decay} --clip {params.clip} {params.freeze}"
             " --checkpoint-every {params.checkpoint_every} --progress-every {params.progress_every}"
+            " --max-train-examples {params.max_train_examples}"
             " --workdir {params.workdir} --out {params.out}"
             " --evaluate-out {params.rows} --predictions {params.predictions_dir}"
             " --flops-cache {params.flops_cache:q} --quiet > {log:q} 2>&1"
