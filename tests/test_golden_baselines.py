@@ -36,10 +36,66 @@ def pabee(reference):
     load_encoder(model.bert, state, "bert.")  # the shared pooler is bert.pooler
     for i, head in enumerate(model.exits):
         copy_linear(head.classifier, state, f"classifiers.{i}")
-    return g, method, model.eval(), lambda model, batch: method.stages(model, Params())[0].loss(model, batch)
+    return g, method, model.eval(), [(stage_loss(method, model, 0), g["loss_batch"]["loss"])]
 
 
-BUILDERS = {"pabee": pabee, "pabee-regression": pabee}
+def stage_loss(method, model, index):
+    return method.stages(model, Params())[index].loss
+
+
+def highway(reference):
+    """DeeBERT and BERxiT: highway i (i < L) is our exit i; the model's own pooler and classifier are our
+    last exit (the reference's last highway is never trained and has no counterpart here)."""
+    g, state = load(reference)
+    method = get_method(reference, f"layers={g['layers']}")
+    model = method.build(encoder_config(g), get_task("SST-2"))
+    load_encoder(model.bert, state, "bert.")
+    last = g["layers"] - 1
+    for i, head in enumerate(model.exits[:last]):
+        copy_linear(head.pooler, state, f"bert.encoder.highway.{i}.pooler.dense")
+        copy_linear(head.classifier, state, f"bert.encoder.highway.{i}.classifier")
+    copy_linear(model.exits[last].pooler, state, "bert.pooler.dense")
+    copy_linear(model.exits[last].classifier, state, "classifier")
+    if reference == "berxit":
+        copy_linear(model.lte, state, "bert.encoder.lte_classifier")
+    for row in g["instances"]:
+        row["layer_logits"] = row["highway_logits"][:last] + [row["final_logits"]]
+    if reference == "deebert":
+        last_highway_departure(g)
+    losses = []
+    if reference == "deebert":  # stage 1: backbone + final exit; stage 2: the other exits, summed
+        losses = [(stage_loss(method, model, 0), g["loss_batch"]["final"]),
+                  (stage_loss(method, model, 1), g["loss_batch"]["highways"])]
+    return g, method, model.eval(), losses
+
+
+def entropy(logits):
+    return float(-(torch.softmax(torch.tensor(logits), -1) * torch.log_softmax(torch.tensor(logits), -1)).sum())
+
+
+def last_highway_departure(g):
+    """castorini/DeeBERT applies its rule after the last layer too, to its last highway, which the
+    official training never trains (stage 2 sums the losses of highways 1..L-1): an instance that reaches
+    layer L answers with that highway when its entropy is below the threshold, else with the final
+    classifier. Our last exit is the final classifier, always. Where the reference took its last highway,
+    we expect the final classifier's logits instead (row["expected"]); everything else is the reference's."""
+    last = g["layers"]
+    for row in g["instances"]:
+        row["expected"], row["departures"] = {}, []
+        for setting in g["settings"]:
+            value = setting[g["sweep_key"]]
+            theirs = row["exits"][value]
+            took_last_highway = theirs["layer"] == last and entropy(row["highway_logits"][-1]) < float(value)
+            if took_last_highway:
+                assert close(theirs["logits"], row["highway_logits"][-1])
+                row["departures"].append(value)
+            else:
+                assert theirs["layer"] < last or close(theirs["logits"], row["final_logits"])
+            row["expected"][value] = {"layer": theirs["layer"],
+                                      "logits": row["final_logits"] if took_last_highway else theirs["logits"]}
+
+
+BUILDERS = {"pabee": pabee, "pabee-regression": pabee, "deebert": highway, "berxit": highway}
 
 
 # ---------------------------------------------------------------------------- the checks
@@ -83,7 +139,7 @@ def test_exit_layers_and_predictions_match(golden):
     for setting in g["settings"]:
         for row in g["instances"]:
             outputs, layers = predictions(method, model, instance_batch(row), setting)
-            expected = row["exits"][setting[key]]
+            expected = row.get("expected", row["exits"])[setting[key]]
             assert layers == [expected["layer"]], (setting, row["input_ids"])
             assert close(outputs[0], expected["logits"]), (setting, outputs, expected)
 
@@ -94,22 +150,31 @@ def test_batched_is_the_references_one_at_a_time(golden):
     batch = padded_batch(g["instances"])
     for setting in g["settings"]:
         outputs, layers = predictions(method, model, batch, setting)
-        assert layers == [row["exits"][setting[key]]["layer"] for row in g["instances"]], setting
-        for i, row in enumerate(g["instances"]):
-            assert close(outputs[i], row["exits"][setting[key]]["logits"])
+        expected = [row.get("expected", row["exits"])[setting[key]] for row in g["instances"]]
+        assert layers == [e["layer"] for e in expected], setting
+        for i, e in enumerate(expected):
+            assert close(outputs[i], e["logits"])
 
 
-def test_training_loss_matches(golden):
-    g, method, model, loss_fn = golden
+def loss_batch(g):
     batch = stacked_batch([g["instances"][i] for i in g["loss_batch"]["rows"]])
     if g["num_labels"] == 1:
         batch["labels"] = batch["labels"].float()
+    return batch
+
+
+def training_loss(model, loss_fn, batch) -> float:
     model.train()  # dropout is 0 in the fixtures' configs
     try:
-        loss = loss_fn(model, batch)
+        return float(loss_fn(model, batch).detach())
     finally:
         model.eval()
-    assert abs(float(loss.detach()) - g["loss_batch"]["loss"]) < 1e-4 * max(1.0, abs(g["loss_batch"]["loss"]))
+
+
+def test_training_losses_match(golden):
+    g, method, model, losses = golden
+    for loss_fn, expected in losses:
+        assert abs(training_loss(model, loss_fn, loss_batch(g)) - expected) < 1e-4 * max(1.0, abs(expected))
 
 
 def test_decisions_are_not_on_a_rounding_edge(golden):
@@ -124,3 +189,43 @@ def test_decisions_are_not_on_a_rounding_edge(golden):
         elif g.get("regression_threshold") is not None:
             changes = (layers[1:, 0] - layers[:-1, 0]).abs()
             assert float((changes - g["regression_threshold"]).abs().min()) > 1e-4
+
+
+# ---------------------------------------------------------------------------- per-method departures
+def test_berxit_lte_outputs_match():
+    g, method, model, _ = highway("berxit")
+    n = g["num_labels"]
+    for row in g["instances"]:
+        batch = instance_batch(row)
+        with torch.no_grad():
+            outputs = model.all_exit_outputs(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        lte = [float(torch.sigmoid(out[0, n])) for out in outputs[:-1]]  # the last exit has no LTE
+        assert close(lte, row["lte"][:-1])
+
+
+def test_berxit_loss_departs_only_by_the_last_layers_lte_term():
+    """castorini/berxit's alternate-lte loss: even steps the final exit's CE, odd steps the other exits'
+    summed CE, each plus the MSE between the LTE outputs and 1 - [exit correct] over all L layers, the
+    L-th being the LTE on the last highway's pooled output scored by the final classifier. Our last exit
+    never consults the LTE, so our MSE runs over layers 1..L-1: rebuilt from the reference's own per-layer
+    outputs, the two formulas give the reference's loss and ours, and nothing else differs."""
+    g, method, model, _ = highway("berxit")
+    ref = g["loss_batch"]
+    labels = torch.tensor([g["instances"][i]["label"] for i in ref["rows"]])
+    layer_logits = [torch.tensor(h) for h in ref["highway_logits"][:-1]] + [torch.tensor(ref["final_logits"])]
+    lte = torch.tensor(ref["lte"])  # (layers, batch)
+    wrong = torch.stack([(out.argmax(dim=-1) != labels).float() for out in layer_logits])
+    main = {0: torch.nn.functional.cross_entropy(layer_logits[-1], labels),
+            1: sum(torch.nn.functional.cross_entropy(out, labels) for out in layer_logits[:-1])}
+    loss_fn = stage_loss(method, model, 0)
+    batch = loss_batch(g)
+    for step in (0, 1):
+        theirs = main[step] + torch.nn.functional.mse_loss(lte, wrong)
+        assert abs(float(theirs) - ref[f"step{step}"]) < 1e-5  # the formula is the reference's
+        ours = main[step] + torch.nn.functional.mse_loss(lte[:-1], wrong[:-1])
+        assert abs(training_loss(model, loss_fn, batch) - float(ours)) < 1e-5  # step 0, then step 1
+
+
+def test_deebert_fixture_shows_the_last_highway_departure():
+    g, *_ = highway("deebert")
+    assert sum(len(row["departures"]) for row in g["instances"]) > 0
