@@ -16,6 +16,7 @@ from golden_helpers import (
     stacked_batch,
 )
 
+from hashee.core.backbones import Backbone, map_state_dict
 from hashee.core.methods import get_method
 from hashee.core.tasks import get_task
 
@@ -95,7 +96,27 @@ def last_highway_departure(g):
                                       "logits": row["final_logits"] if took_last_highway else theirs["logits"]}
 
 
-BUILDERS = {"pabee": pabee, "pabee-regression": pabee, "deebert": highway, "berxit": highway}
+def elasticbert(reference):
+    """fastnlp/ElasticBERT: exit i = the encoder's pooler i + classifier i (through the library's ElasticBERT
+    checkpoint mapping, whose per-exit poolers the method's init_from_backbone copies in)."""
+    g, state = load(reference)
+    name = reference.removesuffix("-regression")
+    setting = f"layers={g['layers']}"
+    if g.get("regression_threshold") is not None:
+        setting += f",regression_threshold={g['regression_threshold']}"
+    method = get_method(name, setting)
+    config = encoder_config(g, family="elasticbert")
+    model = method.build(config, get_task("STS-B" if g["num_labels"] == 1 else "SST-2"))
+    mapped, exit_poolers = map_state_dict({k: v for k, v in state.items() if k.startswith("elasticbert.")}, config)
+    method.init_from_backbone(model, Backbone(reference, config, mapped, None, exit_poolers))
+    for i, head in enumerate(model.exits):
+        copy_linear(head.classifier, state, f"classifiers.{i}")
+    return g, method, model.eval(), [(stage_loss(method, model, 0), g["loss_batch"]["loss"])]
+
+
+BUILDERS = {"pabee": pabee, "pabee-regression": pabee, "deebert": highway, "berxit": highway,
+            "elasticbert-entropy": elasticbert, "elasticbert-patience": elasticbert,
+            "elasticbert-patience-regression": elasticbert}
 
 
 # ---------------------------------------------------------------------------- the checks
