@@ -250,3 +250,60 @@ def test_berxit_loss_departs_only_by_the_last_layers_lte_term():
 def test_deebert_fixture_shows_the_last_highway_departure():
     g, *_ = highway("deebert")
     assert sum(len(row["departures"]) for row in g["instances"]) > 0
+
+
+# ---------------------------------------------------------------------------- CascadeBERT: a cascade of models
+@pytest.fixture(scope="module")
+def cascade():
+    """lancopku/CascadeBERT: cascade_models.m is our models.m's encoder, cascade_classifiers.m its classifier."""
+    g, state = load("cascadebert")
+    method = get_method("cascadebert", f"layers={g['layers']},small_layers={g['small_layers']}")
+    model = method.build(encoder_config(g), get_task("SST-2"))
+    for m, sub in enumerate(model.models):
+        load_encoder(sub.bert, state, f"cascade_models.{m}.")
+        copy_linear(sub.classifier, state, f"cascade_classifiers.{m}")
+    return g, method, model.eval()
+
+
+def models_run(trace):
+    return len({call.name.split(".")[0] for call in trace})
+
+
+def test_cascade_models_logits_match(cascade):
+    g, method, model = cascade
+    for row in g["instances"]:
+        batch = instance_batch(row)
+        for sub, theirs in zip(model.models, row["model_logits"]):
+            with torch.no_grad():
+                logits, _ = sub(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+            assert close(logits, theirs)
+
+
+def test_cascade_exits_and_predictions_match(cascade):
+    g, method, model = cascade
+    batch = padded_batch(g["instances"])
+    for setting in g["settings"]:
+        expected = [row["exits"][setting["confidence"]] for row in g["instances"]]
+        for row, theirs in zip(g["instances"], expected):  # one at a time, as the reference
+            with torch.no_grad():
+                prediction = method.predict(model, instance_batch(row), setting)
+            assert [models_run(t) for t in prediction.traces] == [theirs["models"]], setting
+            assert close(prediction.outputs[0], theirs["logits"])
+        with torch.no_grad():  # batched: each instance as alone
+            prediction = method.predict(model, batch, setting)
+        assert [models_run(t) for t in prediction.traces] == [e["models"] for e in expected]
+        assert close(prediction.outputs, [e["logits"] for e in expected])
+
+
+def test_cascade_loss_matches_with_the_references_difficulty_labels(cascade):
+    """Our difficulty label is the small model's own mistake at this step; the reference reads it from a
+    file. Given the labels that equal the small model's mistakes (one hard instance, so the pair loss
+    samples nothing), the losses agree: the source of the labels is the whole departure."""
+    g, method, model = cascade
+    ref = g["loss_batch"]
+    batch = stacked_batch([g["instances"][i] for i in ref["rows"]])
+    batch["labels"] = torch.tensor(ref["labels"])
+    with torch.no_grad():
+        small, _ = model.models[0](batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    assert (small.argmax(dim=-1) != batch["labels"]).long().tolist() == ref["difficulty"]
+    assert abs(training_loss(model, stage_loss(method, model, 0), batch) - ref["loss"]) < 1e-5
