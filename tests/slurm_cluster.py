@@ -25,6 +25,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -219,7 +220,23 @@ def slurm_cluster(cpus: int | None = None, memory_mb: int | None = None) -> Iter
         for name in ("slurmd", "slurmctld", "munged"):
             if name in procs:
                 _stop(procs[name])
+        _reap(root, conf)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _reap(root: Path, conf: Path, grace: float = 30) -> None:
+    """Wait for the processes that carry the cluster's SLURM_CONF but are not children of the test to end:
+    slurmstepd and job steps, and a warm-start server of the run's local rules (asked to stop when the run
+    ends, it finishes first). On a loaded machine that takes seconds. Those still there after `grace` seconds
+    get SIGKILL, each by its pid."""
+    deadline = time.monotonic() + grace
+    while (left := leftover_processes(root, conf)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if left:
+        print(f"slurm_cluster: still running {grace:.0f} s after the daemons stopped, killed: {left}")
+    for line in left:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(int(line.split()[0]), signal.SIGKILL)
 
 
 def _queue(env: dict[str, str]) -> list[str]:
