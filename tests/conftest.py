@@ -1,3 +1,4 @@
+import contextlib
 import os
 
 import pytest
@@ -60,3 +61,25 @@ def fixed_exit_plugin(monkeypatch):
     for name, module in list(sys.modules.items()):
         if getattr(module, "__file__", None) == str(path):
             del sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    """A single-node SLURM cluster (tests/slurm_cluster.py) for the module's tests, stopped after them; no
+    process of it may remain. Skips, saying why, where none can start here."""
+    from slurm_cluster import ClusterError, leftover_processes, missing_reason, slurm_cluster
+
+    reason = missing_reason()
+    if reason:
+        print(f"skipped: {reason}")
+        pytest.skip(reason)
+    stack = contextlib.ExitStack()
+    try:
+        cluster = stack.enter_context(slurm_cluster())
+    except ClusterError as err:
+        print(f"skipped: SLURM test cluster did not start: {err}")
+        pytest.skip(f"SLURM test cluster did not start: {err}")
+    with stack:
+        yield cluster
+    leftovers = leftover_processes(cluster.root, cluster.conf)
+    assert not leftovers, f"the SLURM test cluster left processes behind: {leftovers}"

@@ -214,10 +214,11 @@ def test_tiny_studies_write_rows_and_the_table_beside_the_paper(tiny_study):
 # ------------------------------------------------------------------------------ workflow errors
 def test_paper_config_names_the_difficulty_key_when_its_data_is_missing(tmp_path):
     import yaml
-    from test_workflow import _env, run_snakemake, write_placeholder_elue
+    from snakemake_helpers import run_snakemake, snakemake_env
+    from test_workflow import write_placeholder_elue
 
     cfg = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
-    env = _env(ELUE_DIR=str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"])))
+    env = snakemake_env(ELUE_DIR=str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"])))
     env.pop("SNLI_DIR", None)
     out = run_snakemake(["-n", "--configfile", str(ROOT / "config" / "paper.yaml")], tmp_path, env)
     assert out.returncode != 0

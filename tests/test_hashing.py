@@ -192,6 +192,15 @@ def test_save_load_round_trip(tmp_path, name):
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
 
 
+def test_a_saved_hash_is_the_same_bytes_every_time(tmp_path):
+    """Two saves of one hash are one file: the atomic writer's random temporary name stays out of it (torch.save
+    to a path names the zip's records after that path), so runs on two machines give identical results/."""
+    h = _fit("frequency")
+    h.save(tmp_path / "a" / "hash.pt")
+    h.save(tmp_path / "b" / "hash.pt")
+    assert (tmp_path / "a" / "hash.pt").read_bytes() == (tmp_path / "b" / "hash.pt").read_bytes()
+
+
 def test_load_vocab_mismatch_names_file(tmp_path):
     path = tmp_path / "freq.pt"
     _fit("frequency").save(path)

@@ -8,7 +8,6 @@ lands in the repository's results/. Expected job counts are computed here from t
 from __future__ import annotations
 
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -19,33 +18,17 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from snakemake_helpers import (
+    BIN,
+    ROOT,
+    job_stats,
+    load_config,
+    run_snakemake,
+    snakemake_cmd,
+    snakemake_env,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEFILE = ROOT / "Snakefile"
-BIN = Path(sys.executable).parent
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
-
-
-def _snakemake() -> list[str]:
-    exe = BIN / "snakemake"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "snakemake"]
-
-
-def _env(**extra) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"ELUE_DIR", "SNAKEMAKE_PROFILE"}}
-    env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])  # the venv's hashee and python
-    env.update(extra)
-    return env
-
-
-def run_snakemake(args, cwd, env=None, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([*_snakemake(), "--snakefile", str(SNAKEFILE), *args], cwd=cwd, env=env or _env(),
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def load_config(name: str) -> dict:
-    with open(ROOT / "config" / name) as fh:
-        return yaml.safe_load(fh)
 
 
 def with_default_config(folder: Path) -> Path:
@@ -203,21 +186,6 @@ def write_placeholder_summarization(root: Path, section: dict) -> dict[str, str]
     return env
 
 
-def job_stats(output: str) -> dict[str, int]:
-    """The 'Job stats' table of a dry run: rule -> count (without the total)."""
-    assert "Job stats:" in output, output[-3000:]
-    table = output.split("Job stats:", 1)[1]
-    counts = {}
-    for line in table.splitlines()[3:]:
-        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not match:
-            break
-        counts[match.group(1)] = int(match.group(2))
-    total = counts.pop("total")
-    assert total == sum(counts.values())
-    return counts
-
-
 def write_placeholder_elue(root: Path, tasks) -> Path:
     """Header-only TSVs in the ELUE layout: enough for planning, no instances."""
     from hashee.core.tasks import get_task
@@ -250,7 +218,7 @@ def write_placeholder_difficulty(root: Path, section: dict) -> dict[str, str]:
 
 
 def test_lint_default_config_is_clean():
-    out = subprocess.run([*_snakemake(), "--lint"], cwd=ROOT, env=_env(), capture_output=True, text=True,
+    out = subprocess.run([*snakemake_cmd(), "--lint"], cwd=ROOT, env=snakemake_env(), capture_output=True, text=True,
                          timeout=600)
     text = out.stdout + out.stderr
     assert out.returncode == 0, text
@@ -279,7 +247,7 @@ def test_dry_run_plans_the_jobs_the_config_implies(tmp_path, config_name):
         extra.update(write_placeholder_summarization(tmp_path / "summarization", cfg["summarization"]))
     work = tmp_path / "work"
     work.mkdir()
-    out = run_snakemake(["all", "-n", "--configfile", str(ROOT / "config" / config_name)], work, _env(**extra))
+    out = run_snakemake(["all", "-n", "--configfile", str(ROOT / "config" / config_name)], work, snakemake_env(**extra))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert job_stats(out.stdout) == expected_jobs(cfg)
     assert not (work / "results").exists()
@@ -376,7 +344,7 @@ def test_paper_config_from_the_repository_root_plans_only_its_own_datasets(tmp_p
     """paper.yaml's summarization.datasets replaces the demo's: no demo-en beside Reddit, CNN/DM, CSL, TTNews."""
     cfg = load_config("paper.yaml")
     work = with_default_config(tmp_path / "root")
-    env = _env(ELUE_DIR=str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"])),
+    env = snakemake_env(ELUE_DIR=str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"])),
                **write_placeholder_difficulty(tmp_path / "difficulty", cfg["difficulty"]),
                **write_placeholder_summarization(tmp_path / "summarization", cfg["summarization"]))
     out = run_snakemake(["all", "-n", "-p", "--configfile", str(ROOT / "config" / "paper.yaml")], work, env)
@@ -399,7 +367,7 @@ def test_paper_config_plans_the_four_backbones_and_the_plm_rows(tmp_path):
     ElasticBERT (the config's backbone) reuses the main runs. 6 tasks x 3 seeds each."""
     cfg = load_config("paper.yaml")
     work = with_default_config(tmp_path / "root")  # config.yaml's minilm label must not come along
-    env = _env(ELUE_DIR=str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"])),
+    env = snakemake_env(ELUE_DIR=str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"])),
                **write_placeholder_difficulty(tmp_path / "difficulty", cfg["difficulty"]),
                **write_placeholder_summarization(tmp_path / "summarization", cfg["summarization"]))
     out = run_snakemake(["backbones_table", "-n", "-p", "--configfile", str(ROOT / "config" / "paper.yaml")], work, env)
@@ -429,7 +397,7 @@ def test_laptop_config_plans_on_the_official_files_with_one_budget_for_every_met
     cfg = load_config("laptop.yaml")
     work = with_default_config(tmp_path / "root")
     out = run_snakemake(["all", "-n", "-p", "--configfile", str(ROOT / "config" / "laptop.yaml")], work,
-                        _env(ELUE_DIR=str(elue)))
+                        snakemake_env(ELUE_DIR=str(elue)))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert job_stats(out.stdout) == expected_jobs(cfg)
     assert planned_train_methods(out.stdout) == {task: {"hashee", "static", "pabee"} for task in cfg["tasks"]}
@@ -512,7 +480,7 @@ def test_missing_data_names_the_path_and_the_config_key(tmp_path):
     empty = tmp_path / "elue"
     empty.mkdir()
     out = run_snakemake(["-n", "--configfile", str(ROOT / "config" / "paper.yaml")], tmp_path,
-                        _env(ELUE_DIR=str(empty)))
+                        snakemake_env(ELUE_DIR=str(empty)))
     assert out.returncode != 0
     text = _error_lines(out)
     assert f"missing ELUE data file {empty}/SST-2/train.tsv" in text
@@ -528,7 +496,7 @@ def test_missing_data_names_the_path_and_the_config_key(tmp_path):
 def test_unset_variable_names_the_key_and_the_variable(tmp_path, key, variable, expected):
     """One resolver for every `$VAR` key: the keys read before `key` get their variables, `key` does not."""
     cfg = load_config("paper.yaml")
-    env = _env(ELUE_DIR=str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"])),
+    env = snakemake_env(ELUE_DIR=str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"])),
                **write_placeholder_difficulty(tmp_path / "difficulty", cfg["difficulty"]),
                **write_placeholder_summarization(tmp_path / "summarization", cfg["summarization"]))
     env.pop(variable)
@@ -763,7 +731,7 @@ def tiny_run(tmp_path_factory):
     """The whole DAG on config/tiny.yaml through the real snakemake command, in tmp, then its report as
     `make report` writes it: once per module, for the end-to-end checks and the report's browser test."""
     tmp_path = tmp_path_factory.mktemp("tiny")
-    env = _env(HASHEE_WARM_SOCKET=str(tmp_path / "warm.sock"))  # its own warm server (tiny.yaml: warm_start)
+    env = snakemake_env(HASHEE_WARM_SOCKET=str(tmp_path / "warm.sock"))  # its own warm server (tiny.yaml: warm_start)
     env.pop("SLURM_JOB_ID", None)  # (inside a SLURM job, warm start is off: the log check below expects it on)
     if shutil.which("hashee", path=env["PATH"]) is None:
         pytest.fail("the `hashee` CLI is not installed in this environment: run `make test` "

@@ -212,8 +212,10 @@ class TokenHash:
             "special_ids": [int(i) for i in self.special_ids],
             "seen": self.seen.detach().cpu().bool(),
         }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        # Through a file object: torch.save to a path names the zip's records after it, and the temporary
+        # name is random, so the same hash would be different bytes on every save.
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            torch.save(payload, fh)
 
     @classmethod
     def load(cls, path, vocab_fingerprint: str | None = None, vocab_size: int | None = None) -> TokenHash:
