@@ -108,7 +108,7 @@ def main() -> None:
         backbone = str(cls_pooling_backbone(args.out_dir)) if recipe["pooling"] == "cls" else "minilm"
         static = train(args.task, *STATIC, recipe if both else BASE, args, backbone)
         hashee = train(args.task, *HASHEE, recipe, args, backbone)
-        rows.append({"variant": name, "epochs": recipe["epochs"], "lr": recipe["lr"], "buckets": recipe["buckets"],
+        rows.append({"variant": name, "epochs": recipe["epochs"], "lr": f"{recipe['lr']:g}", "buckets": recipe["buckets"],
                      "pooling": recipe["pooling"], "static": "this recipe" if both else "base",
                      "static dev": static["dev"], "HashEE dev": hashee["dev"],
                      "gap dev": hashee["dev"] - static["dev"], "static test": static["test"],
