@@ -115,7 +115,7 @@ def main() -> None:
                      "HashEE test": hashee["test"], "HashEE speed-up": hashee["speedup"]})
         summary = pd.DataFrame(rows)
         summary.to_csv(args.out_dir / f"summary-{args.task}.csv", index=False)
-    print(summary.to_markdown(index=False, floatfmt=".2f"))
+    print(summary.round(2).to_markdown(index=False, disable_numparse=True))  # lr as written, not as 0.00
 
 
 if __name__ == "__main__":
