@@ -54,13 +54,3 @@ rule all:
         f"{RESULTS}/provenance.json",
         REPORT_PAGES,
 
-
-# The warm-start server (config warm_start) would exit after a minute idle; end it with the run.
-onsuccess:
-    if WARM_START:
-        shell("python {WARM} --stop")
-
-
-onerror:
-    if WARM_START:
-        shell("python {WARM} --stop")

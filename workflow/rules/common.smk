@@ -84,6 +84,8 @@ CHOICE_MAPPINGS = [("methods",), ("train_by_method",), ("summarization", "datase
 REMOVED_KEYS = {
     "regression_skip": "whether a method runs on STS-B is its class attribute supports_regression "
     "(docs/adding-a-baseline.md); delete the key",
+    "warm_start": "the fork server it switched on is gone (it saved ~4 CPU-s of start-up per job; docs/architecture.md, "
+    "\"Jobs\"); delete the key",
 }
 
 
@@ -218,23 +220,13 @@ RUN = "{task}/{method}/{setting}/{seed}"
 # GPU slot locks are per host (a shared file system must not serialize a cluster's GPUs).
 GPU_LOCK_DIR = ".snakemake/gpu-locks"
 
-# Helper scripts of the workflow (not part of the library): the GPU slot allocator, the warm launcher.
+# Helper scripts of the workflow (not part of the library): the GPU slot allocator.
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 GPU_SLOTS = shlex.quote(str(SCRIPTS / "gpu_slots.py"))
-WARM = shlex.quote(str(SCRIPTS / "warm.py"))
-# warm_start: every `hashee <verb>` of a job runs in a child forked from one process that has
-# already imported torch & co. (workflow/scripts/warm.py). It works by putting warm-bin/, whose
-# `hashee` hands its arguments to that launcher, first on PATH: an environment switch, so toggling
-# it reruns nothing, and the library never knows.
-WARM_START = config.get("warm_start", False)
 # Rules call the `hashee` CLI and `python` from PATH; put the interpreter running Snakemake first,
-# so a virtual environment works without being activated (.venv/bin/snakemake ...). This one stays an
-# edit of the inherited environment, not a command-line prefix: warm_start must leave the commands'
-# text unchanged (a changed command reruns its jobs), and onsuccess's `python` needs the same PATH.
-_path = [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
-if WARM_START:
-    _path.insert(0, str(SCRIPTS / "warm-bin"))
-os.environ.update(PATH=os.pathsep.join(_path))
+# so a virtual environment works without being activated (.venv/bin/snakemake ...). An edit of the
+# inherited environment, not a command-line prefix: a changed command would rerun every job.
+os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
 
 
 wildcard_constraints:
