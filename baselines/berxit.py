@@ -87,6 +87,7 @@ class ClsPart(nn.Module):
 class BERxiT(MultiExitMethod):
     official_batch_one = True  # its official code runs batch 1 only; here it runs batched
     name = "berxit"
+    description = "BERxiT: DeeBERT's heads plus a learning-to-exit module"
     supports_regression = True
     sweep_keys = ("threshold",)
     sweep_values = BERXIT_THRESHOLDS

@@ -70,6 +70,7 @@ def difficulty_rank_loss(logits: torch.Tensor, labels: torch.Tensor, margin: flo
 @register
 class CascadeBert(Method):
     name = "cascadebert"
+    description = "CascadeBERT: a cascade of complete models, smallest first, confidence exit"
     supports_regression = False
     setting_defaults = {"layers": "", "small_layers": "2"}
     sweep_keys = ("confidence",)

@@ -102,6 +102,7 @@ class ElasticBertMethod(MultiExitMethod):
 @register
 class ElasticBertEntropy(ElasticBertMethod):
     name = "elasticbert-entropy"
+    description = "ElasticBERT's dynamic exit: entropy of each exit's prediction"
     supports_regression = False
     sweep_keys = ("entropy",)
     sweep_values = ("0", "0.1", "0.2", "0.3", "0.4", "0.5")
@@ -113,6 +114,7 @@ class ElasticBertEntropy(ElasticBertMethod):
 @register
 class ElasticBertPatience(PatienceRule, ElasticBertMethod):
     name = "elasticbert-patience"
+    description = "ElasticBERT's dynamic exit: PABEE's patience over its exits"
     supports_regression = True
     setting_defaults = {"layers": "", "regression_threshold": DEFAULT_REGRESSION_THRESHOLD}
     sweep_values = ("0", "2", "3", "4", "5", "6", "7")

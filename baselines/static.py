@@ -10,6 +10,7 @@ from hashee.core.methods import Method, register
 @register
 class Static(Method):
     name = "static"
+    description = "Static model: the backbone truncated to its first n layers, fine-tuned normally (the ELUE reference curve)"
     supports_regression = True  # the plain classifier/regressor head
     setting_defaults = {"layers": ""}
 

@@ -141,6 +141,8 @@ def decode(task: TaskSpec, outputs: torch.Tensor) -> torch.Tensor:
 
 class Method:
     name = "method"
+    # One line for `hashee methods` (empty: the first line of the class's docstring, else its module's).
+    description = ""
     # Facts the workflow reads from the class (workflow/rules/common.smk):
     supports_regression = True  # False: the method has no regression exit rule and skips STS-B
     needs_fitted_hash = False  # True: a hash is fitted per task before training (the fit_hash rule)
@@ -160,6 +162,18 @@ class Method:
         if "sweep_key" in cls.__dict__:
             raise HasheeError(f"method class {cls.__name__}: declare sweep_keys = ({cls.__dict__['sweep_key']!r},) "
                               "instead of sweep_key")
+
+    @classmethod
+    def summary(cls) -> str:
+        """The one-line description `hashee methods` prints."""
+        import sys
+
+        if cls.description:
+            return cls.description
+        for doc in (cls.__dict__.get("__doc__"), getattr(sys.modules.get(cls.__module__), "__doc__", None)):
+            if doc and doc.strip():
+                return doc.strip().splitlines()[0]
+        return ""
 
     @property
     def sweep_key(self) -> str:
