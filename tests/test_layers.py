@@ -85,3 +85,27 @@ def test_no_code_but_the_hashee_method_asks_whether_a_method_is_hashee_by_name()
              for path in files if path != root / "hashee" / "core" / "methods.py"
              for number, line in enumerate(path.read_text().splitlines(), start=1) if pattern.search(line)]
     assert not found, "\n".join(found)
+
+
+def test_no_import_circle_inside_the_cli():
+    """The verb modules import each other one way only (function-level imports included): a circle would
+    make a module's meaning depend on which verb was imported first."""
+    import ast
+    from pathlib import Path
+
+    cli = Path(__file__).resolve().parents[1] / "hashee" / "cli"
+    graph = {}
+    for path in cli.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hashee.cli"):
+                imported |= {node.module.removeprefix("hashee.cli").lstrip(".") or alias.name for alias in node.names}
+            elif isinstance(node, ast.Import):
+                imported |= {a.name.removeprefix("hashee.cli.") for a in node.names if a.name.startswith("hashee.cli.")}
+        graph[path.stem] = imported & {p.stem for p in cli.glob("*.py")}
+
+    def reaches(start, target, seen=()):
+        return any(nxt == target or (nxt not in seen and reaches(nxt, target, (*seen, nxt))) for nxt in graph[start])
+
+    circles = sorted(module for module in graph if module != "__init__" and reaches(module, module))
+    assert not circles, {m: sorted(graph[m]) for m in circles}

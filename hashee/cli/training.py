@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from hashee.cli.common import add_training_options, resolve_device, train_params
+from hashee.cli.summarization import GENERATION_DEFAULTS
 from hashee.core.errors import HasheeError
 
 ELUE, SUMMARIZATION = "task", "dataset"  # the option that selects the study, and its name in `STUDY_DEFAULTS`
@@ -18,9 +19,6 @@ STUDY_DEFAULTS = {
     ELUE: {"backbone": "minilm", "batch_size": 32, "max_length": 128, "splits": "dev,test"},
     SUMMARIZATION: {"backbone": "minilm-seq2seq", "batch_size": 16, "max_length": 512, "splits": "test"},
 }
-# Summarization's generation options (`train --dataset`, `evaluate`), with their defaults.
-GENERATION_DEFAULTS = {"num_beams": 1, "length_penalty": 1.0, "gen_max_length": 64, "gen_min_length": 0,
-                       "no_repeat_ngram_size": 0, "early_stopping": False, "time_repeats": 1, "time_warmup": 0}
 # Options that only one study reads (left out of the namespace unless given: argparse.SUPPRESS).
 STUDY_ONLY = {
     SUMMARIZATION: {"max_target_length": 128, **GENERATION_DEFAULTS},
@@ -49,13 +47,6 @@ def apply_study(args, study: str, defaults: dict, only: dict, selected_by: str) 
     for option, value in {**defaults[study], **only[study]}.items():
         if getattr(args, option, None) is None:
             setattr(args, option, value)
-
-
-def decoding(args) -> dict:
-    """Summarization's generation options as `generate` takes them."""
-    return {"num_beams": args.num_beams, "length_penalty": args.length_penalty, "max_length": args.gen_max_length,
-            "min_length": args.gen_min_length, "no_repeat_ngram_size": args.no_repeat_ngram_size,
-            "early_stopping": args.early_stopping}
 
 
 # ---------------------------------------------------------------- fit-hash
