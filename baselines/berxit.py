@@ -90,6 +90,9 @@ class BERxiT(MultiExitMethod):
     description = "BERxiT: DeeBERT's heads plus a learning-to-exit module"
     supports_regression = True
     sweep_keys = ("threshold",)
+    plot_style = ("tab:blue", "v")
+    table_order = 4
+    paper_rows = (("bert", "", "BERxiT w/ BERT"), ("elasticbert", "", "BERxiT w/ ElasticBERT"))
     sweep_values = BERXIT_THRESHOLDS
 
     # ------------------------------------------------------------------ model

@@ -43,6 +43,9 @@ class DeeBERT(MultiExitMethod):
     description = "DeeBERT: entropy-based instance exit over per-layer highway heads"
     supports_regression = False
     sweep_keys = ("threshold",)
+    plot_style = ("tab:green", "s")
+    table_order = 1
+    paper_rows = ((None, "", "DeeBERT"),)
     sweep_values = DEEBERT_THRESHOLDS
 
     def check_task(self, task) -> None:

@@ -83,6 +83,9 @@ class FastBERT(MultiExitMethod):
     supports_regression = False
     setting_defaults = {"layers": "", "distill_epochs": "5"}
     sweep_keys = ("speed",)
+    plot_style = ("tab:brown", "D")
+    table_order = 2
+    paper_rows = ((None, "", "FastBERT"),)
     sweep_values = FASTBERT_SPEEDS
 
     def __init__(self, settings):

@@ -83,8 +83,8 @@ def cmd_inference_time(args) -> None:
 def cmd_reference(args) -> None:
     from hashee.measure.score import reference_from_runs
 
-    reference_from_runs(args.runs, args.method, args.out, provenance=args.provenance)
-    print(f"reference curve ({args.method}) -> {args.out}")
+    curve = reference_from_runs(args.runs, args.method, args.out, provenance=args.provenance)
+    print(f"reference curve ({args.method or 'the reference method'}, {len(curve)} points) -> {args.out}")
 
 
 def cmd_bootstrap(args) -> None:
@@ -238,7 +238,8 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("reference", help="ELUE reference curve points from the static runs")
     p.add_argument("--runs", required=True)
-    p.add_argument("--method", default="static")
+    p.add_argument("--method", default=None, help="whose runs (default: the registered reference method, "
+                                                   "is_reference: the static model)")
     p.add_argument("--provenance", default="")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_reference)

@@ -77,6 +77,14 @@ available_methods = METHODS.classes
 get_method = METHODS.get
 
 
+def reference_method() -> str:
+    """The id of the registered method whose runs are the ELUE reference curve (`is_reference`)."""
+    found = [name for name, cls in available_methods().items() if cls.is_reference]
+    if len(found) != 1:
+        raise HasheeError(f"exactly one registered method must set is_reference = True, found {found or 'none'}")
+    return found[0]
+
+
 def import_plugin(plugin: str, variable: str = "HASHEE_PLUGINS") -> None:
     """A module name, or the path of a .py file (imported once under a private name)."""
     try:
@@ -154,6 +162,16 @@ class Method:
     official_batch_one = False
     # Settings keys a method understands, with defaults; unknown keys are an error.
     setting_defaults: dict[str, str] = {}
+    # Facts the reporting code (hashee.measure: tables, plots, timing) reads from the class, so that it names
+    # no method: a plugin inherits these defaults (a spare plot style, a row just before HashEE, no paper row).
+    plot_style: tuple[str, str] | None = None  # (matplotlib colour, marker), the same in every plot
+    table_order: float = 6.5  # rows of the ELUE table by this, then by id (the paper's order)
+    # The paper's rows this method's models correspond to: (backbone family or None for any, setting items
+    # the model must have, the row's name in hashee/paper/*.csv); the most specific match wins.
+    paper_rows: tuple[tuple[str | None, str, str], ...] = ()
+    # True for the one method whose runs are the ELUE reference curve and the full models that measured
+    # speed-ups are relative to (the static model).
+    is_reference = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -384,6 +402,10 @@ class HashEE(TokenHashExits, Method):
     name = "hashee"
     supports_regression = True  # a token-exit model's head is the plain classifier/regressor
     needs_fitted_hash = True
+    table_order = 7
+    # The paper's ELUE HashEE is the Frequency hash on ElasticBERT-6L (its 4.4-6.2x match the ablation's
+    # Frequency row, the only hash above 3.3x). Its plots draw one red per hash (hashee.measure.plots).
+    paper_rows = (("elasticbert", "hash=frequency,layers=6", "HashEE"),)
     setting_defaults = {"hash": "frequency", "layers": "", "buckets": "6"}
 
     def build(self, config, task):

@@ -31,6 +31,7 @@ from tabulate import tabulate
 
 from hashee.core.errors import HasheeError
 from hashee.core.io import write_text_atomic
+from hashee.core.methods import HashEE
 from hashee.core.settings import backbone_label, natural_key
 from hashee.core.tasks import TASKS, get_task
 from hashee.measure.bootstrap import (
@@ -51,7 +52,7 @@ from hashee.measure.score import (
     read_reference,
 )
 
-__all__ = ["ABLATION_TASKS", "DELTA", "PAPER_MODELS", "SYNTHETIC_CONFIGS", "elue_table", "hash_ablation_table",
+__all__ = ["ABLATION_TASKS", "DELTA", "SYNTHETIC_CONFIGS", "elue_table", "hash_ablation_table",
            "load_paper", "paper_model", "table_notes", "to_latex", "to_markdown", "write_tables"]
 
 DASH = "–"
@@ -61,29 +62,11 @@ INSIDE = "≈"  # the difference lies inside its bootstrap interval
 SYNTHETIC_CONFIGS = ("demo", "tiny")
 ABLATION_TASKS = ("SST-2", "SNLI", "MRPC")
 
-# Our models -> the paper's rows: (method id, backbone family or None = any, setting items that
-# must be present) -> paper model name; the most specific match wins. The one place that maps
-# our ids onto the paper's rows. The paper's ELUE HashEE is the Frequency hash on ElasticBERT-6L
-# (its 4.4–6.2× match the ablation's Frequency row, the only hash above 3.3×).
-PAPER_MODELS: dict[tuple[str, str | None, str], str] = {
-    ("hashee", "elasticbert", "hash=frequency,layers=6"): "HashEE",
-    ("pabee", None, ""): "PABEE",
-    ("deebert", None, ""): "DeeBERT",
-    ("fastbert", None, ""): "FastBERT",
-    ("cascadebert", None, ""): "CascadeBERT",
-    ("berxit", "bert", ""): "BERxiT w/ BERT",
-    ("berxit", "elasticbert", ""): "BERxiT w/ ElasticBERT",
-    ("static", "bert", "layers=3"): "BERT-3L",
-    ("static", "elasticbert", "layers=3"): "ElasticBERT-3L",
-    ("static", "albert", "layers=3"): "ALBERT-3L",
-    ("static", "roberta", "layers=3"): "RoBERTa-3L",
-    ("static", "distilbert", ""): "DistilBERT",
-}
+# Our models -> the paper's rows: each method class's `paper_rows` (hashee.core.methods.Method).
 # Backbone assumed when neither the setting nor a `backbone` column names one: the ELUE reference
 # backbone, which the paper uses for HashEE.
 DEFAULT_BACKBONE = "elasticbert"
 _FAMILIES = ("elasticbert", "distilbert", "roberta", "albert", "bert")  # substring test: most specific first
-METHOD_ORDER = ("static", "deebert", "fastbert", "pabee", "berxit", "cascadebert", "elasticbert", "hashee")
 _PAPER_HASHES = ("Rand-incons", "Rand-cons", "Frequency", "MI", "Clustered")
 
 
@@ -93,13 +76,14 @@ def backbone_family(name: str) -> str:
 
 
 def paper_model(method: str, setting: str, backbone: str | None = None) -> str | None:
-    """The paper's row for one of our models, or None."""
+    """The paper's row for one of our models (its method class's `paper_rows`), or None."""
+    cls = _method_class(method)
     d = parse_setting(setting)
     family = backbone_family(backbone or d.get("backbone") or DEFAULT_BACKBONE)
     best, best_rank = None, None
-    for (m, fam, required), name in PAPER_MODELS.items():
+    for fam, required, name in (cls.paper_rows if cls else ()):
         items = parse_setting(required)
-        if m != method or fam not in (None, family) or any(d.get(k) != v for k, v in items.items()):
+        if fam not in (None, family) or any(d.get(k) != v for k, v in items.items()):
             continue
         rank = (len(items), fam is not None)
         if best_rank is None or rank > best_rank:
@@ -107,9 +91,19 @@ def paper_model(method: str, setting: str, backbone: str | None = None) -> str |
     return best
 
 
-def _method_key(method: str):
-    # Known methods in the paper's order, others just before HashEE.
-    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else METHOD_ORDER.index("hashee") - 0.5, method)
+def _method_class(method: str):
+    """The registered class of `method` (plugins loaded as the jobs load them), or None."""
+    from hashee.core.methods import available_methods  # here: the registry imports torch and the baselines
+
+    return available_methods().get(method)
+
+
+def method_order(method: str):
+    """Sort key of a method's rows: its class's `table_order` (the paper's order; the default, a plugin's,
+    just before HashEE), then its id."""
+    from hashee.core.methods import Method
+
+    return ((_method_class(method) or Method).table_order, method)
 
 
 def _by_setting(frame: pd.DataFrame) -> pd.DataFrame:
@@ -215,7 +209,7 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
     def replicates(point):  # (perf, mflops) replicates of a seed-mean point, or None
         return None if boot is None else boot.seed_mean(point["task"], point["method"], point["setting"])
 
-    models = sorted(set(zip(shown["method"], shown["base"])), key=lambda mb: (_method_key(mb[0]), natural_key(mb[1])))
+    models = sorted(set(zip(shown["method"], shown["base"])), key=lambda mb: (method_order(mb[0]), natural_key(mb[1])))
 
     records, notes, any_sweep, any_fallback = [], [], False, False
     for method, base in models:
@@ -338,7 +332,7 @@ def _norm_hash(name: str) -> str:
 
 
 def hash_ablation_table(runs: pd.DataFrame, paper: bool = True, *, split: str = "test",
-                        method: str = "hashee", boot: Bootstrap | None = None, level: float = 0.95) -> pd.DataFrame:
+                        method: str = HashEE.name, boot: Bootstrap | None = None, level: float = 0.95) -> pd.DataFrame:
     """Effect of the hash function: one row per (hash, layers[, other keys]); SST-2/SNLI/MRPC perf
     (mean ± std over seeds; with `boot`, its `level` interval over test instances) and speed-up (mean
     over the tasks shown), with paper and Δ rows (≈: the paper's value lies inside our interval)."""
