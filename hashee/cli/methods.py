@@ -6,9 +6,11 @@ import json
 
 
 def method_table(classes: dict) -> list[dict]:
-    """One record per registered method class: its id, sweep keys, regression support, one line."""
+    """One record per registered method class, in the tables' order (`table_order`, then id): its id, sweep
+    keys, regression support, one line."""
+    ordered = sorted(classes.items(), key=lambda item: (item[1].table_order, item[0]))
     return [{"method": name, "sweep_keys": list(cls.sweep_keys), "regression": bool(cls.supports_regression),
-             "description": cls.summary()} for name, cls in classes.items()]
+             "description": cls.summary()} for name, cls in ordered]
 
 
 def format_methods(records: list[dict]) -> str:

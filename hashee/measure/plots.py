@@ -32,8 +32,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from hashee.core.hashee_method import HashEE
 from hashee.core.io import atomic_path
-from hashee.core.methods import HashEE, available_methods, reference_method
+from hashee.core.methods import available_methods, reference_method
 from hashee.core.tasks import METRIC_NAMES, TASKS, get_task
 from hashee.measure.bootstrap import Bootstrap, interval
 from hashee.measure.results import load_paper, method_sweep_keys, parse_setting, split_setting

@@ -30,8 +30,8 @@ import pandas as pd
 from tabulate import tabulate
 
 from hashee.core.errors import HasheeError
+from hashee.core.hashee_method import HashEE
 from hashee.core.io import write_text_atomic
-from hashee.core.methods import HashEE
 from hashee.core.settings import backbone_label, natural_key
 from hashee.core.tasks import TASKS, get_task
 from hashee.measure.bootstrap import (
