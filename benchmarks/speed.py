@@ -147,7 +147,7 @@ def default_backbone_case(batch_size):
     from hashee.core.hashee_method import HashEE, encoder_hash_source
     from hashee.core.hashing import task_fitting_data
     from hashee.core.tasks import get_task
-    from hashee.measure.demo_data import write_demo_data
+    from hashee.studies.elue.data import write_demo_data
 
     backbone = load_backbone("minilm")
     with tempfile.TemporaryDirectory() as tmp:

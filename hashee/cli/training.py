@@ -1,5 +1,5 @@
 """`hashee fit-hash | train | evaluate`: the one training path of both studies. `--task T` trains on an
-ELUE task (hashee.measure.run), `--dataset D` on a summarization dataset (hashee.studies.summarization.run);
+ELUE task (hashee.studies.elue.run), `--dataset D` on a summarization dataset (hashee.studies.summarization.run);
 `evaluate` reads which from the saved model. The options are one list, with each study's defaults, and a
 few that only one study reads (`STUDY_ONLY`, `EVALUATE_ONLY`)."""
 
@@ -55,7 +55,7 @@ def cmd_fit_hash(args) -> None:
         raise HasheeError("fit-hash needs pairs of --setting S --setting-out FILE")
     study = resolve_study(args)
     if study == ELUE:
-        from hashee.measure.run import fit_task_hashes as fit
+        from hashee.studies.elue.run import fit_task_hashes as fit
     else:
         from hashee.studies.summarization.run import fit_hashes as fit
     tasks = args.task or [args.dataset]
@@ -111,7 +111,7 @@ def _train_elue(args, device) -> None:
     import shutil
 
     from hashee.cli.elue import evaluate_model
-    from hashee.measure.run import train_and_save
+    from hashee.studies.elue.run import train_and_save
 
     run = train_and_save(args.task, args.method, args.setting, args.data_dir, args.backbone,
                          train_params(args, args.max_length, max_train_examples=args.max_train_examples), args.workdir, args.out, hash_file=args.hash_file,

@@ -52,8 +52,8 @@ from hashee.measure.score import (
     read_reference,
 )
 
-__all__ = ["ABLATION_TASKS", "DELTA", "SYNTHETIC_CONFIGS", "elue_table", "hash_ablation_table",
-           "load_paper", "paper_model", "table_notes", "to_latex", "to_markdown", "write_tables"]
+__all__ = ["ABLATION_TASKS", "DELTA", "SYNTHETIC_CONFIGS", "delta", "elue_table", "hash_ablation_table",
+           "load_paper", "method_order", "paper_model", "table_notes", "to_latex", "to_markdown", "write_tables"]
 
 DASH = "–"
 DELTA = "Δ (ours − paper)"
@@ -174,8 +174,9 @@ def _seed_score_std(rows: pd.DataFrame, method: str, points: list, ref: pd.DataF
     return float(np.std(scores, ddof=1)) if len(scores) > 1 else None
 
 
-def _delta(ours: float, paper: float, digits: int) -> float:
-    # From the displayed values, so the Δ row checks by hand.
+def delta(ours: float, paper: float, digits: int) -> float:
+    """Ours minus the paper's, from the displayed values (rounded to `digits`), so a Δ row checks by hand;
+    every study's paper table uses it."""
     return round(round(ours, digits) - round(paper, digits), digits) + 0.0
 
 
@@ -281,7 +282,7 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
             p_cells[task] = f"{pp:.1f} ({ps:.1f}×)"
             ours = picks.get(task)
             d_cells[task] = DASH if ours is None else \
-                f"{_delta(ours['perf'], pp, 1):+.1f} ({_delta(ours['speedup'], ps, 1):+.1f}×)" \
+                f"{delta(ours['perf'], pp, 1):+.1f} ({delta(ours['speedup'], ps, 1):+.1f}×)" \
                 + (f" {INSIDE}" if _holds(intervals.get(task), pp) else "")
         p_score = paper_scores.get(name)
         records.append({"method": method, "setting": name, "row": "paper", **p_cells,
@@ -290,7 +291,7 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
         score_inside = score_reps is not None and p_score is not None and _holds(interval(score_reps, level), p_score)
         records.append({"method": method, "setting": name, "row": DELTA, **d_cells,
                         "ELUE score": DASH if score is None or p_score is None
-                        else f"{_delta(score, p_score, 2):+.2f}" + (f" {INSIDE}" if score_inside else ""),
+                        else f"{delta(score, p_score, 2):+.2f}" + (f" {INSIDE}" if score_inside else ""),
                         "ELUE (all points)": DASH})
 
     columns = ["method", "setting", "row", *tasks, "ELUE score"] + (["ELUE (all points)"] if any_sweep else [])
@@ -380,12 +381,12 @@ def hash_ablation_table(runs: pd.DataFrame, paper: bool = True, *, split: str = 
             std_col = f"{col}_std"
             has_std = std_col in published.columns and pd.notna(p.get(std_col))
             p_cells[t] = f"{p[col]:.1f}" + (f" ± {p[std_col]:.2f}" if has_std else "")
-            d_cells[t] = DASH if t not in mine.index else f"{_delta(mine.loc[t, 'perf'], p[col], 1):+.1f}" \
+            d_cells[t] = DASH if t not in mine.index else f"{delta(mine.loc[t, 'perf'], p[col], 1):+.1f}" \
                 + (f" {INSIDE}" if _holds(ci[t], p[col]) else "")
         records.append({"hash": p["hash"], "layers": layers, "setting": "", "row": f"paper: {p['backbone']}",
                         **p_cells, "speed-up": f"{p['speedup']:.1f}×"})
         records.append({"hash": p["hash"], "layers": layers, "setting": "", "row": DELTA, **d_cells,
-                        "speed-up": f"{_delta(speed, p['speedup'], 1):+.1f}×"})
+                        "speed-up": f"{delta(speed, p['speedup'], 1):+.1f}×"})
 
     columns = ["hash", "layers", "setting", "row", *ABLATION_TASKS, "speed-up"]
     table = pd.DataFrame(records, columns=columns)
