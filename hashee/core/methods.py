@@ -151,7 +151,7 @@ class Method:
     name = "method"
     # One line for `hashee methods` (empty: the first line of the class's docstring, else its module's).
     description = ""
-    # Facts the workflow reads from the class (workflow/rules/common.smk):
+    # Facts the workflow reads from the class (workflow/rules/config.smk, planning.smk):
     supports_regression = True  # False: the method has no regression exit rule and skips STS-B
     needs_fitted_hash = False  # True: a hash is fitted per task before training (the fit_hash rule)
     # Facts hashee.measure (results, tables, plots) reads from the class: the keys `inference_settings()`
