@@ -1,7 +1,7 @@
 # hashee-bench: HashEE and early-exit baselines on ELUE.
 #   snakemake --cores 8 all                                  offline demo (config/config.yaml)
 #   snakemake --cores 8 --configfile config/paper.yaml all   the paper's setup (real ELUE data)
-# Stages, one file each under workflow/rules/; config checked against workflow/schemas/.
+# Stages, one file each under workflow/rules/; config checked against workflow/schemas/ (config.smk).
 
 from snakemake.utils import min_version
 
@@ -14,7 +14,9 @@ configfile: "config/config.yaml"
 report: "workflow/report/workflow.rst"
 
 
-include: "workflow/rules/common.smk"
+include: "workflow/rules/config.smk"  # validates the config and names it
+include: "workflow/rules/planning.smk"  # what it plans
+include: "workflow/rules/inputs.smk"  # the rules' input functions
 include: "workflow/rules/backbones_common.smk"  # before train.smk: its backbone parameter
 include: "workflow/rules/data.smk"
 include: "workflow/rules/hashes.smk"
@@ -54,13 +56,3 @@ rule all:
         f"{RESULTS}/provenance.json",
         REPORT_PAGES,
 
-
-# The warm-start server (config warm_start) would exit after a minute idle; end it with the run.
-onsuccess:
-    if WARM_START:
-        shell("python {WARM} --stop")
-
-
-onerror:
-    if WARM_START:
-        shell("python {WARM} --stop")

@@ -87,8 +87,12 @@ class ClsPart(nn.Module):
 class BERxiT(MultiExitMethod):
     official_batch_one = True  # its official code runs batch 1 only; here it runs batched
     name = "berxit"
+    description = "BERxiT: DeeBERT's heads plus a learning-to-exit module"
     supports_regression = True
     sweep_keys = ("threshold",)
+    plot_style = ("tab:blue", "v")
+    table_order = 4
+    paper_rows = (("bert", "", "BERxiT w/ BERT"), ("elasticbert", "", "BERxiT w/ ElasticBERT"))
     sweep_values = BERXIT_THRESHOLDS
 
     # ------------------------------------------------------------------ model

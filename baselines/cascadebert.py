@@ -70,9 +70,13 @@ def difficulty_rank_loss(logits: torch.Tensor, labels: torch.Tensor, margin: flo
 @register
 class CascadeBert(Method):
     name = "cascadebert"
+    description = "CascadeBERT: a cascade of complete models, smallest first, confidence exit"
     supports_regression = False
     setting_defaults = {"layers": "", "small_layers": "2"}
     sweep_keys = ("confidence",)
+    plot_style = ("tab:purple", "P")
+    table_order = 5
+    paper_rows = ((None, "", "CascadeBERT"),)
     sweep_values = ("0.9", "0.8", "0.7", "0.6")
     margin = 0.5
     rank_weight = 0.5

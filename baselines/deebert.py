@@ -40,8 +40,12 @@ DEEBERT_THRESHOLDS = ("0", "0.001", "0.005", "0.01", "0.05", "0.1", "0.15", "0.2
 class DeeBERT(MultiExitMethod):
     official_batch_one = True  # its official code runs batch 1 only; here it runs batched
     name = "deebert"
+    description = "DeeBERT: entropy-based instance exit over per-layer highway heads"
     supports_regression = False
     sweep_keys = ("threshold",)
+    plot_style = ("tab:green", "s")
+    table_order = 1
+    paper_rows = ((None, "", "DeeBERT"),)
     sweep_values = DEEBERT_THRESHOLDS
 
     def check_task(self, task) -> None:

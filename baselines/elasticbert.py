@@ -102,8 +102,11 @@ class ElasticBertMethod(MultiExitMethod):
 @register
 class ElasticBertEntropy(ElasticBertMethod):
     name = "elasticbert-entropy"
+    description = "ElasticBERT's dynamic exit: entropy of each exit's prediction"
     supports_regression = False
     sweep_keys = ("entropy",)
+    plot_style = ("tab:olive", "<")
+    table_order = 6
     sweep_values = ("0", "0.1", "0.2", "0.3", "0.4", "0.5")
 
     def exit_decision(self, task, outputs, layer, state, inference):
@@ -113,6 +116,9 @@ class ElasticBertEntropy(ElasticBertMethod):
 @register
 class ElasticBertPatience(PatienceRule, ElasticBertMethod):
     name = "elasticbert-patience"
+    description = "ElasticBERT's dynamic exit: PABEE's patience over its exits"
     supports_regression = True
+    plot_style = ("tab:cyan", ">")
+    table_order = 6
     setting_defaults = {"layers": "", "regression_threshold": DEFAULT_REGRESSION_THRESHOLD}
     sweep_values = ("0", "2", "3", "4", "5", "6", "7")

@@ -79,9 +79,13 @@ def normalized_entropy(logits: torch.Tensor) -> torch.Tensor:
 class FastBERT(MultiExitMethod):
     official_batch_one = True  # its official code runs batch 1 only; here it runs batched
     name = "fastbert"
+    description = "FastBERT: self-distilled self-attentive students, uncertainty exit"
     supports_regression = False
     setting_defaults = {"layers": "", "distill_epochs": "5"}
     sweep_keys = ("speed",)
+    plot_style = ("tab:brown", "D")
+    table_order = 2
+    paper_rows = ((None, "", "FastBERT"),)
     sweep_values = FASTBERT_SPEEDS
 
     def __init__(self, settings):

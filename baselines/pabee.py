@@ -108,6 +108,10 @@ class PabeeExit(nn.Module):
 class Pabee(PatienceRule, MultiExitMethod):
     official_batch_one = True  # its official code runs batch 1 only; here it runs batched
     name = "pabee"
+    plot_style = ("tab:orange", "^")
+    table_order = 3
+    paper_rows = ((None, "", "PABEE"),)
+    description = "PABEE: patience-based early exit (stop once enough consecutive exits agree)"
     supports_regression = True
     setting_defaults = {"layers": "", "regression_threshold": DEFAULT_REGRESSION_THRESHOLD}
     sweep_values = ("0", "3", "4", "5", "6", "7", "8")

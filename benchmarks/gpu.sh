@@ -24,7 +24,7 @@ timeout 200 "$BIN/python" benchmarks/speed.py --device cuda --repeats 20 2>&1 | 
 # The tiny config's DAG up to the comparison: train jobs on the GPU one slot at a time, then the
 # timing stage alone (no warm start: the GPU is initialised in each job's own process).
 timeout 210 "$BIN/snakemake" --snakefile "$PWD/Snakefile" --directory "$OUT/run" --configfile "$PWD/config/tiny.yaml" \
-  --config gpus=1 warm_start=false --cores 4 --resources gpu=1 inference_time 2>&1 | tail -n 30 | tee "$OUT/snakemake.txt"
+  --config gpus=1 --cores 4 --resources gpu=1 inference_time 2>&1 | tail -n 30 | tee "$OUT/snakemake.txt"
 cp "$OUT"/run/results/tiny/timing/*.csv "$OUT/" 2>/dev/null || true
 cat "$OUT/run/results/tiny/tables/inference_time.md" | tee "$OUT/inference_time.md"
 echo "benchmarks/gpu.sh: results under $OUT"

@@ -144,14 +144,17 @@ def per_layer(encoder, input_ids, exit_layers, repeats):
 
 def default_backbone_case(batch_size):
     from hashee.core.backbones import load_backbone
-    from hashee.core.hashing import fit_task_hash
+    from hashee.core.hashee_method import HashEE, encoder_hash_source
+    from hashee.core.hashing import task_fitting_data
     from hashee.core.tasks import get_task
-    from hashee.measure.demo_data import write_demo_data
+    from hashee.studies.elue.data import write_demo_data
 
     backbone = load_backbone("minilm")
     with tempfile.TemporaryDirectory() as tmp:
         write_demo_data(tmp, seed=0, size="small")
-        token_hash = fit_task_hash(get_task("SST-2"), backbone, "frequency", 6, 6, 0, tmp, LENGTH)
+        ids, labels = task_fitting_data(get_task("SST-2"), tmp, backbone.tokenizer, LENGTH)
+        token_hash = HashEE({"hash": "frequency", "layers": "6", "buckets": "6"}).fit_hash(
+            ids, labels, encoder_hash_source(backbone), 0)
         from hashee.core.data import read_split
         texts = [ex.text_a for ex in read_split(get_task("SST-2"), f"{tmp}/SST-2/dev.tsv")]
     tok = backbone.tokenizer

@@ -1,66 +1,21 @@
 import contextlib
 import os
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-
-@pytest.fixture(scope="session")
-def minilm():
-    from hashee.core.backbones import load_backbone
-
-    return load_backbone("minilm")
-
-
-# Shared tiny setup of the trainer tests: demo data written once, a 2-layer MiniLM, tokenized tasks.
-@pytest.fixture(scope="session")
-def tiny_elue(tmp_path_factory):
-    from hashee.measure.demo_data import write_demo_data
-
-    return write_demo_data(tmp_path_factory.mktemp("elue"), seed=0, size="tiny")
-
-
-@pytest.fixture(scope="session")
-def minilm2():
-    from hashee.core.backbones import load_backbone
-
-    return load_backbone("minilm", num_layers=2)
-
-
-@pytest.fixture(scope="session")
-def tiny_task(tiny_elue, minilm2):
-    """task name -> its tiny train/dev datasets (max length 32), tokenized once per session."""
-    from hashee.core.data import load_task
-
-    cache = {}
-
-    def load(task="SST-2"):
-        if task not in cache:
-            cache[task] = load_task(task, tiny_elue, minilm2.tokenizer, 32, splits=("train", "dev"))
-        return cache[task]
-
-    return load
+# The shared tiny setup (demo data written once, the offline backbone, tokenized tasks, plugin registration):
+# hashee.testing's fixtures, which a plugin author's own tests reuse the same way (docs/adding-a-baseline.md).
+from hashee.testing import minilm, minilm2, registered_plugin, tiny_elue, tiny_task  # noqa: E402, F401
 
 
 @pytest.fixture
-def fixed_exit_plugin(monkeypatch):
-    """docs/examples/fixed_exit.py registered the way the jobs load a plugin ($HASHEE_PLUGINS); the
-    registry and the module cache are restored afterwards, so other tests see the registry unchanged."""
-    import sys
-    from pathlib import Path
-
-    from hashee.core import methods
-
-    path = Path(__file__).resolve().parents[1] / "docs" / "examples" / "fixed_exit.py"
-    methods.available_methods()  # the installed methods register in the real registry, not in the copy
-    monkeypatch.setenv("HASHEE_PLUGINS", str(path))
-    monkeypatch.setattr(methods.METHODS, "_classes", dict(methods.METHODS._classes))
-    yield path
-    for name, module in list(sys.modules.items()):
-        if getattr(module, "__file__", None) == str(path):
-            del sys.modules[name]
+def fixed_exit_plugin(registered_plugin):  # noqa: F811 (the imported fixture, by name)
+    """docs/examples/fixed_exit.py registered the way the jobs load a plugin ($HASHEE_PLUGINS)."""
+    return registered_plugin(Path(__file__).resolve().parents[1] / "docs" / "examples" / "fixed_exit.py")
 
 
 @pytest.fixture(scope="module")

@@ -226,8 +226,7 @@ def slurm_cluster(cpus: int | None = None, memory_mb: int | None = None) -> Iter
 
 def _reap(root: Path, conf: Path, grace: float = 30) -> None:
     """Wait for the processes that carry the cluster's SLURM_CONF but are not children of the test to end:
-    slurmstepd and job steps, and a warm-start server of the run's local rules (asked to stop when the run
-    ends, it finishes first). On a loaded machine that takes seconds. Those still there after `grace` seconds
+    slurmstepd and job steps. On a loaded machine that takes seconds. Those still there after `grace` seconds
     get SIGKILL, each by its pid."""
     deadline = time.monotonic() + grace
     while (left := leftover_processes(root, conf)) and time.monotonic() < deadline:

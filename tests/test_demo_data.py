@@ -8,11 +8,11 @@ import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge
 
-import hashee.measure.demo_data as demo_data
+import hashee.studies.elue.data as demo_data
 from hashee.core.data import read_split
 from hashee.core.errors import HasheeError
 from hashee.core.tasks import TASKS
-from hashee.measure.demo_data import (
+from hashee.studies.elue.data import (
     KIND_SHARES,
     LABEL_NOISE,
     SHALLOW_KIND,

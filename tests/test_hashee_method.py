@@ -1,4 +1,4 @@
-"""The HashEE method (hashee.core.methods.HashEE, registered as "hashee"): every token exits at its hashed
+"""The HashEE method (hashee.core.hashee_method.HashEE, registered as "hashee"): every token exits at its hashed
 layer, a batch gives each instance its alone result, save/load keeps predictions, and a checkpoint
 without its hash file is a one-line error naming that file.
 The hashes themselves: tests/test_hashing.py; the token-exit encoder: tests/test_modeling.py."""

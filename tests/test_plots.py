@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hashee.measure.plots import HASH_STYLES, METHOD_STYLES, pareto_figure, pareto_points
+from hashee.measure.plots import HASH_STYLES, method_styles, pareto_figure, pareto_points
 from hashee.measure.results import ROW_COLUMNS
 
 SWEEP_KEYS = {"static": (), "hashee": (), "pabee": ("patience",), "cascadebert": ("threshold",),
@@ -57,7 +57,7 @@ def test_each_method_and_hash_has_its_own_color():
     colors = [next(iter(s))[0] for s in by_family.values()]
     assert len(colors) == len(set(colors)), by_family  # no two methods (or hashes) share a color
     assert {"static", "pabee", "cascadebert", "berxit", "my-plugin"} <= set(by_family)
-    assert lines["pabee layers=6 (3 sweep points)"].get_color() == METHOD_STYLES["pabee"][0]
+    assert lines["pabee layers=6 (3 sweep points)"].get_color() == method_styles()["pabee"][0]
     assert lines["hashee hash=mi,layers=6"].get_color() == HASH_STYLES["mi"][0]
 
 
@@ -125,7 +125,7 @@ def test_bootstrap_intervals_are_bars_in_the_model_color():
     by_color = {tuple(np.round(c.get_colors()[0][:3], 3)): c for c in bars}
     from matplotlib.colors import to_rgb
 
-    pabee = by_color[tuple(np.round(to_rgb(METHOD_STYLES["pabee"][0]), 3))]
+    pabee = by_color[tuple(np.round(to_rgb(method_styles()["pabee"][0]), 3))]
     for (x0, y0), (x1, y1) in pabee.get_segments():
         perf = test.loc[(test["method"] == "pabee") & (test["mflops"] == x0), "perf"].iloc[0]
         assert x0 == x1 and y0 < perf < y1 and y1 - y0 < 4.0

@@ -22,8 +22,8 @@ from hashee.core.data import comparable_text, read_split
 from hashee.core.errors import HasheeError
 from hashee.core.tasks import TASKS
 from hashee.measure.evaluation import labels_by_test_index
-from hashee.measure.score_submission import score_submission
-from hashee.measure.validate import validate_submission
+from hashee.studies.elue.score_submission import score_submission
+from hashee.studies.elue.validate import validate_submission
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "elue"
 FULL = ("SST-2", "MRPC", "STS-B")  # every split; SNLI and SciTail: dev, test, test_full

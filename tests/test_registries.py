@@ -1,5 +1,5 @@
 """The ELUE and summarization method registries are two instances of one mechanism
-(hashee.core.methods.Registry), and both HashEE methods share one hash plumbing (TokenHashExits): they
+(hashee.core.methods.Registry), and both HashEE methods share one hash plumbing (hashee_method.TokenHashExits): they
 answer unknown names, unknown setting keys, "all" and hash fitting the same way."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from hashee.core.errors import HasheeError
-from hashee.core.methods import METHODS, HashSource, Registry, TokenHashExits
+from hashee.core.hashee_method import HashSource, TokenHashExits
+from hashee.core.methods import METHODS, Registry
 from hashee.studies.summarization.methods import SUMM_METHODS
 
 REGISTRIES = [(METHODS, "method"), (SUMM_METHODS, "summarization method")]

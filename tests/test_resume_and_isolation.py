@@ -117,7 +117,7 @@ def test_training_and_hash_fitting_never_read_test_files(tiny_elue, tmp_path):
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("HASHEE_WARM", "ELUE_DIR", "SNAKEMAKE_PROFILE")}
+    env = {k: v for k, v in os.environ.items() if k not in ("ELUE_DIR", "SNAKEMAKE_PROFILE")}
     env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
     env.update(OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
     return env
@@ -310,7 +310,6 @@ def test_snakemake_rerun_incomplete_resumes_a_sigkilled_train_job(tmp_path):
     """The workflow's own path: the tiny config restricted to one train job (DeeBERT: two stages), the
     whole snakemake session SIGKILLed mid-epoch, then `--unlock` and `--rerun-incomplete`."""
     cfg = yaml.safe_load((ROOT / "config" / "tiny.yaml").read_text())
-    cfg["warm_start"] = False  # the job's process is then in snakemake's session, where the kill reaches it
     cfg["train"].update(epochs=EPOCHS, batch_size=BATCH_SIZE, checkpoint_every=2)
     cfg["methods"]["deebert"] = ["layers=2"]
     config_file = tmp_path / "tiny_resume.yaml"

@@ -16,7 +16,7 @@ from test_submit import evaluate_tiny_models
 
 from hashee import cli
 from hashee.core.errors import HasheeError
-from hashee.measure.score_submission import score_submission
+from hashee.studies.elue.score_submission import score_submission
 
 NAMES = ("SST-2", "STS-B")
 TEST_ROWS = 12
@@ -24,7 +24,7 @@ TEST_ROWS = 12
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory, minilm):
-    from hashee.measure.demo_data import write_demo_data
+    from hashee.studies.elue.data import write_demo_data
 
     root = tmp_path_factory.mktemp("score")
     data = write_demo_data(root / "data", size="tiny", sizes={"test": TEST_ROWS}, tasks=list(NAMES))

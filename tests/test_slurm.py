@@ -125,8 +125,7 @@ def snakemake_jobs(log: str) -> dict[str, tuple[str, bool]]:
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("local")
-    env = snakemake_env(HASHEE_WARM_SOCKET=str(root / "warm.sock"))  # tiny.yaml: warm_start, its own server
-    env.pop("SLURM_JOB_ID", None)
+    env = snakemake_env()
     start = time.monotonic()
     out = run_snakemake([*TARGETS, "--cores", "2", "--configfile", str(CONFIG)], root, env, timeout=1800)
     return SimpleNamespace(root=root, returncode=out.returncode, log=out.stdout + out.stderr,
@@ -141,7 +140,7 @@ def slurm_run(slurm, tmp_path_factory):
     dry = run_snakemake([*TARGETS, "-n", "--configfile", str(CONFIG)], root)
     planned = job_stats(dry.stdout + dry.stderr)
     profile = cluster_profile(root / "profile", slurm.partition, planned)
-    env = snakemake_env(HASHEE_WARM_SOCKET=str(root / "warm.sock"))
+    env = snakemake_env()
     env = {k: v for k, v in env.items() if not k.startswith("SLURM_")}
     env.update(SLURM_CONF=slurm.env["SLURM_CONF"], PATH=f"{slurm.bin}:{env['PATH']}")
     log_file = root / "snakemake.log"

@@ -24,7 +24,7 @@ from hashee.core.modeling import EncoderConfig
 from hashee.core.tasks import TASKS
 from hashee.core.trace import ModuleCall, format_trace, parse_trace
 from hashee.measure.flops import FlopCounter, analytic_layer_flops
-from hashee.measure.submit import (
+from hashee.studies.elue.submit import (
     check_supported,
     disallowed_imports,
     load_model_file,
@@ -32,7 +32,7 @@ from hashee.measure.submit import (
     write_submission,
     write_zip,
 )
-from hashee.measure.validate import MAX_ROW_PROBLEMS, validate_submission
+from hashee.studies.elue.validate import MAX_ROW_PROBLEMS, validate_submission
 
 CONFIG = dict(vocab_size=30522, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
 META = {"seed": 1, "train_params": {"max_length": 32}}
@@ -78,7 +78,7 @@ def evaluate_tiny_models(root, data, tokenizer, names, rows_dir):
 @pytest.fixture(scope="module")
 def sub(tmp_path_factory, minilm):
     """Demo data, one model per task, `hashee evaluate` predictions, `hashee submit` folder + zip."""
-    from hashee.measure.demo_data import write_demo_data
+    from hashee.studies.elue.data import write_demo_data
 
     root = tmp_path_factory.mktemp("submission")
     data = write_demo_data(root / "data", size="tiny", sizes={"test": TEST_ROWS})

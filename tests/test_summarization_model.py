@@ -10,7 +10,6 @@ from safetensors.torch import save_file
 from transformers import BartConfig, BartForConditionalGeneration, BertConfig, BertModel
 from transformers.modeling_outputs import BaseModelOutput
 
-from hashee.core.backbones import bart_encoder_config, map_bart_encoder
 from hashee.studies.summarization.modeling import (
     Seq2SeqBackbone,
     Seq2SeqModel,
@@ -20,6 +19,7 @@ from hashee.studies.summarization.modeling import (
     load_into,
     load_seq2seq_backbone,
 )
+from hashee.studies.summarization.weights import bart_encoder_config, map_bart_encoder
 
 SMALL = dict(vocab_size=60, d_model=32, encoder_layers=3, decoder_layers=2, encoder_attention_heads=4,
              decoder_attention_heads=4, encoder_ffn_dim=48, decoder_ffn_dim=48, max_position_embeddings=64,

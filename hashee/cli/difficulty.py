@@ -11,6 +11,8 @@ import json
 import shutil
 from pathlib import Path
 
+from hashee.studies.difficulty import STUDIES
+
 
 def cmd_difficulty_data(args) -> None:
     from hashee.studies.difficulty.data import write_demo
@@ -58,7 +60,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_difficulty_data)
 
     p = sub.add_parser("difficulty-run", help="one difficulty study (human / sentence / token) -> result rows")
-    p.add_argument("study", choices=["human", "sentence", "token"])
+    p.add_argument("study", choices=STUDIES)
     p.add_argument("--params", required=True, help="the config's `difficulty` section as JSON")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--device", default="auto")

@@ -13,7 +13,7 @@ from hashee.cli.common import int_list, resolve_device
 # ---------------------------------------------------------------- demo-data
 def cmd_demo_data(args) -> None:
     from hashee.core.io import atomic_dir
-    from hashee.measure.demo_data import write_demo_data
+    from hashee.studies.elue.data import write_demo_data
 
     with atomic_dir(args.out) as tmp:
         write_demo_data(tmp, seed=args.seed, size=args.size)
@@ -83,8 +83,8 @@ def cmd_inference_time(args) -> None:
 def cmd_reference(args) -> None:
     from hashee.measure.score import reference_from_runs
 
-    reference_from_runs(args.runs, args.method, args.out, provenance=args.provenance)
-    print(f"reference curve ({args.method}) -> {args.out}")
+    curve = reference_from_runs(args.runs, args.method, args.out, provenance=args.provenance)
+    print(f"reference curve ({args.method or 'the reference method'}, {len(curve)} points) -> {args.out}")
 
 
 def cmd_bootstrap(args) -> None:
@@ -113,21 +113,21 @@ def cmd_tables(args) -> None:
 
 # ---------------------------------------------------------------- submission
 def cmd_submit(args) -> None:
-    from hashee.measure.submit import write_submission
+    from hashee.studies.elue.submit import write_submission
 
     write_submission(args.predictions, args.model, args.out_dir, zip_path=args.zip, flops_cache=args.flops_cache)
     print(f"ELUE submission -> {args.out_dir}" + (f" and {args.zip}" if args.zip else ""))
 
 
 def cmd_zip_submission(args) -> None:
-    from hashee.measure.submit import write_zip
+    from hashee.studies.elue.submit import write_zip
 
     names = write_zip(args.directory, args.zip)
     print(f"{args.directory} -> {args.zip} ({len(names)} files)")
 
 
 def cmd_validate_submission(args) -> int:
-    from hashee.measure.validate import validate_submission
+    from hashee.studies.elue.validate import validate_submission
 
     problems = validate_submission(args.directory, args.data_dir, tasks=args.tasks.split(",") if args.tasks else None)
     for problem in problems:
@@ -140,7 +140,7 @@ def cmd_validate_submission(args) -> int:
 
 def cmd_score_submission(args) -> None:
     from hashee.core.io import write_csv_atomic
-    from hashee.measure.score_submission import format_score, score_submission
+    from hashee.studies.elue.score_submission import format_score, score_submission
 
     result = score_submission(args.directory, args.data_dir, args.reference, labels_dir=args.labels_dir,
                               tasks=args.tasks.split(",") if args.tasks else None, beyond=args.beyond)
@@ -156,7 +156,7 @@ def cmd_report_page(args) -> None:
 
 
 def cmd_info(args) -> None:
-    """Versions, threads and devices: what a bug report (or a check of a warm child) needs."""
+    """Versions, threads and devices: what a bug report needs."""
     import platform
 
     import torch
@@ -238,7 +238,8 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("reference", help="ELUE reference curve points from the static runs")
     p.add_argument("--runs", required=True)
-    p.add_argument("--method", default="static")
+    p.add_argument("--method", default=None, help="whose runs (default: the registered reference method, "
+                                                   "is_reference: the static model)")
     p.add_argument("--provenance", default="")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_reference)

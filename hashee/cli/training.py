@@ -1,5 +1,5 @@
 """`hashee fit-hash | train | evaluate`: the one training path of both studies. `--task T` trains on an
-ELUE task (hashee.measure.run), `--dataset D` on a summarization dataset (hashee.studies.summarization.run);
+ELUE task (hashee.studies.elue.run), `--dataset D` on a summarization dataset (hashee.studies.summarization.run);
 `evaluate` reads which from the saved model. The options are one list, with each study's defaults, and a
 few that only one study reads (`STUDY_ONLY`, `EVALUATE_ONLY`)."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from hashee.cli.common import add_training_options, resolve_device, train_params
+from hashee.cli.summarization import GENERATION_DEFAULTS
 from hashee.core.errors import HasheeError
 
 ELUE, SUMMARIZATION = "task", "dataset"  # the option that selects the study, and its name in `STUDY_DEFAULTS`
@@ -18,9 +19,6 @@ STUDY_DEFAULTS = {
     ELUE: {"backbone": "minilm", "batch_size": 32, "max_length": 128, "splits": "dev,test"},
     SUMMARIZATION: {"backbone": "minilm-seq2seq", "batch_size": 16, "max_length": 512, "splits": "test"},
 }
-# Summarization's generation options (`train --dataset`, `evaluate`), with their defaults.
-GENERATION_DEFAULTS = {"num_beams": 1, "length_penalty": 1.0, "gen_max_length": 64, "gen_min_length": 0,
-                       "no_repeat_ngram_size": 0, "early_stopping": False, "time_repeats": 1, "time_warmup": 0}
 # Options that only one study reads (left out of the namespace unless given: argparse.SUPPRESS).
 STUDY_ONLY = {
     SUMMARIZATION: {"max_target_length": 128, **GENERATION_DEFAULTS},
@@ -51,20 +49,13 @@ def apply_study(args, study: str, defaults: dict, only: dict, selected_by: str) 
             setattr(args, option, value)
 
 
-def decoding(args) -> dict:
-    """Summarization's generation options as `generate` takes them."""
-    return {"num_beams": args.num_beams, "length_penalty": args.length_penalty, "max_length": args.gen_max_length,
-            "min_length": args.gen_min_length, "no_repeat_ngram_size": args.no_repeat_ngram_size,
-            "early_stopping": args.early_stopping}
-
-
 # ---------------------------------------------------------------- fit-hash
 def cmd_fit_hash(args) -> None:
     if not args.setting or len(args.setting) != len(args.setting_out or []):
         raise HasheeError("fit-hash needs pairs of --setting S --setting-out FILE")
     study = resolve_study(args)
     if study == ELUE:
-        from hashee.measure.run import fit_task_hashes as fit
+        from hashee.studies.elue.run import fit_task_hashes as fit
     else:
         from hashee.studies.summarization.run import fit_hashes as fit
     tasks = args.task or [args.dataset]
@@ -120,7 +111,7 @@ def _train_elue(args, device) -> None:
     import shutil
 
     from hashee.cli.elue import evaluate_model
-    from hashee.measure.run import train_and_save
+    from hashee.studies.elue.run import train_and_save
 
     run = train_and_save(args.task, args.method, args.setting, args.data_dir, args.backbone,
                          train_params(args, args.max_length, max_train_examples=args.max_train_examples), args.workdir, args.out, hash_file=args.hash_file,

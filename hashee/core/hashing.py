@@ -446,16 +446,3 @@ def task_fitting_data(task, data_dir, tokenizer, max_length) -> tuple[list, list
     ids = list(data["train"]["input_ids"]) + list(data["dev"]["input_ids"])
     labels = list(data["train"]["labels"]) + list(data["dev"]["labels"])
     return ids, labels
-
-
-def fit_task_hash(task, backbone, hash_name, num_layers, buckets, seed, data_dir, max_length,
-                  fitting_data=None) -> TokenHash:
-    """A hash fitted on a task's train + dev. `fitting_data`: (ids, labels) already read by the caller,
-    so several hashes read the data once."""
-    ids, labels = fitting_data or task_fitting_data(task, data_dir, backbone.tokenizer, max_length)
-    tok = backbone.tokenizer
-    return fit_hash(hash_name, ids, labels, vocab_size=backbone.config.vocab_size, num_layers=num_layers,
-                    num_buckets=buckets, special_ids=tuple(tok.all_special_ids), seed=seed,
-                    fingerprint=vocab_fingerprint(tok),
-                    word_embeddings=backbone.state_dict["embeddings.word_embeddings.weight"],
-                    is_regression=task.is_regression)

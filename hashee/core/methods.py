@@ -1,4 +1,4 @@
-"""The method registry: HashEE is one entry, every baseline (baselines/) is another.
+"""The method registry: HashEE (hashee.core.hashee_method) is one entry, every baseline (baselines/) is another.
 
 The trainer (hashee.core.training) and the evaluator (hashee.measure.evaluation) know only this interface:
 - `build(config, task)`: the model, from an encoder config (weights come later, so a saved model
@@ -77,6 +77,14 @@ available_methods = METHODS.classes
 get_method = METHODS.get
 
 
+def reference_method() -> str:
+    """The id of the registered method whose runs are the ELUE reference curve (`is_reference`)."""
+    found = [name for name, cls in available_methods().items() if cls.is_reference]
+    if len(found) != 1:
+        raise HasheeError(f"exactly one registered method must set is_reference = True, found {found or 'none'}")
+    return found[0]
+
+
 def import_plugin(plugin: str, variable: str = "HASHEE_PLUGINS") -> None:
     """A module name, or the path of a .py file (imported once under a private name)."""
     try:
@@ -141,7 +149,9 @@ def decode(task: TaskSpec, outputs: torch.Tensor) -> torch.Tensor:
 
 class Method:
     name = "method"
-    # Facts the workflow reads from the class (workflow/rules/common.smk):
+    # One line for `hashee methods` (empty: the first line of the class's docstring, else its module's).
+    description = ""
+    # Facts the workflow reads from the class (workflow/rules/config.smk, planning.smk):
     supports_regression = True  # False: the method has no regression exit rule and skips STS-B
     needs_fitted_hash = False  # True: a hash is fitted per task before training (the fit_hash rule)
     # Facts hashee.measure (results, tables, plots) reads from the class: the keys `inference_settings()`
@@ -152,6 +162,16 @@ class Method:
     official_batch_one = False
     # Settings keys a method understands, with defaults; unknown keys are an error.
     setting_defaults: dict[str, str] = {}
+    # Facts the reporting code (hashee.measure: tables, plots, timing) reads from the class, so that it names
+    # no method: a plugin inherits these defaults (a spare plot style, a row just before HashEE, no paper row).
+    plot_style: tuple[str, str] | None = None  # (matplotlib colour, marker), the same in every plot
+    table_order: float = 6.5  # rows of the ELUE table by this, then by id (the paper's order)
+    # The paper's rows this method's models correspond to: (backbone family or None for any, setting items
+    # the model must have, the row's name in hashee/paper/*.csv); the most specific match wins.
+    paper_rows: tuple[tuple[str | None, str, str], ...] = ()
+    # True for the one method whose runs are the ELUE reference curve and the full models that measured
+    # speed-ups are relative to (the static model).
+    is_reference = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -160,6 +180,18 @@ class Method:
         if "sweep_key" in cls.__dict__:
             raise HasheeError(f"method class {cls.__name__}: declare sweep_keys = ({cls.__dict__['sweep_key']!r},) "
                               "instead of sweep_key")
+
+    @classmethod
+    def summary(cls) -> str:
+        """The one-line description `hashee methods` prints."""
+        import sys
+
+        if cls.description:
+            return cls.description
+        for doc in (cls.__dict__.get("__doc__"), getattr(sys.modules.get(cls.__module__), "__doc__", None)):
+            if doc and doc.strip():
+                return doc.strip().splitlines()[0]
+        return ""
 
     @property
     def sweep_key(self) -> str:
@@ -271,139 +303,3 @@ class Method:
 
     def load_extras(self, model: nn.Module, directory, tokenizer) -> None:
         pass
-
-
-@dataclass
-class HashSource:
-    """What fitting a hash reads from a backbone (ELUE's encoder or a seq2seq model's encoder)."""
-
-    tokenizer: object
-    vocab_size: int
-    num_layers: int  # the backbone's, the most a hash can spread its exits over
-    word_embeddings: torch.Tensor  # the input embeddings (the clustered hash clusters them)
-
-
-class TokenHashExits:
-    """The hash plumbing of HashEE, shared by the ELUE method below and the summarization one
-    (hashee.studies.summarization.methods): fit a hash for a setting, load a fitted one, attach it,
-    the exit layer of each token, and the hash file beside a checkpoint. Mixed into a `Method`."""
-
-    def hash_layers(self, source: HashSource) -> int:
-        """The setting's `layers` (missing, empty or "all": every layer of the backbone)."""
-        layers = self.int_setting("layers")
-        if layers is None:
-            return source.num_layers
-        if not 1 <= layers <= source.num_layers:
-            raise HasheeError(f"method {self.name}: a hash for {layers} layers, but the backbone has {source.num_layers}")
-        return layers
-
-    def hash_buckets(self, default: int | None = None) -> int:
-        """The setting's `buckets` when it gives one, else `default` (fit-hash --buckets), else the method's default."""
-        if "buckets" not in self.given and default is not None:
-            return default
-        buckets = self.int_setting("buckets")
-        if buckets is None:
-            raise HasheeError(f"method {self.name}: setting buckets={self.settings['buckets']!r} is not a number of buckets")
-        return buckets
-
-    def fit_hash(self, ids: list, labels: list, source: HashSource, seed: int, *, buckets: int | None = None,
-                 is_regression: bool = False):
-        """This setting's hash fitted on `ids` (train + dev token ids, never test) and their `labels`
-        (empty where the study has none: then the mi hash cannot be fitted)."""
-        from hashee.core.hashing import HASH_NAMES, fit_hash, vocab_fingerprint
-
-        name = self.settings["hash"]
-        if name not in HASH_NAMES:
-            raise unknown_name("hash", name, HASH_NAMES)
-        if name == "mi" and not labels:
-            raise HasheeError(f"setting {self.setting_text()!r}: the mi hash needs class labels, which this data lacks; "
-                              f"use one of {', '.join(h for h in HASH_NAMES if h != 'mi')}")
-        return fit_hash(name, ids, labels, vocab_size=source.vocab_size, num_layers=self.hash_layers(source),
-                        num_buckets=self.hash_buckets(buckets), special_ids=tuple(source.tokenizer.all_special_ids),
-                        seed=seed, fingerprint=vocab_fingerprint(source.tokenizer),
-                        word_embeddings=source.word_embeddings, is_regression=is_regression)
-
-    def load_hash(self, model, path, tokenizer) -> None:
-        """Attach the fitted hash at `path`, checked against the model's tokenizer and vocabulary."""
-        from hashee.core.hashing import TokenHash, vocab_fingerprint
-
-        self.attach_hash(model, TokenHash.load(path, vocab_fingerprint=vocab_fingerprint(tokenizer),
-                                               vocab_size=model.bert.config.vocab_size))
-
-    def attach_hash(self, model, token_hash) -> None:
-        token_hash.check_fits(self.settings["hash"], model.bert.num_layers)
-        model.token_hash = token_hash
-
-    def exit_layers(self, model, input_ids, generator=None):
-        """(B, S) 1-based exit layer of each token."""
-        token_hash = getattr(model, "token_hash", None)
-        if token_hash is None:
-            raise HasheeError(f"{self.name} model has no hash attached (missing hash.pt beside the checkpoint?)")
-        # rand-incons draws per occurrence: from the global RNG while training (resumable with it),
-        # from the hash's own seeded generator at evaluation (deterministic).
-        if model.training and token_hash.name == "rand-incons" and generator is None:
-            generator = torch.default_generator
-        return token_hash.assign(input_ids.cpu(), generator=generator).to(input_ids.device)
-
-    def save_extras(self, model, directory) -> None:
-        model.token_hash.save(f"{directory}/hash.pt")
-
-    def load_extras(self, model, directory, tokenizer) -> None:
-        from pathlib import Path
-
-        path = Path(directory) / "hash.pt"
-        if not path.exists():
-            raise HasheeError(f"{path}: missing; a HashEE checkpoint needs its hash file beside its weights")
-        self.load_hash(model, path, tokenizer)
-
-
-def encoder_hash_source(backbone) -> HashSource:
-    """An ELUE backbone (hashee.core.backbones.load_backbone) as a hash's fitting source."""
-    return HashSource(backbone.tokenizer, backbone.config.vocab_size, backbone.config.num_layers,
-                      backbone.state_dict["embeddings.word_embeddings.weight"])
-
-
-@register
-class HashEE(TokenHashExits, Method):
-    """Hash-based token-level early exiting: each token exits at its hashed layer (docs/method.md)."""
-
-    name = "hashee"
-    supports_regression = True  # a token-exit model's head is the plain classifier/regressor
-    needs_fitted_hash = True
-    setting_defaults = {"hash": "frequency", "layers": "", "buckets": "6"}
-
-    def build(self, config, task):
-        model = super().build(config, task)
-        model.token_hash = None  # set by attach_hash (training) or load_extras (evaluation)
-        return model
-
-    def prepare(self, model, backbone, task, inputs) -> None:
-        """The hash from `inputs.hash_file` (the workflow's fit_hash job), else one fitted now on the
-        task's train + dev."""
-        from hashee.core.hashing import task_fitting_data
-
-        if inputs.hash_file:
-            self.load_hash(model, inputs.hash_file, backbone.tokenizer)
-        else:
-            ids, labels = task_fitting_data(task, inputs.data_dir, backbone.tokenizer, inputs.max_length)
-            self.attach_hash(model, self.fit_hash(ids, labels, encoder_hash_source(backbone), inputs.seed,
-                                                  is_regression=task.is_regression))
-
-    def stages(self, model, params):
-        def loss(model, batch):
-            exits = self.exit_layers(model, batch["input_ids"])
-            logits, _ = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], exits)
-            return task_loss(model.task, logits, batch["labels"])
-
-        return [Stage("finetune", lambda m: m.parameters(), loss, params.epochs, params.lr, params.warmup,
-                      params.weight_decay)]
-
-    def predict(self, model, batch, inference):
-        exits = self.exit_layers(model, batch["input_ids"])
-        logits, out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], exits)
-        return Prediction(logits, encoder_traces(batch["attention_mask"], out.active_counts,
-                                                 model.bert.config.hidden_size))
-
-    def predict_outputs(self, model, batch, inference):
-        exits = self.exit_layers(model, batch["input_ids"])
-        return model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], exits)[0]

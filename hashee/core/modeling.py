@@ -10,7 +10,7 @@ the sequence (exited ones frozen at their exit layer), projected with layer l's 
 Padding is never active and is masked out of attention (the reference code forgets this).
 
 Each forward pass also returns `active_counts` (B, L): how many tokens every layer processed per
-instance, which `trace()` turns into the per-instance execution trace (hashee.core.trace).
+instance, which `encoder_traces()` turns into the per-instance execution traces (hashee.core.trace).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Execution trace: per instance, which modules ran and with which input shape.
 
 One record, three readers: FLOPs counting (hashee.measure.flops), the submission's `modules` column
-(hashee.measure.submit) and the validator's FLOPs rebuild. Every method's forward pass produces it.
+(hashee.studies.elue.submit) and the validator's FLOPs rebuild. Every method's forward pass produces it.
 
 Shapes follow ELUE's `modules` column: the shape of the tensor the named module takes, at batch
 size 1 without the batch dimension. Token-exit layers take `(n_active, seq_len, hidden)`: queries

@@ -24,7 +24,6 @@ from hashee.core.tasks import TASKS
 from hashee.measure.plots import HASHEE, Palette
 from hashee.measure.results import KEY_COLUMNS, parse_setting, read_csv_checked, read_runs
 
-FULL_METHOD = "static"
 TIMING_REQUIRED = [*KEY_COLUMNS, "batch_size", "wall_ms", "device", "threads", "dtype"]
 
 
@@ -58,12 +57,15 @@ def inference_time_table(runs: pd.DataFrame, times: pd.DataFrame, *, split: str 
         row = missing.iloc[0]
         raise HasheeError(f"inference-time: timing of {row['task']} {row['method']} [{row['setting']}] has no "
                           f"{split} row in runs.csv (setting strings disagree?)")
+    from hashee.core.methods import reference_method
+
+    full_method = reference_method()  # the static model: the full model of every backbone
     timed = timed.assign(backbone=timed["setting"].map(_backbone))
-    full = timed[timed["method"] == FULL_METHOD].assign(depth=lambda f: f["setting"].map(_depth))
+    full = timed[timed["method"] == full_method].assign(depth=lambda f: f["setting"].map(_depth))
     # per task and backbone, its deepest static model: a method is compared with the full model of its own backbone
     full = full[full["depth"] == full.groupby(["task", "backbone"])["depth"].transform("max")]
     full_ms = full.set_index(["task", "backbone", "batch_size"])["wall_ms"]
-    full_flops = {(task, backbone): flops[(task, FULL_METHOD, setting)]
+    full_flops = {(task, backbone): flops[(task, full_method, setting)]
                   for task, backbone, setting in zip(full["task"], full["backbone"], full["setting"])}
     order = {name: i for i, name in enumerate(TASKS)}
     rows = []
@@ -109,7 +111,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def caption_notes(times: pd.DataFrame, config_name: str | None = None, tables_dir=None) -> list[str]:
-    from hashee.core.methods import available_methods
+    from hashee.core.methods import available_methods, reference_method
     from hashee.measure.provenance import table_note
 
     devices = ", ".join(sorted(set(times["device"])))
@@ -118,7 +120,7 @@ def caption_notes(times: pd.DataFrame, config_name: str | None = None, tables_di
              f"dtype {', '.join(sorted(set(times['dtype'])))}), predictions only, after warm-up: batch 1 runs "
              "the instances one at a time. ms/inst.: total time / instances; p99 ms/call: 99th percentile of a "
              "call's latency (at batch 1, an instance's).",
-             f"Speed-ups against the full model (the deepest {FULL_METHOD} model of the backbone), timed in "
+             f"Speed-ups against the full model (the deepest {reference_method()} model of the backbone), timed in "
              "the same stage; FLOPs speed-up from the mean test MFLOPs. measured/FLOPs 1.0: every saved FLOP "
              "saved time."]
     registry = available_methods()
@@ -185,5 +187,5 @@ def write_inference_time(runs_path, time_paths, out_dir, plots_dir=None, config_
     return table
 
 
-__all__ = ["FULL_METHOD", "display_table", "inference_time_plots", "inference_time_table", "read_timing",
+__all__ = ["display_table", "inference_time_plots", "inference_time_table", "read_timing",
            "write_inference_time"]

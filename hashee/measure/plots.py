@@ -4,11 +4,11 @@ Figures are drawn on the Agg canvas directly (no pyplot), so importing this modu
 global matplotlib backend state.
 
 Readability decisions (docs/elue.md, "Plots"):
-- Each method has one fixed color and marker (`METHOD_STYLES`), the same in every plot; HashEE's
-  hashes are one red family, one marker per hash (`HASH_STYLES`). Methods not listed (plugins)
+- Each method has one fixed color and marker (its class's `plot_style`), the same in every plot; HashEE's
+  hashes are one red family, one marker per hash (`HASH_STYLES`). Methods without one (plugins)
   get colors from `_SPARE_COLORS` in name order. Several models of one method share its color and
   differ in line style.
-- The static model is the reference: one black line per static model, one legend entry
+- The static model (the class with `is_reference`) is the reference: one black line per static model, one legend entry
   ("static (1–6 layers)"), not one per depth. The ELUE reference curve p_EB is a grey dashed line,
   left out when it is the static line itself (the default config measures it from the static runs).
 - A model's sweep points are joined in MFLOPs order, so a line never zig-zags back.
@@ -32,27 +32,24 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from hashee.core.hashee_method import HashEE
 from hashee.core.io import atomic_path
-from hashee.core.methods import HashEE
+from hashee.core.methods import available_methods, reference_method
 from hashee.core.tasks import METRIC_NAMES, TASKS, get_task
 from hashee.measure.bootstrap import Bootstrap, interval
 from hashee.measure.results import load_paper, method_sweep_keys, parse_setting, split_setting
 from hashee.measure.score import reference_curve
 from hashee.measure.tables import paper_model
 
-# The two methods the plots draw their own way: the static curve (one black line) and HashEE (a red per hash).
-STATIC = "static"  # baselines/static.py (a baseline: this layer does not import it)
+# The two methods the plots draw their own way: the reference (static) curve, one black line, and HashEE,
+# a red per hash.
 HASHEE = HashEE.name
-# method -> (color, marker): fixed, so a method looks the same in every plot.
-METHOD_STYLES: dict[str, tuple[str, str]] = {
-    "deebert": ("tab:green", "s"),
-    "fastbert": ("tab:brown", "D"),
-    "pabee": ("tab:orange", "^"),
-    "berxit": ("tab:blue", "v"),
-    "cascadebert": ("tab:purple", "P"),
-    "elasticbert-entropy": ("tab:olive", "<"),
-    "elasticbert-patience": ("tab:cyan", ">"),
-}
+
+
+def method_styles() -> dict[str, tuple[str, str]]:
+    """method -> (color, marker), each registered class's `plot_style`: fixed, so a method looks the same
+    in every plot."""
+    return {name: cls.plot_style for name, cls in available_methods().items() if cls.plot_style}
 # HashEE's hashes: one red family (dark to light), one marker each.
 HASH_STYLES: dict[str, tuple[str, str]] = {
     "frequency": ("#a50f15", "*"),
@@ -89,8 +86,9 @@ class Palette:
     without a fixed style get spare ones, in name order, from `methods` / `hashee_settings`."""
 
     def __init__(self, methods, hashee_settings):
-        others = sorted(set(methods) - set(METHOD_STYLES) - {STATIC, HASHEE})
-        self.methods = dict(METHOD_STYLES)
+        self.reference = reference_method()
+        self.methods = method_styles()
+        others = sorted(set(methods) - set(self.methods) - {self.reference, HASHEE})
         for i, method in enumerate(others):
             self.methods[method] = (_SPARE_COLORS[i % len(_SPARE_COLORS)], _SPARE_MARKERS[i % len(_SPARE_MARKERS)])
         hashes = sorted({parse_setting(setting).get("hash", "") for setting in hashee_settings} - set(HASH_STYLES))
@@ -106,7 +104,7 @@ class Palette:
         return f"{HASHEE} {fields['hash']}" if method == HASHEE and "hash" in fields else method
 
     def color_marker(self, method: str, setting: str) -> tuple[str, str]:
-        if method == STATIC:
+        if method == self.reference:
             return "black", "s"
         if method == HASHEE:
             return self.hashes[parse_setting(setting).get("hash", "")]
@@ -130,12 +128,12 @@ def _without_layers(setting: str) -> str:
     return ",".join(f"{k}={v}" for k, v in parse_setting(setting).items() if k != "layers")
 
 
-def _depth_label(series: pd.DataFrame, rest: str) -> str:
+def _depth_label(series: pd.DataFrame, rest: str, method: str) -> str:
     depths = sorted(int(v) for v in (parse_setting(s).get("layers") for s in series["setting"])
                     if v is not None and v.isdigit())
     span = "" if not depths else f"{depths[0]} layer{'s' if depths[0] != 1 else ''}" if len(depths) == 1 \
         else f"{depths[0]}–{depths[-1]} layers"
-    return " ".join(p for p in (STATIC, rest, f"({span})" if span else "") if p)
+    return " ".join(p for p in (method, rest, f"({span})" if span else "") if p)
 
 
 def _static_is_reference(static: pd.DataFrame, ref: pd.DataFrame | None, task: str) -> bool:
@@ -206,7 +204,7 @@ def pareto_figure(points: pd.DataFrame, ref: pd.DataFrame | None, task: str, *, 
     fig = Figure(figsize=(9.0, 5.0))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    static = mine[mine["method"] == STATIC]
+    static = mine[mine["method"] == style.reference]
     static = static.assign(line=[_without_layers(b) for b in static["base"]])  # depths of one model: one line
     ref_is_static = _static_is_reference(static, ref, task)
     if ref is not None and task in set(ref["task"]) and not ref_is_static:
@@ -215,7 +213,7 @@ def pareto_figure(points: pd.DataFrame, ref: pd.DataFrame | None, task: str, *, 
                 label=f"ELUE reference p_EB ({len(curve.mflops)} points)")
     for number, (line, series) in enumerate(static.groupby("line", sort=True)):
         series = series.sort_values(["mflops", "perf"])
-        label = _depth_label(series, line) + (" = reference p_EB" if ref_is_static else "")
+        label = _depth_label(series, line, style.reference) + (" = reference p_EB" if ref_is_static else "")
         ax.plot(series["mflops"], series["perf"], color="black", marker="s", markersize=4, linewidth=1.6,
                 linestyle=_LINESTYLES[number % len(_LINESTYLES)], zorder=2, label=label)
         _interval_bars(ax, series, "black", boot, level)
@@ -271,5 +269,5 @@ def pareto_plots(runs: pd.DataFrame, ref: pd.DataFrame | None, out_dir, *, split
     return paths
 
 
-__all__ = ["HASH_STYLES", "METHOD_STYLES", "Style", "paper_overlay", "pareto_figure", "pareto_plots",
+__all__ = ["HASH_STYLES", "method_styles", "Style", "paper_overlay", "pareto_figure", "pareto_plots",
            "pareto_points"]

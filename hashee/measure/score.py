@@ -149,11 +149,16 @@ def elue_score(points: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend") 
     return score + 0.0  # turn -0.0 into 0.0
 
 
-def reference_from_runs(runs_path, method: str = "static", out=None, provenance: str = "",
+def reference_from_runs(runs_path, method: str | None = None, out=None, provenance: str = "",
                         split: str = "test") -> pd.DataFrame:
-    """Reference points measured by this benchmark: `method`'s runs on `split`, one point per task
-    and `layers` value (seed-mean perf at seed-mean MFLOPs). Written atomically to `out` if given.
-    `provenance` defaults to a description of what was measured."""
+    """Reference points measured by this benchmark: `method`'s runs on `split` (default: the registered
+    reference method, `is_reference`: the static model), one point per task and `layers` value (seed-mean
+    perf at seed-mean MFLOPs). Written atomically to `out` if given. `provenance` defaults to a description
+    of what was measured."""
+    if method is None:
+        from hashee.core.methods import reference_method  # here: the registry imports torch and the baselines
+
+        method = reference_method()
     runs = read_runs(runs_path)
     rows = runs[(runs["method"] == method) & (runs["split"] == split) & runs["perf"].notna()]
     # The curve is the config's backbone's: runs of the backbones experiment (backbone=<label>) are other models.

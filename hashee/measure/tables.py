@@ -30,6 +30,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from hashee.core.errors import HasheeError
+from hashee.core.hashee_method import HashEE
 from hashee.core.io import write_text_atomic
 from hashee.core.settings import backbone_label, natural_key
 from hashee.core.tasks import TASKS, get_task
@@ -51,8 +52,8 @@ from hashee.measure.score import (
     read_reference,
 )
 
-__all__ = ["ABLATION_TASKS", "DELTA", "PAPER_MODELS", "SYNTHETIC_CONFIGS", "elue_table", "hash_ablation_table",
-           "load_paper", "paper_model", "table_notes", "to_latex", "to_markdown", "write_tables"]
+__all__ = ["ABLATION_TASKS", "DELTA", "SYNTHETIC_CONFIGS", "delta", "elue_table", "hash_ablation_table",
+           "load_paper", "method_order", "paper_model", "table_notes", "to_latex", "to_markdown", "write_tables"]
 
 DASH = "–"
 DELTA = "Δ (ours − paper)"
@@ -61,29 +62,11 @@ INSIDE = "≈"  # the difference lies inside its bootstrap interval
 SYNTHETIC_CONFIGS = ("demo", "tiny")
 ABLATION_TASKS = ("SST-2", "SNLI", "MRPC")
 
-# Our models -> the paper's rows: (method id, backbone family or None = any, setting items that
-# must be present) -> paper model name; the most specific match wins. The one place that maps
-# our ids onto the paper's rows. The paper's ELUE HashEE is the Frequency hash on ElasticBERT-6L
-# (its 4.4–6.2× match the ablation's Frequency row, the only hash above 3.3×).
-PAPER_MODELS: dict[tuple[str, str | None, str], str] = {
-    ("hashee", "elasticbert", "hash=frequency,layers=6"): "HashEE",
-    ("pabee", None, ""): "PABEE",
-    ("deebert", None, ""): "DeeBERT",
-    ("fastbert", None, ""): "FastBERT",
-    ("cascadebert", None, ""): "CascadeBERT",
-    ("berxit", "bert", ""): "BERxiT w/ BERT",
-    ("berxit", "elasticbert", ""): "BERxiT w/ ElasticBERT",
-    ("static", "bert", "layers=3"): "BERT-3L",
-    ("static", "elasticbert", "layers=3"): "ElasticBERT-3L",
-    ("static", "albert", "layers=3"): "ALBERT-3L",
-    ("static", "roberta", "layers=3"): "RoBERTa-3L",
-    ("static", "distilbert", ""): "DistilBERT",
-}
+# Our models -> the paper's rows: each method class's `paper_rows` (hashee.core.methods.Method).
 # Backbone assumed when neither the setting nor a `backbone` column names one: the ELUE reference
 # backbone, which the paper uses for HashEE.
 DEFAULT_BACKBONE = "elasticbert"
 _FAMILIES = ("elasticbert", "distilbert", "roberta", "albert", "bert")  # substring test: most specific first
-METHOD_ORDER = ("static", "deebert", "fastbert", "pabee", "berxit", "cascadebert", "elasticbert", "hashee")
 _PAPER_HASHES = ("Rand-incons", "Rand-cons", "Frequency", "MI", "Clustered")
 
 
@@ -93,13 +76,14 @@ def backbone_family(name: str) -> str:
 
 
 def paper_model(method: str, setting: str, backbone: str | None = None) -> str | None:
-    """The paper's row for one of our models, or None."""
+    """The paper's row for one of our models (its method class's `paper_rows`), or None."""
+    cls = _method_class(method)
     d = parse_setting(setting)
     family = backbone_family(backbone or d.get("backbone") or DEFAULT_BACKBONE)
     best, best_rank = None, None
-    for (m, fam, required), name in PAPER_MODELS.items():
+    for fam, required, name in (cls.paper_rows if cls else ()):
         items = parse_setting(required)
-        if m != method or fam not in (None, family) or any(d.get(k) != v for k, v in items.items()):
+        if fam not in (None, family) or any(d.get(k) != v for k, v in items.items()):
             continue
         rank = (len(items), fam is not None)
         if best_rank is None or rank > best_rank:
@@ -107,9 +91,19 @@ def paper_model(method: str, setting: str, backbone: str | None = None) -> str |
     return best
 
 
-def _method_key(method: str):
-    # Known methods in the paper's order, others just before HashEE.
-    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else METHOD_ORDER.index("hashee") - 0.5, method)
+def _method_class(method: str):
+    """The registered class of `method` (plugins loaded as the jobs load them), or None."""
+    from hashee.core.methods import available_methods  # here: the registry imports torch and the baselines
+
+    return available_methods().get(method)
+
+
+def method_order(method: str):
+    """Sort key of a method's rows: its class's `table_order` (the paper's order; the default, a plugin's,
+    just before HashEE), then its id."""
+    from hashee.core.methods import Method
+
+    return ((_method_class(method) or Method).table_order, method)
 
 
 def _by_setting(frame: pd.DataFrame) -> pd.DataFrame:
@@ -180,8 +174,9 @@ def _seed_score_std(rows: pd.DataFrame, method: str, points: list, ref: pd.DataF
     return float(np.std(scores, ddof=1)) if len(scores) > 1 else None
 
 
-def _delta(ours: float, paper: float, digits: int) -> float:
-    # From the displayed values, so the Δ row checks by hand.
+def delta(ours: float, paper: float, digits: int) -> float:
+    """Ours minus the paper's, from the displayed values (rounded to `digits`), so a Δ row checks by hand;
+    every study's paper table uses it."""
     return round(round(ours, digits) - round(paper, digits), digits) + 0.0
 
 
@@ -215,7 +210,7 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
     def replicates(point):  # (perf, mflops) replicates of a seed-mean point, or None
         return None if boot is None else boot.seed_mean(point["task"], point["method"], point["setting"])
 
-    models = sorted(set(zip(shown["method"], shown["base"])), key=lambda mb: (_method_key(mb[0]), natural_key(mb[1])))
+    models = sorted(set(zip(shown["method"], shown["base"])), key=lambda mb: (method_order(mb[0]), natural_key(mb[1])))
 
     records, notes, any_sweep, any_fallback = [], [], False, False
     for method, base in models:
@@ -287,7 +282,7 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
             p_cells[task] = f"{pp:.1f} ({ps:.1f}×)"
             ours = picks.get(task)
             d_cells[task] = DASH if ours is None else \
-                f"{_delta(ours['perf'], pp, 1):+.1f} ({_delta(ours['speedup'], ps, 1):+.1f}×)" \
+                f"{delta(ours['perf'], pp, 1):+.1f} ({delta(ours['speedup'], ps, 1):+.1f}×)" \
                 + (f" {INSIDE}" if _holds(intervals.get(task), pp) else "")
         p_score = paper_scores.get(name)
         records.append({"method": method, "setting": name, "row": "paper", **p_cells,
@@ -296,7 +291,7 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
         score_inside = score_reps is not None and p_score is not None and _holds(interval(score_reps, level), p_score)
         records.append({"method": method, "setting": name, "row": DELTA, **d_cells,
                         "ELUE score": DASH if score is None or p_score is None
-                        else f"{_delta(score, p_score, 2):+.2f}" + (f" {INSIDE}" if score_inside else ""),
+                        else f"{delta(score, p_score, 2):+.2f}" + (f" {INSIDE}" if score_inside else ""),
                         "ELUE (all points)": DASH})
 
     columns = ["method", "setting", "row", *tasks, "ELUE score"] + (["ELUE (all points)"] if any_sweep else [])
@@ -338,7 +333,7 @@ def _norm_hash(name: str) -> str:
 
 
 def hash_ablation_table(runs: pd.DataFrame, paper: bool = True, *, split: str = "test",
-                        method: str = "hashee", boot: Bootstrap | None = None, level: float = 0.95) -> pd.DataFrame:
+                        method: str = HashEE.name, boot: Bootstrap | None = None, level: float = 0.95) -> pd.DataFrame:
     """Effect of the hash function: one row per (hash, layers[, other keys]); SST-2/SNLI/MRPC perf
     (mean ± std over seeds; with `boot`, its `level` interval over test instances) and speed-up (mean
     over the tasks shown), with paper and Δ rows (≈: the paper's value lies inside our interval)."""
@@ -386,12 +381,12 @@ def hash_ablation_table(runs: pd.DataFrame, paper: bool = True, *, split: str = 
             std_col = f"{col}_std"
             has_std = std_col in published.columns and pd.notna(p.get(std_col))
             p_cells[t] = f"{p[col]:.1f}" + (f" ± {p[std_col]:.2f}" if has_std else "")
-            d_cells[t] = DASH if t not in mine.index else f"{_delta(mine.loc[t, 'perf'], p[col], 1):+.1f}" \
+            d_cells[t] = DASH if t not in mine.index else f"{delta(mine.loc[t, 'perf'], p[col], 1):+.1f}" \
                 + (f" {INSIDE}" if _holds(ci[t], p[col]) else "")
         records.append({"hash": p["hash"], "layers": layers, "setting": "", "row": f"paper: {p['backbone']}",
                         **p_cells, "speed-up": f"{p['speedup']:.1f}×"})
         records.append({"hash": p["hash"], "layers": layers, "setting": "", "row": DELTA, **d_cells,
-                        "speed-up": f"{_delta(speed, p['speedup'], 1):+.1f}×"})
+                        "speed-up": f"{delta(speed, p['speedup'], 1):+.1f}×"})
 
     columns = ["hash", "layers", "setting", "row", *ABLATION_TASKS, "speed-up"]
     table = pd.DataFrame(records, columns=columns)

@@ -4,7 +4,7 @@
 # the config's own has `backbone=<label>` first in its setting, so the train rule's paths
 # (results/<config>/train/{task}/{method}/{setting}/{seed}/) keep the backbone visible; the config's
 # own backbone reuses the main experiment's runs. This file holds the config and functions, included
-# right after common.smk (the train rule's backbone parameter and planned_runs() use them); the rules
+# right after config.smk, planning.smk and inputs.smk (the train rule's backbone parameter and planned_runs() use them); the rules
 # are in backbones.smk.
 
 from hashee.core.settings import backbone_label, with_backbone

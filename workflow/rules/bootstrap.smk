@@ -15,7 +15,7 @@ rule bootstrap:
     benchmark:
         f"{BENCHMARKS}/bootstrap/bootstrap.tsv"
     params:
-        data_dir=data_dir,  # the folder of the first data input (common.smk)
+        data_dir=data_dir,  # the folder of the first data input (inputs.smk)
     threads: 1
     conda:
         "../../environment.yml"

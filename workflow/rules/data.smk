@@ -1,5 +1,5 @@
 # Inputs the project makes: synthetic ELUE-shaped demo data (only with data.demo.generate: true).
-# Real ELUE data is read in place from data.elue_dir; common.smk names a missing file.
+# Real ELUE data is read in place from data.elue_dir; inputs.smk names a missing file.
 
 if DEMO["generate"]:
 

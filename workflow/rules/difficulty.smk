@@ -5,11 +5,13 @@
 
 import json
 
+from hashee.studies.difficulty import STUDIES
+from hashee.studies.difficulty.data import SNLI_SPLITS, snli_file  # the raw release's splits and file names
+
 DIFFICULTY = config.get("difficulty") or {"enabled": False}
 DIFFICULTY_ENABLED = bool(DIFFICULTY.get("enabled", False))
-DIFFICULTY_STUDIES = ["human", "sentence", "token"]
+DIFFICULTY_STUDIES = list(STUDIES)  # the library's
 DIFFICULTY_DEMO = DIFFICULTY.get("demo") or {"generate": False}
-SNLI_SPLITS = ["train", "dev", "test"]
 
 
 # difficulty.snli_dir / tagging_dir; a value starting with '$' is read from that environment variable.
@@ -20,14 +22,14 @@ DIFFICULTY_DIRS = {
     for key in (("snli_dir", "tagging_dir") if DIFFICULTY_ENABLED else ())
 }
 
-# Final outputs of the study: common.smk's get_final_output() appends difficulty_outputs() (a lambda,
+# Final outputs of the study: planning.smk's get_final_output() appends difficulty_outputs() (a lambda,
 # not a def: `snakemake --lint` wants a rule file free of function definitions).
 DIFFICULTY_OUTPUTS = []
 difficulty_outputs = lambda: DIFFICULTY_OUTPUTS
 
 if DIFFICULTY_ENABLED:
     SNLI_DIR, TAGGING_DIR = DIFFICULTY_DIRS["snli_dir"], DIFFICULTY_DIRS["tagging_dir"]
-    SNLI_FILES = [f"{SNLI_DIR}/snli_1.0_{split}.txt" for split in SNLI_SPLITS]
+    SNLI_FILES = [str(snli_file(SNLI_DIR, split)) for split in SNLI_SPLITS]
     TAGGING_FILES = [f"{TAGGING_DIR}/{split}.txt" for split in SNLI_SPLITS]
     # Real data is checked before planning: a wrong path is one line naming the key.
     if not DIFFICULTY_DEMO["generate"]:

@@ -1,6 +1,6 @@
 # Fit the hashes (token -> exit layer) of every HashEE setting on train+dev, per seed: one job for every
 # task (train.jobs: per_method; tasks of another max_length_by_task in a job of their own) or one per task,
-# so the backbone and the imports load once per job (hash_cuts() and the hash_* functions in common.smk).
+# so the backbone and the imports load once per job (hash_cuts() and the hash_* functions in planning.smk).
 
 
 for part, cut in enumerate(hash_cuts()):

@@ -1,6 +1,7 @@
 # Summarization: the config section named, and the input functions of summarization.smk's rules
-# (functions apart from rules, as common.smk is for the ELUE stages).
+# (functions apart from rules, as config.smk, planning.smk and inputs.smk are for the ELUE stages).
 
+from hashee.studies.summarization.data import DEMO_FILES
 from hashee.studies.summarization.methods import SUMM_METHODS
 
 SUMM = config.get("summarization") or {"enabled": False}
@@ -11,11 +12,8 @@ SUMM_RUN = "{dataset}/{smethod}/{ssetting}/{seed}"
 # Summarization methods whose run reads a fitted hash (a summ_fit_hash job): their class fact, from the
 # study's own method registry (its names overlap with the ELUE methods').
 SUMM_HASH_METHODS = {name for name, cls in SUMM_METHODS.classes().items() if cls.needs_fitted_hash}
-# The files write_demo makes (hashee.studies.summarization.data): demo-en in CNN/DM's CSV layout, demo-zh in CSL's.
-SUMM_DEMO_FILES = {
-    "demo-en": [f"{s}.csv" for s in ("train", "validation", "test")],
-    "demo-zh": [f"{s}.json" for s in ("train", "dev", "test")],
-}
+# The files write_demo makes: demo-en in CNN/DM's CSV layout, demo-zh in CSL's (the library's list).
+SUMM_DEMO_FILES = {name: list(files) for name, files in DEMO_FILES.items()}
 
 
 def resolve_summ_path(dataset):

@@ -1,5 +1,5 @@
 # The timing stage (docs/timing.md): after training, one job per task (timing.jobs: per_task; `one`: one
-# job for every task, all.csv; timed_models() in common.smk) loads each of its trained models in turn and
+# job for every task, all.csv; timed_models() in inputs.smk) loads each of its trained models in turn and
 # times their predictions (hashee.measure.timing): batch 1 over many instances one at a time, and batched,
 # after warm-up. The job runs alone on its device: on CPU it
 # claims every core of the run (threads: workflow.cores, so Snakemake starts nothing beside it;

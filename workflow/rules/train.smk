@@ -1,4 +1,4 @@
-# Fine-tune. train.jobs cuts the planned runs into jobs (train_groups() in common.smk): per_method (the
+# Fine-tune. train.jobs cuts the planned runs into jobs (train_groups() in planning.smk): per_method (the
 # default) one job per method x seed (and backbone, for the backbones experiment) trains every task and
 # setting of that method in turn in one process, so the ~9 CPU-s of imports (torch, its optimizer's
 # torch._dynamo, transformers, datasets, a tokenizer) are paid once per method, not once per run; per_task

@@ -8,3 +8,6 @@
 - `predictors`: Majority, Linear-M, Linear-B, BiLSTM and BERT, trained by `hashee.core.training.train`;
 - `study`: the three studies end to end (one CSV of rows each); `table`: ours beside the paper's.
 """
+
+# The three studies, in the table's order: one job and one rows CSV each (`hashee difficulty-run STUDY`).
+STUDIES = ("human", "sentence", "token")

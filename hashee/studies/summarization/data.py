@@ -463,6 +463,11 @@ def _write_demo_zh(folder: Path, seed: int, sizes: dict[str, int]) -> None:
         (folder / f"{split}.json").write_text(text + "\n", encoding="utf-8-sig" if split == "dev" else "utf-8")
 
 
+# The files write_demo makes per data set (the workflow's summ_demo_data outputs).
+DEMO_FILES: dict[str, tuple[str, ...]] = {"demo-en": tuple(_CNNDM_CSV.values()),
+                                          "demo-zh": tuple(f"{split}.json" for split in SPLITS)}
+
+
 def write_demo(out_dir, seed: int, size: str) -> Path:
     """Write `out_dir/demo-en/` (CNN/DM CSV layout) and `out_dir/demo-zh/` (CSL layout), each
     folder atomically. Byte-identical for a given seed and size."""
@@ -475,5 +480,5 @@ def write_demo(out_dir, seed: int, size: str) -> Path:
     return out_dir
 
 
-__all__ = ["COMMON_CJK", "DATASETS", "DEMO_SIZES", "REDDIT_FILE", "REDDIT_SPLITS_FILE", "REDDIT_SPLIT_SEED", "SPLITS", "Example", "SummDataset",
+__all__ = ["COMMON_CJK", "DATASETS", "DEMO_FILES", "DEMO_SIZES", "REDDIT_FILE", "REDDIT_SPLITS_FILE", "REDDIT_SPLIT_SEED", "SPLITS", "Example", "SummDataset",
            "check_tokenizer", "get_dataset", "load_split", "write_demo"]

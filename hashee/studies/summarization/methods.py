@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import torch
 
 from hashee.core.errors import HasheeError
-from hashee.core.methods import HashSource, Method, Registry, Stage, TokenHashExits
+from hashee.core.hashee_method import HashSource, TokenHashExits
+from hashee.core.methods import Method, Registry, Stage
 from hashee.studies.summarization.modeling import Seq2SeqModel, dat_generate
 
 # The summarization methods: the ELUE registry's mechanism (hashee.core.methods.Registry), a registry of its own.
@@ -88,7 +89,7 @@ class Truncated(SummMethod):
 @register
 class HashEESeq2Seq(TokenHashExits, SummMethod):
     """HashEE on the encoder: each source token exits at its hashed layer; the decoder is unchanged.
-    The hash plumbing is ELUE HashEE's (hashee.core.methods.TokenHashExits)."""
+    The hash plumbing is ELUE HashEE's (hashee.core.hashee_method.TokenHashExits)."""
 
     name = "hashee"
     needs_fitted_hash = True  # the workflow's summ_fit_hash job; train --dataset takes it as --hash-file

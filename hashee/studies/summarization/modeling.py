@@ -29,19 +29,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hashee.core.backbones import (
-    _read_weights,
-    bart_encoder_config,
-    bert_to_bart_encoder,
-    load_backbone,
-    load_exact,
-    load_tokenizer,
-    map_bart_encoder,
-    map_cpt_encoder,
-    resolve,
-)
+from hashee.core.backbones import _read_weights, load_backbone, load_exact, load_tokenizer, resolve
 from hashee.core.errors import HasheeError
 from hashee.core.modeling import EncoderConfig, TokenExitEncoder
+from hashee.studies.summarization.weights import (
+    BART_POSITION_OFFSET,
+    bart_encoder_config,
+    bert_to_bart_encoder,
+    map_bart_encoder,
+    map_cpt_encoder,
+)
 
 OFFLINE_SEQ2SEQ = "minilm-seq2seq"
 OFFLINE_DECODER_LAYERS = 2
@@ -274,8 +271,6 @@ def layer_step(layer, x, self_k, self_v, cross_k, cross_v, source_mask):
 
 
 def embed_step(decoder, tokens, position: int):  # tokens (B,) -> (B, 1, d)
-    from hashee.core.backbones import BART_POSITION_OFFSET
-
     x = decoder.embed_tokens(tokens[:, None]) + decoder.embed_positions.weight[position + BART_POSITION_OFFSET]
     return decoder.layernorm_embedding(x)
 

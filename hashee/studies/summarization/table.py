@@ -26,7 +26,7 @@ from hashee.core.io import write_text_atomic
 from hashee.core.settings import natural_key
 from hashee.measure.provenance import table_note
 from hashee.measure.results import load_paper, parse_setting, read_csv_checked
-from hashee.measure.tables import DASH, DELTA, _delta, to_latex, to_markdown
+from hashee.measure.tables import DASH, DELTA, delta, to_latex, to_markdown
 from hashee.studies.summarization.data import get_dataset
 from hashee.studies.summarization.rouge import ROUGE_CONVENTION
 
@@ -171,8 +171,8 @@ def summarization_table(runs: pd.DataFrame, paper: bool = True, *, split: str = 
                         **{c: _speed(p[pc]) for c, pc in SPEEDUPS.items()}, TIME_SPEEDUP: DASH,
                         "gen. tokens": DASH})
         records.append({**base, "setting": name, "row": DELTA,
-                        **{label: f"{_delta(r[f'{k}_mean'], p[k], 2):+.2f}" for k, label in ROUGE.items()},
-                        **{c: f"{_delta(r[c], p[pc], 1):+.1f}×" for c, pc in SPEEDUPS.items()},
+                        **{label: f"{delta(r[f'{k}_mean'], p[k], 2):+.2f}" for k, label in ROUGE.items()},
+                        **{c: f"{delta(r[c], p[pc], 1):+.1f}×" for c, pc in SPEEDUPS.items()},
                         TIME_SPEEDUP: DASH, "gen. tokens": DASH})
 
     columns = ["dataset", "backbone", "method", "setting", "row", *ROUGE.values(), *speed_columns, "gen. tokens"]

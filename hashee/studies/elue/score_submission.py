@@ -1,12 +1,12 @@
 """The ELUE score of a submission before it is uploaded (`hashee score-submission`).
 
-From a submission folder (or its zip; the layout hashee/measure/submit.py writes), labelled test
+From a submission folder (or its zip; the layout hashee/studies/elue/submit.py writes), labelled test
 files and a reference curve, compute what the leaderboard computes:
 
 - per prediction file `<TASK>_<k>.tsv`: the task metric (hashee.core.metrics, x100) of its `pred`
   column against the gold labels joined by `index`, and its mean MFLOPs per instance rebuilt from
   the `modules` column with the file's own model.py `module_list`, as the validator does
-  (hashee/measure/validate.py; the server never reads our flops.json);
+  (hashee/studies/elue/validate.py; the server never reads our flops.json);
 - per task: the mean gap perf − p_EB(MFLOPs) over its files, and the ELUE score: the mean of the
   task gaps, rounded to 2 decimals (hashee.measure.score.elue_score, the leaderboard's formula).
 
@@ -55,7 +55,7 @@ def score_submission(directory, data_dir, reference, *, labels_dir=None, tasks=N
     """Score a submission folder (or zip); see the module docstring. `data_dir`: `<TASK>/test.tsv`;
     `labels_dir` (default: data_dir): `<TASK>/test_full.tsv`; `reference`: a reference CSV
     (`hashee reference`); `tasks`: default all six."""
-    from hashee.measure.validate import validate_submission
+    from hashee.studies.elue.validate import validate_submission
 
     names = list(TASKS) if tasks is None else list(tasks)
     for name in names:
@@ -104,7 +104,7 @@ def _score_task(folder: Path, task: TaskSpec, gold: dict) -> list[dict]:
     from hashee.core.metrics import compute_metric
     from hashee.core.trace import parse_trace
     from hashee.measure.flops import FlopCounter
-    from hashee.measure.submit import FLOPS_FILE, MODEL_FILE, load_model_file
+    from hashee.studies.elue.submit import FLOPS_FILE, MODEL_FILE, load_model_file
 
     counter = FlopCounter(load_model_file(folder / MODEL_FILE).module_list)
     listed = json.loads((folder / FLOPS_FILE).read_text(encoding="utf-8"))["files"]

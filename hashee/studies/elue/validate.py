@@ -12,7 +12,7 @@ submission. Decisions:
   (name, shape) traced once) and compared with flops.json; more than 1 % apart is a problem.
 - At most MAX_ROW_PROBLEMS row-level problems are listed per file, then a count of the rest.
 
-The layout it checks is the one hashee/measure/submit.py writes (described there).
+The layout it checks is the one hashee/studies/elue/submit.py writes (described there).
 """
 
 from __future__ import annotations
@@ -26,7 +26,13 @@ from pathlib import Path
 from hashee.core.errors import HasheeError, unknown_name
 from hashee.core.tasks import TASKS, TaskSpec
 from hashee.core.trace import Trace, parse_trace
-from hashee.measure.submit import FLOPS_FILE, MODEL_FILE, PRED_COLUMNS, disallowed_imports, load_model_file
+from hashee.studies.elue.submit import (
+    FLOPS_FILE,
+    MODEL_FILE,
+    PRED_COLUMNS,
+    disallowed_imports,
+    load_model_file,
+)
 
 FLOPS_TOLERANCE = 0.01
 MAX_ROW_PROBLEMS = 10

@@ -82,8 +82,9 @@ def fit_task_hashes(task_name: str, data_dir, backbone_name: str, settings: list
     path; returns one line per hash saved. `buckets`: for settings that name none (the config's
     hash.buckets). The summarization twin: hashee.studies.summarization.run.fit_hashes."""
     from hashee.core.backbones import load_backbone
+    from hashee.core.hashee_method import HashEE, encoder_hash_source
     from hashee.core.hashing import task_fitting_data
-    from hashee.core.methods import METHODS, HashEE, encoder_hash_source
+    from hashee.core.methods import METHODS
     from hashee.core.tasks import get_task
 
     task = get_task(task_name)
