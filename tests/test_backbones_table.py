@@ -13,7 +13,8 @@ from hashee.core.settings import backbone_label, with_backbone
 from hashee.measure.backbones import NO_PAPER_NUMBERS, backbones_table, display_table, write_backbones
 from hashee.measure.results import ROW_COLUMNS, write_runs
 from hashee.measure.score import reference_from_runs
-from hashee.measure.tables import elue_table, hash_ablation_table, paper_model
+from hashee.measure.tables import paper_model
+from hashee.studies.elue.table import elue_table, hash_ablation_table
 
 FREQ = "hash=frequency,layers=6"
 
@@ -71,6 +72,21 @@ def test_backbones_table_per_backbone_and_task():
     assert list(shown.iloc[1][["HashEE perf", "static perf", "Δ perf (HashEE − static)"]]) == ["80.0", "82.0", "-2.0"]
     assert shown.iloc[2]["static perf"] == "–" and shown.iloc[2]["Δ speed-up"] == "–"
     assert NO_PAPER_NUMBERS in notes and any("roberta" in note for note in notes)  # no runs: said so
+
+
+def test_the_experiment_compares_the_methods_the_registry_names():
+    """The compared method is the class with a backbones_setting (HashEE), the reference the is_reference class
+    (static); either may be given instead, and the table names them by their classes' labels."""
+    from hashee.core.methods import available_methods, backbones_method, reference_method
+    from hashee.measure.backbones import compared_methods
+
+    assert compared_methods() == (backbones_method(), reference_method()) == ("hashee", "static")
+    assert available_methods()["hashee"].backbones_setting == FREQ
+    runs = make_runs()
+    runs = pd.concat([runs, pd.DataFrame([row("SST-2", "pabee", "backbone=bert,layers=6,patience=3", 1, 81.0, 2.5)])])
+    points, notes = backbones_table(runs, ["bert"], "minilm", "layers=6,patience=3", "layers=6", method="pabee")
+    assert points.iloc[0]["pabee_perf"] == 81.0 and points.iloc[0]["delta_perf"] == pytest.approx(-1.0)
+    assert "pabee perf" in display_table(points).columns and "of pabee [layers=6,patience=3]" in notes[0]
 
 
 def test_backbones_table_errors():

@@ -23,7 +23,8 @@ from hashee.measure.bootstrap import (
 )
 from hashee.measure.results import ROW_COLUMNS
 from hashee.measure.score import ReferenceCurve
-from hashee.measure.tables import INSIDE, elue_table, hash_ablation_table, to_latex
+from hashee.measure.tables import INSIDE, to_latex
+from hashee.studies.elue.table import elue_table, hash_ablation_table
 
 RNG = np.random.default_rng(7)
 
@@ -268,7 +269,7 @@ def test_evaluate_writes_per_instance_flops_that_the_bootstrap_resamples(tmp_pat
 
 
 def test_bounds_of_float_noise_around_zero_show_as_zero():
-    from hashee.measure.tables import _score_cell
+    from hashee.studies.elue.table import score_cell
 
     reps = np.array([-1e-15, 0.0, 1e-15] * 100)
-    assert _score_cell(0.0, reps, 0.95) == f"0.00 [0.00, 0.00] {INSIDE}"
+    assert score_cell(0.0, reps, 0.95) == f"0.00 [0.00, 0.00] {INSIDE}"

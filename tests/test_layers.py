@@ -111,28 +111,44 @@ def test_no_import_circle_inside_the_cli():
     assert not circles, {m: sorted(graph[m]) for m in circles}
 
 
-def test_shared_code_names_no_method():
-    """Method facts (plot style, table order, paper rows, the reference role) live on the method classes:
-    the reporting layer, the CLI and the workflow quote no method id. Exceptions: the backbones experiment,
-    which is HashEE against the static model by definition (its config keys and columns are named so), and
-    `hashee` as the package or program name."""
+def quoted_method_ids(root, files):
+    """Lines of `files` that quote a registered method id ("hashee", 'static', ...), but not `hashee` as the
+    package or program name."""
     import re
-    from pathlib import Path
 
     from hashee.core.methods import available_methods
 
-    root = Path(__file__).resolve().parents[1]
     ids = "|".join(re.escape(name) for name in available_methods())
     pattern = re.compile(rf"""["']({ids})["']""")
-    files = [*root.joinpath("hashee", "measure").rglob("*.py"), *root.joinpath("hashee", "cli").rglob("*.py"),
-             *root.joinpath("workflow").rglob("*.smk"), *root.joinpath("workflow").rglob("*.py"), root / "Snakefile"]
-    backbones_experiment = {"backbones.py", "backbones_common.smk", "backbones.smk"}
     package_name = re.compile(r"""prog=|__version__|resources\.files|__module__""")
-    found = [f"{path.relative_to(root)}:{number}: {line.strip()}"
-             for path in files if path.name not in backbones_experiment
-             for number, line in enumerate(path.read_text().splitlines(), start=1)
-             if pattern.search(line) and not package_name.search(line)]
+    return [f"{path.relative_to(root)}:{number}: {line.strip()}"
+            for path in files
+            for number, line in enumerate(path.read_text().splitlines(), start=1)
+            if pattern.search(line) and not package_name.search(line)]
+
+
+def shared_code(root):
+    """The code that must name no method: the reporting layer, the CLI, the ELUE study and the workflow."""
+    return [*root.joinpath("hashee", "measure").rglob("*.py"), *root.joinpath("hashee", "cli").rglob("*.py"),
+            *root.joinpath("hashee", "studies", "elue").rglob("*.py"),
+            *root.joinpath("workflow").rglob("*.smk"), *root.joinpath("workflow").rglob("*.py"), root / "Snakefile"]
+
+
+def test_shared_code_names_no_method():
+    """Method facts (label, plot style, table order, paper rows, the reference role, what the backbones
+    experiment compares) live on the method classes: the reporting layer, the CLI, the ELUE study and the
+    workflow quote no method id (`hashee` as the package or program name aside)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    found = quoted_method_ids(root, shared_code(root))
     assert not found, "\n".join(found)
+
+
+def test_the_method_id_scan_finds_a_quoted_id(tmp_path):
+    """The scan above can fail: a quoted id in a file is found, the package name is not."""
+    (tmp_path / "a.py").write_text('x = 1\nrows = runs[runs["method"] == "static"]\nprog="hashee"\n')
+    assert quoted_method_ids(tmp_path, [tmp_path / "a.py"]) == ['a.py:2: rows = runs[runs["method"] == "static"]']
 
 
 def test_a_plugin_method_inherits_the_reporting_defaults():
@@ -144,6 +160,7 @@ def test_a_plugin_method_inherits_the_reporting_defaults():
         name = "a-plugin"
 
     assert (Plugin.plot_style, Plugin.table_order, Plugin.paper_rows, Plugin.is_reference) == (None, 6.5, (), False)
+    assert (Plugin.display_label(), Plugin.backbones_setting) == ("a-plugin", None)
     registry = available_methods()
     assert reference_method() == "static" and registry["static"].is_reference
     order = sorted([*registry, "a-plugin"], key=method_order)

@@ -51,14 +51,26 @@ def test_each_method_and_hash_has_its_own_color():
     lines = _lines(_figure())
     by_family = {}
     for label, line in lines.items():
-        family = label.split(" (")[0] if label.startswith("hashee") else label.split(" ")[0]
+        family = label.split(" (")[0] if label.startswith("HashEE") else label.split(" ")[0]
         by_family.setdefault(family, set()).add((line.get_color(), line.get_marker()))
     assert all(len(styles) == 1 for styles in by_family.values()), by_family
     colors = [next(iter(s))[0] for s in by_family.values()]
     assert len(colors) == len(set(colors)), by_family  # no two methods (or hashes) share a color
     assert {"static", "pabee", "cascadebert", "berxit", "my-plugin"} <= set(by_family)
     assert lines["pabee layers=6 (3 sweep points)"].get_color() == method_styles()["pabee"][0]
-    assert lines["hashee hash=mi,layers=6"].get_color() == HASH_STYLES["mi"][0]
+    assert lines["HashEE hash=mi,layers=6"].get_color() == HASH_STYLES["mi"][0]
+
+
+def test_the_legend_names_each_method_by_its_class_label():
+    """`label` (default: the id, which a plugin inherits) is how plots name a method: HashEE's class says
+    "HashEE"; the baselines and an unregistered plugin keep their ids."""
+    from hashee.core.hashee_method import HashEE
+    from hashee.core.methods import Method
+
+    assert HashEE.display_label() == "HashEE" and Method.label == ""
+    labels = set(_lines(_figure()))
+    assert {"HashEE hash=frequency,layers=6", "berxit layers=6", "my-plugin layers=2"} <= labels, labels
+    assert not any(label.startswith("hashee ") for label in labels), labels
 
 
 def test_static_is_one_black_line_and_stands_for_the_reference_it_equals():

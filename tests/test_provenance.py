@@ -246,8 +246,8 @@ demo-en,minilm-seq2seq,hashee,hash=frequency,7,test,50,30,45,0.2,0.2,0.4,8,0,1.0
 
 
 def test_every_table_names_the_provenance_in_markdown_and_latex(tmp_path):
-    from hashee.measure.tables import write_tables
     from hashee.studies.difficulty.table import write_difficulty_tables
+    from hashee.studies.elue.table import write_tables
     from hashee.studies.summarization.table import write_summarization_table
 
     results = tmp_path / "results" / "demo"

@@ -18,14 +18,8 @@ from hashee.measure.results import (
     split_setting,
     write_runs,
 )
-from hashee.measure.tables import (
-    DELTA,
-    elue_table,
-    hash_ablation_table,
-    paper_model,
-    table_notes,
-    write_tables,
-)
+from hashee.measure.tables import DELTA, paper_model
+from hashee.studies.elue.table import elue_table, hash_ablation_table, table_notes, write_tables
 
 REF = pd.DataFrame({
     "task": ["SST-2"] * 3 + ["MRPC"] * 3,

@@ -64,18 +64,22 @@ def planned_runs(cfg: dict) -> list[tuple[str, str, str, int]]:
 
 
 def backbone_runs(cfg: dict) -> list[tuple[str, str, str, int]]:
-    """The backbones experiment (docs/backbones.md): per `models` label HashEE, the static model and the PLM row,
-    their settings prefixed 'backbone=<label>,' unless the label is the config's own backbone; per `published`
-    label the whole static model."""
+    """The backbones experiment (docs/backbones.md): per `models` label the compared method (the class with a
+    backbones_setting: HashEE), the reference (static) model and the PLM row, their settings prefixed
+    'backbone=<label>,' unless the label is the config's own backbone; per `published` label the whole static model."""
+    from hashee.core.methods import backbones_method, reference_method
+
     section = cfg.get("backbones") or {}
     if not section.get("enabled"):
         return []
+    method, reference = backbones_method(), reference_method()
+    setting = section.get("setting") or method_classes(cfg)[method].backbones_setting
     models = []
     for label, name in section["models"].items():
         prefix = "" if name == cfg["backbone"] else f"backbone={label},"
-        models += [("hashee", prefix + section["hashee"]), ("static", prefix + section["static"]),
-                   ("static", prefix + f"layers={section['plm_layers']}")]
-    models += [("static", f"backbone={label}") for label in section.get("published") or {}]
+        models += [(method, prefix + setting), (reference, prefix + section["reference_setting"]),
+                   (reference, prefix + f"layers={section['plm_layers']}")]
+    models += [(reference, f"backbone={label}") for label in section.get("published") or {}]
     return [(task, method, setting, seed)
             for task in cfg["tasks"] for method, setting in dict.fromkeys(models) for seed in cfg["seeds"]]
 
@@ -307,6 +311,16 @@ def test_the_removed_regression_skip_key_is_named(tmp_path):
     lines = [line for line in _error_lines(out).splitlines() if line.startswith("config key")]
     assert lines == ["config key 'regression_skip' is no longer read -- whether a method runs on STS-B is its "
                      "class attribute supports_regression (docs/adding-a-baseline.md); delete the key"]
+
+
+def test_the_removed_backbones_method_keys_are_named_with_their_new_spelling(tmp_path):
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump({"backbones": {"hashee": "hash=frequency,layers=2"}}))
+    out = run_snakemake(["all", "-n", "--configfile", str(ROOT / "config" / "tiny.yaml"), str(tmp_path / "old.yaml")],
+                        tmp_path)
+    assert out.returncode != 0
+    lines = [line for line in _error_lines(out).splitlines() if line.startswith("config key")]
+    assert len(lines) == 1 and lines[0].startswith(
+        "config key 'backbones.hashee' is no longer read -- spell it backbones.setting "), lines
 
 
 def test_the_removed_warm_start_key_is_named(tmp_path):
@@ -718,7 +732,7 @@ def check_hash_ablation_table(table, cfg: dict) -> None:
     """hash_ablation.csv: one 'ours' row per configured HashEE setting, a cell per ablation task that is configured
     (a dash for the others), and a speed-up."""
     from hashee.core.settings import parse_setting
-    from hashee.measure.tables import ABLATION_TASKS
+    from hashee.studies.elue.table import ABLATION_TASKS
 
     ours = table[table["row"] == "ours"].astype({"layers": str})
     expected = sorted((d["hash"], d["layers"]) for d in map(parse_setting, cfg["methods"]["hashee"]))

@@ -56,11 +56,19 @@ def cmd_time(args) -> None:
 
 # ---------------------------------------------------------------- gather / reference / tables
 def cmd_backbones(args) -> None:
-    from hashee.measure.backbones import write_backbones
+    from hashee.core.errors import unknown_name
+    from hashee.core.methods import available_methods
+    from hashee.measure.backbones import compared_methods, write_backbones
+
+    if args.setting is None:
+        method, classes = compared_methods(args.method)[0], available_methods()
+        if method not in classes:
+            raise unknown_name("method", method, classes)
+        args.setting = classes[method].backbones_setting or ""
 
     labels = [label for label in args.labels.split(",") if label]
-    write_backbones(args.runs, args.out_dir, args.plot, labels, args.own, args.hashee_setting, args.static_setting,
-                    config_name=args.config_name)
+    write_backbones(args.runs, args.out_dir, args.plot, labels, args.own, args.setting, args.reference_setting,
+                    config_name=args.config_name, method=args.method, reference=args.reference)
     print(f"backbones table -> {args.out_dir}, plot -> {args.plot}")
 
 
@@ -98,7 +106,7 @@ def cmd_tables(args) -> None:
     from hashee.measure.plots import pareto_plots
     from hashee.measure.results import read_runs
     from hashee.measure.score import read_reference
-    from hashee.measure.tables import write_tables
+    from hashee.studies.elue.table import write_tables
 
     write_tables(args.runs, args.reference, args.out_dir, beyond=args.beyond, config_name=args.config_name,
                  bootstrap_path=args.bootstrap, level=args.level)
@@ -257,14 +265,17 @@ def add_parsers(sub) -> None:
                    help="overlay the paper's published points on the plots (the paper's backbone only)")
     p.set_defaults(func=cmd_tables)
 
-    p = sub.add_parser("backbones", help="the effect of backbones: HashEE vs the static model per backbone "
-                       "(backbones.md/csv/tex and a plot)")
+    p = sub.add_parser("backbones", help="the effect of backbones: the compared method (HashEE) vs the reference "
+                       "(static) model per backbone (backbones.md/csv/tex and a plot)")
     p.add_argument("--runs", required=True)
     p.add_argument("--labels", required=True, help="comma-separated backbone labels, in the table's order")
     p.add_argument("--own", default=None,
                    help="the label of the config's own backbone, whose runs carry no backbone=<label> key")
-    p.add_argument("--hashee-setting", default="hash=frequency,layers=6")
-    p.add_argument("--static-setting", default="layers=6")
+    p.add_argument("--method", default=None,
+                   help="the compared method (default: the registered class with a backbones_setting, HashEE)")
+    p.add_argument("--setting", default=None, help="its setting (default: its class's backbones_setting)")
+    p.add_argument("--reference", default=None, help="the reference method (default: the is_reference class, static)")
+    p.add_argument("--reference-setting", default="layers=6", help="the reference model's setting")
     p.add_argument("--out-dir", required=True, help="folder for backbones.md, .csv and .tex")
     p.add_argument("--plot", required=True, help="the PNG to write")
     p.add_argument("--config-name", default="")

@@ -112,6 +112,7 @@ class HashEE(TokenHashExits, Method):
     """Hash-based token-level early exiting: each token exits at its hashed layer (docs/method.md)."""
 
     name = "hashee"
+    label = "HashEE"
     supports_regression = True  # a token-exit model's head is the plain classifier/regressor
     needs_fitted_hash = True
     table_order = 7
@@ -119,6 +120,9 @@ class HashEE(TokenHashExits, Method):
     # Frequency row, the only hash above 3.3x). Its plots draw one red per hash (hashee.measure.plots).
     paper_rows = (("elasticbert", "hash=frequency,layers=6", "HashEE"),)
     setting_defaults = {"hash": "frequency", "layers": "", "buckets": "6"}
+    # The backbones experiment compares HashEE (frequency hash, first 6 layers) with the static 6-layer model
+    # on each backbone, as the paper's figure does.
+    backbones_setting = "hash=frequency,layers=6"
 
     def build(self, config, task):
         model = super().build(config, task)

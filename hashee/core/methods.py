@@ -85,6 +85,21 @@ def reference_method() -> str:
     return found[0]
 
 
+def backbones_method() -> str:
+    """The id of the registered method the backbones experiment runs on every backbone against the reference
+    method's model of the same depth (the one class with a `backbones_setting`; docs/backbones.md)."""
+    found = [name for name, cls in available_methods().items() if cls.backbones_setting]
+    if len(found) != 1:
+        raise HasheeError(f"exactly one registered method must set backbones_setting, found {found or 'none'}")
+    return found[0]
+
+
+def method_label(method: str) -> str:
+    """How tables and plots name `method`: its class's `label` (the id itself for an unregistered name)."""
+    cls = available_methods().get(method)
+    return cls.display_label() if cls else method
+
+
 def import_plugin(plugin: str, variable: str = "HASHEE_PLUGINS") -> None:
     """A module name, or the path of a .py file (imported once under a private name)."""
     try:
@@ -172,6 +187,12 @@ class Method:
     # True for the one method whose runs are the ELUE reference curve and the full models that measured
     # speed-ups are relative to (the static model).
     is_reference = False
+    # How plots and the backbones table name the method (empty: its id, `name`). The ELUE, ablation and timing
+    # tables keep the id in their `method` column: it is the key configs and runs.csv use.
+    label = ""
+    # The setting the backbones experiment (docs/backbones.md) runs on every backbone, compared with the
+    # reference method's model of the same depth; set on exactly one method (None: not that method).
+    backbones_setting: str | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -192,6 +213,11 @@ class Method:
             if doc and doc.strip():
                 return doc.strip().splitlines()[0]
         return ""
+
+    @classmethod
+    def display_label(cls) -> str:
+        """`label`, else the id."""
+        return cls.label or cls.name
 
     @property
     def sweep_key(self) -> str:

@@ -1,6 +1,8 @@
-"""The effect of backbones (docs/backbones.md): per backbone and task, HashEE and the static model of the
-same depth, their perf and speed-up and the difference; results/<config>/tables/backbones.{md,csv,tex}
-and plots/backbones.png.
+"""The effect of backbones (docs/backbones.md): per backbone and task, the compared method (the registered
+class with a `backbones_setting`: HashEE) and the reference method's model of the same depth (the class
+with `is_reference`: the static model), their perf and speed-up and the difference;
+results/<config>/tables/backbones.{md,csv,tex} and plots/backbones.png. The CSV's columns are prefixed
+with the two methods' ids, the shown table names them by their classes' `label`.
 
 Which rows are a backbone's: every backbone of the config's `backbones` section has a label, and its
 runs' settings start with `backbone=<label>` (hashee.core.settings.with_backbone), except the config's
@@ -26,12 +28,20 @@ from hashee.measure.provenance import table_note
 from hashee.measure.results import read_runs
 from hashee.measure.tables import DASH, SYNTHETIC_CONFIGS, to_latex, to_markdown
 
-__all__ = ["NO_PAPER_NUMBERS", "backbone_points", "backbones_plot", "backbones_table", "display_table",
-           "write_backbones"]
+__all__ = ["NO_PAPER_NUMBERS", "backbone_points", "backbones_plot", "backbones_table", "compared_methods",
+           "display_table", "write_backbones"]
 
 NO_PAPER_NUMBERS = ("The paper reports the effect of backbones as a figure; hashee/paper/ holds no numbers "
                     "for it, so no paper rows are quoted here.")
-_MODELS = (("hashee", "HashEE"), ("static", "static"))
+_STATS = ("perf", "std", "speedup", "n_seeds")
+
+
+def compared_methods(method: str | None = None, reference: str | None = None) -> tuple[str, str]:
+    """(the compared method, the reference method): by default the registry's (`backbones_method`,
+    `reference_method`)."""
+    from hashee.core.methods import backbones_method, reference_method  # here: the registry imports torch
+
+    return method or backbones_method(), reference or reference_method()
 
 
 def _seed_stats(rows: pd.DataFrame, where: str) -> dict:
@@ -43,32 +53,37 @@ def _seed_stats(rows: pd.DataFrame, where: str) -> dict:
             "n_seeds": len(rows)}
 
 
-def backbone_points(runs: pd.DataFrame, labels: list[str], own: str | None, hashee_setting: str,
-                    static_setting: str, *, split: str = "test") -> pd.DataFrame:
-    """One row per backbone label x task with runs: seed means of HashEE [`hashee_setting`] and of the
-    static model [`static_setting`] on that backbone, and HashEE − static (perf, speed-up). A model
-    without runs on a task leaves its columns empty (NaN)."""
+def backbone_points(runs: pd.DataFrame, labels: list[str], own: str | None, setting: str,
+                    reference_setting: str, *, split: str = "test", method: str | None = None,
+                    reference: str | None = None) -> pd.DataFrame:
+    """One row per backbone label x task with runs: seed means of `method` [`setting`] and of the
+    `reference` method [`reference_setting`] on that backbone (`compared_methods`), and method −
+    reference (perf, speed-up). Columns `<id>_perf`, `<id>_std`, ... per method id. A model without runs
+    on a task leaves its columns empty (NaN)."""
     if not labels:
         raise HasheeError("backbones table: no backbone labels given")
+    method, reference = compared_methods(method, reference)
     rows = runs[(runs["split"] == split) & runs["perf"].notna()]
     records = []
     for label in labels:
         backbone = None if label == own else label
-        settings = {"hashee": with_backbone(hashee_setting, backbone), "static": with_backbone(static_setting, backbone)}
+        settings = {method: with_backbone(setting, backbone), reference: with_backbone(reference_setting, backbone)}
         for task in TASKS:
             record = {"backbone": label, "task": task}
-            for method, _ in _MODELS:
-                mine = rows[(rows["method"] == method) & (rows["setting"] == settings[method]) & (rows["task"] == task)]
-                stats = _seed_stats(mine, f"runs {method} {settings[method]} {task}") if len(mine) else {}
-                for key in ("perf", "std", "speedup", "n_seeds"):
-                    record[f"{method}_{key}"] = stats.get(key, float("nan"))
-            if pd.isna(record["hashee_perf"]) and pd.isna(record["static_perf"]):
+            for name in (method, reference):
+                mine = rows[(rows["method"] == name) & (rows["setting"] == settings[name]) & (rows["task"] == task)]
+                stats = _seed_stats(mine, f"runs {name} {settings[name]} {task}") if len(mine) else {}
+                for key in _STATS:
+                    record[f"{name}_{key}"] = stats.get(key, float("nan"))
+            if pd.isna(record[f"{method}_perf"]) and pd.isna(record[f"{reference}_perf"]):
                 continue
-            record["delta_perf"] = record["hashee_perf"] - record["static_perf"]
-            record["delta_speedup"] = record["hashee_speedup"] - record["static_speedup"]
+            record["delta_perf"] = record[f"{method}_perf"] - record[f"{reference}_perf"]
+            record["delta_speedup"] = record[f"{method}_speedup"] - record[f"{reference}_speedup"]
             records.append(record)
-    columns = ["backbone", "task"] + [f"{m}_{k}" for m, _ in _MODELS for k in ("perf", "std", "speedup", "n_seeds")]
-    return pd.DataFrame(records, columns=columns + ["delta_perf", "delta_speedup"])
+    columns = ["backbone", "task"] + [f"{m}_{k}" for m in (method, reference) for k in _STATS]
+    points = pd.DataFrame(records, columns=columns + ["delta_perf", "delta_speedup"])
+    points.attrs["methods"] = (method, reference)
+    return points
 
 
 def _perf(mean, std, n) -> str:
@@ -81,25 +96,42 @@ def _number(value, fmt: str) -> str:
     return DASH if pd.isna(value) else format(value, fmt)
 
 
+def _methods_of(points: pd.DataFrame) -> tuple[str, str]:
+    """The (compared, reference) ids of `backbone_points`' rows (its attrs, else the registry's)."""
+    return tuple(points.attrs.get("methods") or compared_methods())
+
+
+def _labels(methods) -> list[str]:
+    from hashee.core.methods import method_label
+
+    return [method_label(m) for m in methods]
+
+
 def display_table(points: pd.DataFrame) -> pd.DataFrame:
-    """The table as shown (md/tex): perf ×100 (mean ± std over seeds), speed-up, HashEE − static."""
+    """The table as shown (md/tex): perf ×100 (mean ± std over seeds), speed-up, method − reference, the two
+    named by their classes' `label`."""
+    methods = _methods_of(points)
+    labels = _labels(methods)
     shown = pd.DataFrame({"backbone": points["backbone"], "task": points["task"]})
-    for method, name in _MODELS:
+    for method, name in zip(methods, labels):
         shown[f"{name} perf"] = [_perf(m, s, n) for m, s, n in
                                  zip(points[f"{method}_perf"], points[f"{method}_std"], points[f"{method}_n_seeds"])]
         shown[f"{name} speed-up"] = [_number(v, ".1f") + ("×" if pd.notna(v) else "") for v in points[f"{method}_speedup"]]
-    shown["Δ perf (HashEE − static)"] = [_number(v, "+.1f") for v in points["delta_perf"]]
+    shown[f"Δ perf ({labels[0]} − {labels[1]})"] = [_number(v, "+.1f") for v in points["delta_perf"]]
     shown["Δ speed-up"] = [_number(v, "+.1f") + ("×" if pd.notna(v) else "") for v in points["delta_speedup"]]
     return shown
 
 
-def backbones_table(runs: pd.DataFrame, labels: list[str], own: str | None, hashee_setting: str,
-                    static_setting: str, *, split: str = "test") -> tuple[pd.DataFrame, list[str]]:
+def backbones_table(runs: pd.DataFrame, labels: list[str], own: str | None, setting: str,
+                    reference_setting: str, *, split: str = "test", method: str | None = None,
+                    reference: str | None = None) -> tuple[pd.DataFrame, list[str]]:
     """(points, notes): `backbone_points` and the notes printed under the table."""
-    points = backbone_points(runs, labels, own, hashee_setting, static_setting, split=split)
+    points = backbone_points(runs, labels, own, setting, reference_setting, split=split, method=method,
+                             reference=reference)
+    name, ref_name = _labels(_methods_of(points))
     notes = [f"Per backbone and task: {split} perf ×100 (mean ± sample std over seeds when >1 seed) and mean "
-             f"speed-up (FLOPs relative to BERT-base) of HashEE [{hashee_setting}] and of the static model "
-             f"[{static_setting}] on that backbone; Δ = HashEE − static, from the seed means.",
+             f"speed-up (FLOPs relative to BERT-base) of {name} [{setting}] and of the {ref_name} model "
+             f"[{reference_setting}] on that backbone; Δ = {name} − {ref_name}, from the seed means.",
              NO_PAPER_NUMBERS]
     missing = [label for label in labels if label not in set(points["backbone"])]
     if missing:
@@ -108,8 +140,10 @@ def backbones_table(runs: pd.DataFrame, labels: list[str], own: str | None, hash
 
 
 def backbones_plot(points: pd.DataFrame, out, *, split: str = "test") -> Path:
-    """One panel per task: perf against speed-up, per backbone its static model (open square) and HashEE
-    (filled circle) joined by a line; written atomically to `out` (PNG)."""
+    """One panel per task: perf against speed-up, per backbone its reference model (open square) and the
+    compared method (filled circle) joined by a line; written atomically to `out` (PNG)."""
+    method, reference = _methods_of(points)
+    name, ref_name = _labels((method, reference))
     tasks = [t for t in TASKS if t in set(points["task"])]
     if not tasks:
         raise HasheeError(f"backbones plot: no {split} runs of any backbone to draw")
@@ -120,18 +154,19 @@ def backbones_plot(points: pd.DataFrame, out, *, split: str = "test") -> Path:
     colors = {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys(points["backbone"]))}
     for index, task in enumerate(tasks, start=1):
         ax = fig.add_subplot(rows, cols, index)
-        for record in points[points["task"] == task].itertuples():
-            color = colors[record.backbone]
-            ax.plot([record.static_speedup, record.hashee_speedup], [record.static_perf, record.hashee_perf],
-                    "-", color=color, linewidth=1, alpha=0.6)
-            ax.plot(record.static_speedup, record.static_perf, "s", mfc="none", color=color)
-            ax.plot(record.hashee_speedup, record.hashee_perf, "o", color=color, label=record.backbone)
+        for record in points[points["task"] == task].to_dict("records"):
+            color = colors[record["backbone"]]
+            ours = record[f"{method}_speedup"], record[f"{method}_perf"]
+            ref = record[f"{reference}_speedup"], record[f"{reference}_perf"]
+            ax.plot([ref[0], ours[0]], [ref[1], ours[1]], "-", color=color, linewidth=1, alpha=0.6)
+            ax.plot(*ref, "s", mfc="none", color=color)
+            ax.plot(*ours, "o", color=color, label=record["backbone"])
         ax.set_title(task)
         ax.set_xlabel("speed-up (×, FLOPs vs BERT-base)")
         ax.set_ylabel(f"{split} perf ×100")
         ax.grid(alpha=0.3)
         if index == 1:
-            ax.legend(fontsize=7, title="● HashEE  □ static", title_fontsize=7)
+            ax.legend(fontsize=7, title=f"● {name}  □ {ref_name}", title_fontsize=7)
     fig.tight_layout()
     out = Path(out)
     with atomic_path(out) as tmp:
@@ -139,12 +174,14 @@ def backbones_plot(points: pd.DataFrame, out, *, split: str = "test") -> Path:
     return out
 
 
-def write_backbones(runs_path, out_dir, plot_path, labels: list[str], own: str | None, hashee_setting: str,
-                    static_setting: str, config_name: str | None = None, *, split: str = "test") -> list[Path]:
+def write_backbones(runs_path, out_dir, plot_path, labels: list[str], own: str | None, setting: str,
+                    reference_setting: str, config_name: str | None = None, *, split: str = "test",
+                    method: str | None = None, reference: str | None = None) -> list[Path]:
     """backbones.{md,csv,tex} in `out_dir` and the plot at `plot_path`. Everything is computed before the
     first write; each file is written atomically. The CSV holds the numbers, the md/tex the shown table."""
     runs = read_runs(runs_path)
-    points, notes = backbones_table(runs, labels, own, hashee_setting, static_setting, split=split)
+    points, notes = backbones_table(runs, labels, own, setting, reference_setting, split=split, method=method,
+                                    reference=reference)
     if config_name in SYNTHETIC_CONFIGS:
         notes.append(f"Synthetic demo data (config '{config_name}') — not comparable with the paper.")
     notes += table_note(out_dir)

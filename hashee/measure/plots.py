@@ -4,8 +4,8 @@ Figures are drawn on the Agg canvas directly (no pyplot), so importing this modu
 global matplotlib backend state.
 
 Readability decisions (docs/elue.md, "Plots"):
-- Each method has one fixed color and marker (its class's `plot_style`), the same in every plot; HashEE's
-  hashes are one red family, one marker per hash (`HASH_STYLES`). Methods without one (plugins)
+- Each method is named by its class's `label` and has one fixed color and marker (its class's `plot_style`), the
+  same in every plot; HashEE's hashes are one red family, one marker per hash (`HASH_STYLES`). Methods without one (plugins)
   get colors from `_SPARE_COLORS` in name order. Several models of one method share its color and
   differ in line style.
 - The static model (the class with `is_reference`) is the reference: one black line per static model, one legend entry
@@ -34,7 +34,7 @@ from matplotlib.figure import Figure
 
 from hashee.core.hashee_method import HashEE
 from hashee.core.io import atomic_path
-from hashee.core.methods import available_methods, reference_method
+from hashee.core.methods import available_methods, method_label, reference_method
 from hashee.core.tasks import METRIC_NAMES, TASKS, get_task
 from hashee.measure.bootstrap import Bootstrap, interval
 from hashee.measure.results import load_paper, method_sweep_keys, parse_setting, split_setting
@@ -99,9 +99,9 @@ class Palette:
 
     @staticmethod
     def legend_label(method: str, setting: str) -> str:
-        """A method's legend entry; HashEE's hashes one entry each."""
+        """A method's legend entry (its class's `label`); HashEE's hashes one entry each."""
         fields = parse_setting(setting)
-        return f"{HASHEE} {fields['hash']}" if method == HASHEE and "hash" in fields else method
+        return f"{method_label(method)} {fields['hash']}" if method == HASHEE and "hash" in fields else method_label(method)
 
     def color_marker(self, method: str, setting: str) -> tuple[str, str]:
         if method == self.reference:
@@ -213,7 +213,7 @@ def pareto_figure(points: pd.DataFrame, ref: pd.DataFrame | None, task: str, *, 
                 label=f"ELUE reference p_EB ({len(curve.mflops)} points)")
     for number, (line, series) in enumerate(static.groupby("line", sort=True)):
         series = series.sort_values(["mflops", "perf"])
-        label = _depth_label(series, line, style.reference) + (" = reference p_EB" if ref_is_static else "")
+        label = _depth_label(series, line, method_label(style.reference)) + (" = reference p_EB" if ref_is_static else "")
         ax.plot(series["mflops"], series["perf"], color="black", marker="s", markersize=4, linewidth=1.6,
                 linestyle=_LINESTYLES[number % len(_LINESTYLES)], zorder=2, label=label)
         _interval_bars(ax, series, "black", boot, level)
@@ -226,7 +226,7 @@ def pareto_figure(points: pd.DataFrame, ref: pd.DataFrame | None, task: str, *, 
         big = 9 if marker in "*X" else 6
         ax.plot(series["mflops"], series["perf"], color=color, marker=marker, markersize=big,
                 linestyle=style.linestyle[model] if len(series) > 1 else "none", linewidth=1.4, zorder=3,
-                label=model + (f" ({len(series)} sweep points)" if len(series) > 1 else ""))
+                label=f"{method_label(method)} {base}".strip() + (f" ({len(series)} sweep points)" if len(series) > 1 else ""))
         _interval_bars(ax, series, color, boot, level)
     bert_base = float(np.median(mine["mflops"] * mine["speedup"])) if mine["speedup"].notna().any() else None
     if paper and bert_base:

@@ -2,7 +2,7 @@
 # backbones_common.smk.
 
 
-# A HashEE run on another backbone fits its hash with that backbone's tokenizer (fit_hash fits the
+# A HashEE run (a method with needs_fitted_hash) on another backbone fits its hash with that backbone's tokenizer (fit_hash fits the
 # config's own backbone's settings, none of which names a backbone).
 rule fit_backbone_hash:
     input:
@@ -52,13 +52,16 @@ rule backbones_table:
         out_dir=lambda wildcards, output: str(Path(output.md).parent),
         labels=",".join(BACKBONES.get("models") or {}),
         own=f"--own {shlex.quote(BACKBONE_OWN)}" if BACKBONE_OWN else "",
-        hashee_setting=BACKBONES.get("hashee", ""),
-        static_setting=BACKBONES.get("static", ""),
+        method=BACKBONES_METHOD or "",
+        setting=BACKBONES_SETTING,
+        reference=BACKBONES_REFERENCE or "",
+        reference_setting=BACKBONES.get("reference_setting", ""),
         config_name=NAME,
     threads: 1
     conda:
         "../../environment.yml"
     shell:
         "hashee backbones --runs {input.runs:q} --labels {params.labels:q} {params.own}"
-        " --hashee-setting {params.hashee_setting:q} --static-setting {params.static_setting:q}"
+        " --method {params.method:q} --setting {params.setting:q}"
+        " --reference {params.reference:q} --reference-setting {params.reference_setting:q}"
         " --out-dir {params.out_dir:q} --plot {output.plot:q} --config-name {params.config_name:q} > {log:q} 2>&1"

@@ -82,12 +82,28 @@ def validate_config(cfg):
 # an entry set to null is dropped (docs/configuration.md, "Selecting methods").
 CHOICE_MAPPINGS = [("methods",), ("train_by_method",), ("summarization", "datasets"), ("summarization", "methods"),
                    ("backbones", "models"), ("backbones", "published")]
+# Keys no longer read, dotted for nested ones ("backbones.hashee"): one line each, saying what to do instead.
 REMOVED_KEYS = {
     "regression_skip": "whether a method runs on STS-B is its class attribute supports_regression "
     "(docs/adding-a-baseline.md); delete the key",
     "warm_start": "the fork server it switched on is gone (it saved ~4 CPU-s of start-up per job; docs/architecture.md, "
     "\"Jobs\"); delete the key",
+    # The backbones experiment names no method: the compared method is the class with a backbones_setting.
+    "backbones.hashee": "spell it backbones.setting (the compared method's setting on every backbone; "
+    "docs/backbones.md)",
+    "backbones.static": "spell it backbones.reference_setting (the reference model's setting on every backbone; "
+    "docs/backbones.md)",
 }
+
+
+def removed_key(cfg, dotted):
+    """True where `cfg` holds the dotted key `dotted`."""
+    node = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def replace_choice_mappings(cfg, user_cfg):
@@ -179,7 +195,7 @@ def resolve_env_path(key, value, expected):
 
 replace_choice_mappings(config, workflow.config_settings.overwrite_config)
 for _key, _why in REMOVED_KEYS.items():
-    if _key in config:
+    if removed_key(config, _key):
         raise WorkflowError(f"config key '{_key}' is no longer read -- {_why}")
 validate_config(config)
 # Out-of-tree methods (module names or .py files) the jobs' `hashee` commands import.
