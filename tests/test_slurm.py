@@ -177,7 +177,7 @@ def test_a_wildcard_value_with_a_comma_reaches_the_remote_job():
     Snakemake quotes a value that holds a comma, then splits at every comma when it reads the list back, so
     the job runs another wildcard value, or fails: here summ_fit_hash of 'hash=frequency,buckets=6' became
     'hash=frequency' on the test cluster and its output was missing. Such values are in the summarization rules
-    (summ_fit_hash, summ_run) and in fit_backbone_hash: 66 of paper.yaml's 808 jobs. Strict: once Snakemake
+    (summ_fit_hash, summ_run) and in fit_backbone_hash: 66 of paper.yaml's 909 jobs. Strict: once Snakemake
     reads them back whole, this fails, and they can join TARGETS."""
     from snakemake.target_jobs import parse_target_jobs_cli_args
     from snakemake_interface_executor_plugins.utils import TargetSpec, encode_target_jobs_cli_args

@@ -144,3 +144,43 @@ def test_summ_table_verb(rows_file, tmp_path, capsys):
     missing = tmp_path / "no.csv"
     assert main(["summ-table", "--runs", str(missing), "--out-prefix", str(prefix)]) == 2
     assert f"{missing}: summarization rows file not found" in capsys.readouterr().err
+
+
+CSL_TWO_BACKBONES = f"""{HEADER}
+csl,fnlp/cpt-large,full,,1,test,65.0,53.0,62.0,10,4,14,30,0,,,50
+csl,fnlp/cpt-large,hashee,hash=frequency,1,test,62.0,49.0,59.0,4,4,8,30,0,,,50
+csl,fnlp/bart-large-chinese,full,backbone=bart,1,test,64.0,52.0,61.0,12,6,18,30,0,,,50
+"""
+
+
+def test_a_dataset_on_two_backbones_gets_each_backbones_paper_row(tmp_path):
+    """CSL on CPT and on the Chinese BART (a more_backbones entry: backbone=bart): each backbone's full
+    model is its own speed-up base and gets its own paper row, BART's 64.49/52.48/61.81."""
+    path = tmp_path / "rows.csv"
+    path.write_text(CSL_TWO_BACKBONES)
+    table = summarization_table(read_summ_runs([path]))
+    ours = table[(table["dataset"] == "CSL") & (table["row"] == "ours")]
+    assert list(zip(ours["backbone"], ours["method"])) == [
+        ("fnlp/bart-large-chinese", "full"), ("fnlp/cpt-large", "full"), ("fnlp/cpt-large", "hashee")]
+    bart = table[(table["dataset"] == "CSL") & (table["backbone"] == "fnlp/bart-large-chinese")]
+    assert list(bart["row"]) == ["ours", "paper", "Δ (ours − paper)"]
+    paper = bart.iloc[1]
+    assert (paper["setting"], paper["ROUGE-1"], paper["ROUGE-2"], paper["ROUGE-L"]) == ("BART", "64.49", "52.48", "61.81")
+    assert bart.iloc[0]["enc ×"] == "1.0×" and bart.iloc[2]["ROUGE-1"] == "-0.49"
+    cpt = table[(table["dataset"] == "CSL") & (table["backbone"] == "fnlp/cpt-large") & (table["row"] == "paper")]
+    assert list(cpt["setting"]) == ["CPT", "HashEE w/ CPT"]
+    # TTNews' BART (53.84/38.09/49.85) is not run here: the paper's row is still shown, "paper only".
+    only = table[(table["dataset"] == "TTNews") & (table["setting"] == "BART")]
+    assert list(only["row"]) == ["paper only"] and only.iloc[0]["method"] == "full"
+    assert (only.iloc[0]["ROUGE-1"], only.iloc[0]["ROUGE-2"], only.iloc[0]["ROUGE-L"]) == ("53.84", "38.09", "49.85")
+
+
+def test_every_paper_row_is_in_the_summarization_table(rows_file):
+    """Each (model, dataset) of the paper's table appears once: as the paper row under ours, or "paper only"."""
+    table = summarization_table(read_summ_runs([rows_file]))
+    published = pd.read_csv(ROOT / "hashee" / "paper" / "summarization.csv")
+    shown = table[table["row"].isin(["paper", "paper only"]) & (table["setting"] != "–")]
+    assert sorted(zip(shown["setting"], shown["dataset"])) == sorted(zip(published["model"], published["dataset"]))
+    kinds = list(table["row"])
+    assert kinds.index("paper only") == len(kinds) - kinds.count("paper only")  # after ours
+    assert summarization_table(read_summ_runs([rows_file]), paper=False)["row"].eq("ours").all()

@@ -18,7 +18,7 @@ from hashee.measure.results import (
     split_setting,
     write_runs,
 )
-from hashee.measure.tables import DELTA, paper_model
+from hashee.measure.tables import DELTA, PAPER_ONLY, paper_model
 from hashee.studies.elue.table import elue_table, hash_ablation_table, table_notes, write_tables
 
 REF = pd.DataFrame({
@@ -175,11 +175,65 @@ def test_elue_table_cells_paper_and_delta():
     assert pabee["setting"] == "layers=6 [patience=*]"
     assert pabee["SST-2"] == "83.0 (3.0×)"  # one seed: no std
     assert pabee["MRPC"] == "–" and pabee["ELUE score"] == "–"
-    assert by_row(table, "pabee", "paper")["MRPC"] == "75.2 (3.5×)"
-    p_delta = by_row(table, "pabee", DELTA)
-    assert (p_delta["SST-2"], p_delta["MRPC"], p_delta["ELUE score"]) == ("-0.1 (+0.1×)", "–", "–")
-    # Order: baselines before HashEE; paper and Δ rows right under their model.
-    assert list(table["row"][:3]) == ["ours", "paper", DELTA] and table["method"].iloc[0] == "pabee"
+    # The paper's PABEE ran on BERT-base: this run (no backbone key: ElasticBERT) gets no paper row under it,
+    # and the paper's row is shown at the end, "paper only".
+    assert not len(table[(table["method"] == "pabee") & (table["row"] == "paper")])
+    only = by_row(table, "pabee", PAPER_ONLY)
+    assert (only["setting"], only["MRPC"], only["ELUE score"]) == ("PABEE", "75.2 (3.5×)", "-1.31")
+    # Order: baselines before HashEE; paper and Δ rows right under their model; paper-only rows last.
+    assert list(table["row"][:4]) == ["ours", "ours", "paper", DELTA] and table["method"].iloc[0] == "pabee"
+    kinds = list(table["row"])
+    assert kinds.index(PAPER_ONLY) == len(kinds) - kinds.count(PAPER_ONLY)
+
+
+def test_every_paper_row_is_in_the_table_and_a_class_claims_its_own():
+    """All of the paper's ELUE rows appear: under our model where one maps to it, else "paper only" with the
+    method whose class's paper_rows name it (blank while no class does); a newly registered class's
+    paper_rows are picked up without naming it anywhere."""
+    from hashee.core.methods import METHODS, Method, available_methods
+
+    paper = list(dict.fromkeys(load_paper("elue_test")["model"]))
+    table = elue_table(make_runs(), REF)
+    shown = table[table["row"].isin(["paper", PAPER_ONLY])]
+    assert sorted(shown["setting"]) == sorted(paper)
+    claimed = {row: m for m, cls in available_methods().items() for _, _, row in cls.paper_rows}
+    for record in table[table["row"] == PAPER_ONLY].to_dict("records"):
+        assert record["method"] == claimed.get(record["setting"], ""), record
+    assert by_row(table, "pabee", PAPER_ONLY)["setting"] == "PABEE"
+
+    unclaimed = next(name for name in paper if name not in claimed)
+
+    class Claims(Method):
+        name = "claims-a-paper-row"
+        paper_rows = ((None, "", unclaimed),)
+
+    METHODS.register(Claims)
+    try:
+        again = elue_table(make_runs(), REF)
+        assert by_row(again, "claims-a-paper-row", PAPER_ONLY)["setting"] == unclaimed
+    finally:
+        del METHODS._classes[Claims.name]
+
+
+def test_rows_name_their_backbone_when_the_table_has_several():
+    """A baseline on BERT (backbone=bert) and on the config's own backbone: a backbone column names each row's;
+    the paper's PABEE (BERT-base) stands under the BERT run only."""
+    runs = pd.concat([make_runs(), pd.DataFrame([
+        row("SST-2", "pabee", "backbone=bert,layers=6,patience=3", 1, 82.0, 2000.0, 3.1),
+        row("MRPC", "pabee", "backbone=bert,layers=6,patience=3", 1, 74.0, 2000.0, 3.2),
+    ], columns=ROW_COLUMNS)])
+    table = elue_table(runs, REF, own_backbone="elasticbert")
+    assert list(table.columns[:4]) == ["method", "backbone", "setting", "row"]
+    bert = by_row(table, "pabee", "ours", "backbone=bert,layers=6 [patience=*]")
+    own = by_row(table, "pabee", "ours", "layers=6 [patience=*]")
+    assert (bert["backbone"], own["backbone"]) == ("bert", "elasticbert")
+    paper = by_row(table, "pabee", "paper")
+    assert (paper["backbone"], paper["setting"], paper["SST-2"]) == ("bert", "PABEE", "83.1 (2.9×)")
+    assert by_row(table, "pabee", DELTA)["SST-2"] == "-1.1 (+0.2×)"
+    assert not len(table[table["row"] == PAPER_ONLY].query("setting == 'PABEE'"))
+    assert set(table["backbone"]) >= {"bert", "elasticbert"}
+    # one backbone: no column (the demo's tables)
+    assert "backbone" not in elue_table(make_runs(), REF, own_backbone="elasticbert").columns
 
 
 def test_elue_table_without_paper_rows():

@@ -171,12 +171,16 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
 
 
 def summ_runs(summ: dict) -> list[tuple[str, str, str, int]]:
-    """(dataset, method, setting, seed) of every summarization run: a dataset's own methods, else the section's."""
+    """(dataset, method, setting, seed) of every summarization run: a dataset's own methods, else the section's;
+    then those of each of its more_backbones, their settings prefixed 'backbone=<label>' ('default' dropped)."""
+    pairs = {dataset: [(method, setting) for method, settings in (spec.get("methods") or summ["methods"]).items()
+                       for setting in settings]
+             + [(method, f"backbone={label}" + ("" if setting == "default" else f",{setting}"))
+                for label, more in (spec.get("more_backbones") or {}).items()
+                for method, settings in more["methods"].items() for setting in settings]
+             for dataset, spec in summ["datasets"].items()}
     return [(dataset, method, setting, seed)
-            for dataset, spec in summ["datasets"].items()
-            for method, settings in (spec.get("methods") or summ["methods"]).items()
-            for setting in settings
-            for seed in summ["seeds"]]
+            for dataset, runs in pairs.items() for method, setting in runs for seed in summ["seeds"]]
 
 
 def write_placeholder_summarization(root: Path, section: dict) -> dict[str, str]:
@@ -287,7 +291,7 @@ def test_paper_config_is_the_paper_setup():
     assert cfg["backbone"] == "fnlp/elasticbert-base"
     assert cfg["seeds"] == [2021, 42, 7]
     assert cfg["data"]["elue_dir"].startswith("$") and "ELUE_DIR" in cfg["data"]["elue_dir"]
-    assert cfg["methods"]["static"] == [f"layers={n}" for n in range(1, 13)]
+    assert cfg["methods"]["static"] == [f"layers={n}" for n in range(1, 13)] + ["backbone=bert,layers=12"]
     hashes = ["frequency", "rand-incons", "rand-cons", "mi", "clustered"]
     assert sorted(cfg["methods"]["hashee"]) == sorted(f"hash={h},layers={n}" for h in hashes for n in (6, 12))
     assert cfg["submission"] == {"method": "hashee", "setting": "hash=frequency,layers=6"}
@@ -384,6 +388,41 @@ def _train_settings(output: str) -> dict[str, set[tuple[str, str]]]:
     return planned
 
 
+# The paper's dynamic rows ran on BERT-base: paper.yaml plans those baselines on BERT (backbone=bert), beside
+# their ElasticBERT runs, and BERT-base whole (the full model they are timed against).
+PAPER_BERT_RUNS = {("deebert", "backbone=bert,layers=12"), ("fastbert", "backbone=bert,layers=12,distill_epochs=5"),
+                   ("pabee", "backbone=bert,layers=12"), ("berxit", "backbone=bert,layers=12"),
+                   ("cascadebert", "backbone=bert,layers=12,small_layers=2"), ("static", "backbone=bert,layers=12")}
+
+
+def test_paper_config_plans_every_row_of_the_papers_tables(tmp_path):
+    """paper.yaml's dry run: BERxiT w/ BERT and the other dynamic baselines on BERT-base (rows of the paper's
+    ELUE table), with their ElasticBERT runs as extra rows; the Chinese BART's full model on CSL and TTNews
+    (the paper's BART rows) beside CPT."""
+    cfg = load_config("paper.yaml")
+    work = with_default_config(tmp_path / "root")
+    env = snakemake_env(ELUE_DIR=str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"])),
+               **write_placeholder_difficulty(tmp_path / "difficulty", cfg["difficulty"]),
+               **write_placeholder_summarization(tmp_path / "summarization", cfg["summarization"]))
+    out = run_snakemake(["all", "-n", "-p", "--configfile", str(ROOT / "config" / "paper.yaml")], work, env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert job_stats(out.stdout) == expected_jobs(cfg)
+    bert = _train_settings(out.stdout)["bert"]
+    assert PAPER_BERT_RUNS <= bert
+    for method, setting in PAPER_BERT_RUNS - {("static", "backbone=bert,layers=12")}:
+        assert (method, setting.removeprefix("backbone=bert,")) in {
+            m_s for m_s in re.findall(r"train/[^/\s]+/([^/\s]+)/([^/\s]+)/\d+/rows\.csv", out.stdout)}, method
+        commands = re.findall(rf"hashee train [^\n]*--method {method} [^\n]*--setting {setting} [^\n]*", out.stdout)
+        assert commands and all("--backbone bert-base-uncased " in c for c in commands), method
+    for dataset in ("csl", "ttnews"):
+        bart = re.findall(rf"hashee train --dataset {dataset} [^\n]*--method full --setting=backbone=bart [^\n]*",
+                          out.stdout)
+        assert len(bart) == len(cfg["summarization"]["seeds"]), dataset
+        assert all("--backbone fnlp/bart-large-chinese " in c for c in bart), dataset
+        cpt = re.findall(rf"hashee train --dataset {dataset} [^\n]*--method full --setting= [^\n]*", out.stdout)
+        assert cpt and all("--backbone fnlp/cpt-large " in c for c in cpt), dataset
+
+
 def test_paper_config_plans_the_four_backbones_and_the_plm_rows(tmp_path):
     """paper.yaml: HashEE (frequency, 6 layers), static 6L and 3L on BERT, RoBERTa and ALBERT, DistilBERT whole;
     ElasticBERT (the config's backbone) reuses the main runs. 6 tasks x 3 seeds each."""
@@ -397,12 +436,15 @@ def test_paper_config_plans_the_four_backbones_and_the_plm_rows(tmp_path):
     planned = _train_settings(out.stdout)
     assert set(planned) == {"bert", "roberta", "albert", "distilbert"}
     for label in ("bert", "roberta", "albert"):
-        assert planned[label] == {("hashee", f"backbone={label},hash=frequency,layers=6"),
-                                  ("static", f"backbone={label},layers=6"), ("static", f"backbone={label},layers=3")}
+        experiment = {("hashee", f"backbone={label},hash=frequency,layers=6"),
+                      ("static", f"backbone={label},layers=6"), ("static", f"backbone={label},layers=3")}
+        assert planned[label] - PAPER_BERT_RUNS == experiment
     assert planned["distilbert"] == {("static", "backbone=distilbert")}
     stats = job_stats(out.stdout)
     backbone_train = len(re.findall(r"--setting backbone=", out.stdout)) - stats["fit_backbone_hash"]
-    assert backbone_train == (3 * 3 + 1) * 6 * 3  # (3 backbones x 3 models + DistilBERT) x 6 tasks x 3 seeds
+    # (3 backbones x 3 models + DistilBERT + the dynamic baselines and the static 12L on BERT) x 6 tasks x 3 seeds,
+    # less the baselines without a regression rule on STS-B (DeeBERT, FastBERT, CascadeBERT)
+    assert backbone_train == (3 * 3 + 1 + len(PAPER_BERT_RUNS)) * 6 * 3 - 3 * 3
     assert stats["fit_backbone_hash"] == 3 * 6 * 3  # a hash per backbone, task and seed
     for label, name in (("bert", "bert-base-uncased"), ("roberta", "roberta-base"), ("albert", "albert-base-v2"),
                         ("distilbert", "distilbert-base-uncased")):

@@ -109,7 +109,7 @@ def cmd_tables(args) -> None:
     from hashee.studies.elue.table import write_tables
 
     write_tables(args.runs, args.reference, args.out_dir, beyond=args.beyond, config_name=args.config_name,
-                 bootstrap_path=args.bootstrap, level=args.level)
+                 bootstrap_path=args.bootstrap, level=args.level, own_backbone=args.backbone_label or None)
     if args.plots_dir:
         from hashee.measure.bootstrap import load_bootstrap
 
@@ -263,6 +263,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
     p.add_argument("--paper-points", action="store_true",
                    help="overlay the paper's published points on the plots (the paper's backbone only)")
+    p.add_argument("--backbone-label", default="",
+                   help="how the ELUE table names the config's own backbone where runs on several backbones are in it")
     p.set_defaults(func=cmd_tables)
 
     p = sub.add_parser("backbones", help="the effect of backbones: the compared method (HashEE) vs the reference "

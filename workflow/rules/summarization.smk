@@ -40,7 +40,7 @@ if SUMM_ENABLED:
             ssetting="[A-Za-z0-9=,._-]+",
         params:
             data_dir=lambda wildcards: SUMM_PATHS[wildcards.dataset],
-            backbone=summ_dataset("backbone"),
+            backbone=summ_backbone,  # the dataset's, or a more_backbones entry's
             max_source_length=summ_dataset("max_source_length"),
         threads: 1
         resources:
@@ -71,7 +71,7 @@ if SUMM_ENABLED:
             ssetting="[A-Za-z0-9=,._-]+",
         params:
             data_dir=lambda wildcards: SUMM_PATHS[wildcards.dataset],
-            backbone=summ_dataset("backbone"),
+            backbone=summ_backbone,  # the dataset's, or a more_backbones entry's
             # 'default' names a method's run without settings (a path needs a non-empty segment)
             setting=lambda wildcards: "" if wildcards.ssetting == "default" else wildcards.ssetting,
             hash_file=lambda wildcards, input: f"--hash-file {shlex.quote(input.hash)}" if "hash" in input.keys() else "",

@@ -1,6 +1,7 @@
 # Summarization: the config section named, and the input functions of summarization.smk's rules
 # (functions apart from rules, as config.smk, planning.smk and inputs.smk are for the ELUE stages).
 
+from hashee.core.settings import backbone_label, with_backbone
 from hashee.studies.summarization.data import DEMO_FILES
 from hashee.studies.summarization.methods import SUMM_METHODS
 
@@ -56,14 +57,40 @@ def summ_methods(dataset):
     return SUMM["datasets"][dataset].get("methods") or SUMM["methods"]
 
 
+def summ_more_backbones(dataset):
+    """label -> {backbone, methods}: the other backbones a dataset also runs on (its `more_backbones`)."""
+    return SUMM["datasets"][dataset].get("more_backbones") or {}
+
+
+def summ_settings(dataset):
+    """(method, setting) of a dataset's runs: its methods on its backbone, then on each of `more_backbones`,
+    whose settings start with backbone=<label> ('default', no setting, becomes backbone=<label> alone)."""
+    pairs = [(m, s) for m, settings in summ_methods(dataset).items() for s in settings]
+    for label, entry in summ_more_backbones(dataset).items():
+        pairs += [(m, with_backbone("" if s == "default" else s, label)) for m, settings in entry["methods"].items()
+                  for s in settings]
+    return pairs
+
+
 def summ_runs():
     return [
         {"dataset": d, "smethod": m, "ssetting": s, "seed": seed}
         for d in SUMM_DATASETS
-        for m, settings in summ_methods(d).items()
-        for s in settings
+        for m, s in summ_settings(d)
         for seed in SUMM_SEEDS
     ]
+
+
+def summ_backbone(wildcards):
+    """--backbone of a job: the `more_backbones` entry its setting's backbone=<label> names, else the dataset's."""
+    label = None if wildcards.ssetting == "default" else backbone_label(wildcards.ssetting)
+    if label is None:
+        return SUMM["datasets"][wildcards.dataset]["backbone"]
+    more = summ_more_backbones(wildcards.dataset)
+    if label not in more:
+        raise WorkflowError(f"setting key backbone={label} names no label of 'summarization.datasets."
+                            f"{wildcards.dataset}.more_backbones' ({', '.join(more) or 'none'})")
+    return more[label]["backbone"]
 
 
 def summarization_outputs():

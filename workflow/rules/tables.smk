@@ -28,6 +28,8 @@ rule tables:
         plugins_env=launch_detail(PLUGINS_ENV),  # tables and plots read each method's sweep_keys
         # The paper's points are comparable on the paper's backbone only.
         paper_points="--paper-points" if "elasticbert" in str(config["backbone"]).lower() else "",
+        # The ELUE table's backbone column (runs on several backbones): the config's own backbone by its label.
+        backbone_label=BACKBONE_OWN or config["backbone"],
     threads: 1
     conda:
         "../../environment.yml"
@@ -35,4 +37,5 @@ rule tables:
         "{params.plugins_env}hashee tables --runs {input.runs:q} --reference {input.reference:q}"
         " --out-dir {params.out_dir:q} --plots-dir {params.plots_dir:q}"
         " --config-name {params.config_name:q} --beyond {params.beyond}"
-        " --bootstrap {input.bootstrap:q} {params.paper_points} > {log:q} 2>&1"
+        " --bootstrap {input.bootstrap:q} {params.paper_points} --backbone-label {params.backbone_label:q}"
+        " > {log:q} 2>&1"

@@ -13,7 +13,11 @@ ELUE table decisions:
 - A row missing a task of the table shows "–" there and gets no score (ELUE scores only complete
   submissions; the paper leaves such rows unscored too).
 - Paper rows are quoted from hashee/paper/*.csv; Δ is computed from the displayed (rounded)
-  values so that it checks by hand.
+  values so that it checks by hand. A paper row that none of our models maps to is still shown, at the
+  end, marked "paper only" (its method: the class whose `paper_rows` name it, if one is registered), so
+  the table always has every row of the paper's.
+- Where the table's models run on more than one backbone (a `backbone=<label>` setting key beside the
+  config's own backbone), a `backbone` column names each row's: the key's label, else `own_backbone`.
 - With a bootstrap (`hashee.measure.bootstrap`, docs/uncertainty.md) every perf cell and ELUE score
   also shows its 95 % percentile interval over test instances, [lo, hi], and ≈ marks a difference
   that lies inside its interval: a cell whose gap to p_EB at its MFLOPs has an interval holding 0,
@@ -54,6 +58,7 @@ from hashee.measure.tables import (
     DASH,
     DELTA,
     INSIDE,
+    PAPER_ONLY,
     SYNTHETIC_CONFIGS,
     bounds,
     by_setting,
@@ -61,6 +66,7 @@ from hashee.measure.tables import (
     holds,
     method_order,
     paper_model,
+    paper_row_owner,
     perf_cell,
     to_latex,
     to_markdown,
@@ -126,8 +132,10 @@ def _display_setting(base: str, sweep_keys: list[str]) -> str:
 def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", paper: bool = True, *,
                split: str = "test", select_on: str = "dev",
                sweep_keys: dict[str, tuple[str, ...]] | None = None,
-               boot: Bootstrap | None = None, level: float = 0.95) -> pd.DataFrame:
-    """The ELUE table: one row per model (plus paper and Δ rows), cells 'perf (speed-up×)'.
+               boot: Bootstrap | None = None, level: float = 0.95, own_backbone: str | None = None) -> pd.DataFrame:
+    """The ELUE table: one row per model (plus paper and Δ rows; then the paper's rows no model of ours
+    maps to, "paper only"), cells 'perf (speed-up×)'. `own_backbone`: how the backbone column names the
+    config's own backbone (its runs carry no backbone key).
 
     `sweep_keys` (method -> keys) defaults to the registry's (`results.method_sweep_keys`). With
     `boot` (replicates of the `split` points), cells and scores carry `level` intervals. Notes for
@@ -150,8 +158,14 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
 
     models = sorted(set(zip(shown["method"], shown["base"])), key=lambda mb: (method_order(mb[0]), natural_key(mb[1])))
 
-    records, notes, any_sweep, any_fallback = [], [], False, False
+    # Several backbones in one table: each row says which (runs on the config's own carry no backbone key).
+    labels = {backbone_label(base) for base in shown["base"]}
+    several = len(labels) > 1
+    own = own_backbone or "config's backbone"
+
+    records, notes, any_sweep, any_fallback, matched = [], [], False, False, set()
     for method, base in models:
+        where = {"backbone": backbone_label(base) or own} if several else {}
         mine = shown[(shown["method"] == method) & (shown["base"] == base)]
         swept_keys = sorted({k for s in mine["sweep"] for k in parse_setting(s)})
         label = _display_setting(base, swept_keys)
@@ -201,7 +215,7 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
         score_std = _seed_score_std(seed_rows, method, chosen, ref, beyond) if complete else None
         all_std = _seed_score_std(seed_rows, method, pd.concat(all_points).to_dict("records"), ref, beyond) \
             if complete else None
-        records.append({"method": method, "setting": label, "row": "ours", **cells,
+        records.append({"method": method, **where, "setting": label, "row": "ours", **cells,
                         "ELUE score": score_cell(score, score_reps, level, score_std),
                         "ELUE (all points)": score_cell(score_all, score_all_reps, level, all_std)})
         if choices:
@@ -210,6 +224,7 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
         name = paper_model(method, base, mine["backbone"].iloc[0] or None) if paper else None
         if name is None or name not in paper_rows.index.get_level_values("model"):
             continue
+        matched.add(name)
         p_cells, d_cells = {}, {}
         picks = {p["task"]: p for p in chosen}
         for task in tasks:
@@ -223,18 +238,20 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
                 f"{delta(ours['perf'], pp, 1):+.1f} ({delta(ours['speedup'], ps, 1):+.1f}×)" \
                 + (f" {INSIDE}" if holds(intervals.get(task), pp) else "")
         p_score = paper_scores.get(name)
-        records.append({"method": method, "setting": name, "row": "paper", **p_cells,
+        records.append({"method": method, **where, "setting": name, "row": "paper", **p_cells,
                         "ELUE score": DASH if p_score is None else f"{p_score:.2f}",
                         "ELUE (all points)": DASH})
         score_inside = score_reps is not None and p_score is not None and holds(interval(score_reps, level), p_score)
-        records.append({"method": method, "setting": name, "row": DELTA, **d_cells,
+        records.append({"method": method, **where, "setting": name, "row": DELTA, **d_cells,
                         "ELUE score": DASH if score is None or p_score is None
                         else f"{delta(score, p_score, 2):+.2f}" + (f" {INSIDE}" if score_inside else ""),
                         "ELUE (all points)": DASH})
 
-    columns = ["method", "setting", "row", *tasks, "ELUE score"] + (["ELUE (all points)"] if any_sweep else [])
-    table = pd.DataFrame(records, columns=["method", "setting", "row", *tasks, "ELUE score",
-                                           "ELUE (all points)"])[columns]
+    only = _paper_only_rows(paper_rows, paper_scores, matched, tasks, several) if paper else []
+    records += only
+    ids = ["method", "backbone", "setting", "row"] if several else ["method", "setting", "row"]
+    columns = [*ids, *tasks, "ELUE score"] + (["ELUE (all points)"] if any_sweep else [])
+    table = pd.DataFrame(records, columns=[*ids, *tasks, "ELUE score", "ELUE (all points)"])[columns]
     head = [f"Cells: {split} perf ×100 (mean ± sample std over seeds when >1 seed) and mean speed-up "
             "(FLOPs relative to BERT-base) in parentheses; the ELUE score scores the seed-mean point "
             "(± sample std of the scores seed by seed, when >1 seed)."]
@@ -244,10 +261,34 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
                     + "; 'ELUE (all points)' scores every sweep point.")
     if paper:
         head.append(f"Paper rows quoted from the paper's ELUE table; {DELTA} from the displayed values.")
+    if only:
+        head.append(f"'{PAPER_ONLY}': a row of the paper's table that no model of this run maps to, quoted so that "
+                    "the table has all of the paper's rows (not measured here).")
+    if several:
+        head.append(f"backbone: the label of the backbone each row ran on ({own}: the config's own backbone).")
     if boot is not None:
         head.append(uncertainty_note(boot, level, ref_reps))
     table.attrs["notes"] = head + notes
     return table
+
+
+def _paper_only_rows(paper_rows: pd.DataFrame, paper_scores: pd.Series, matched: set, tasks: list[str],
+                     several: bool) -> list[dict]:
+    """The paper's ELUE rows that no model of ours mapped to, in the paper's order: its cells and score quoted;
+    the method is the registered class whose `paper_rows` name the row (blank while none does), the
+    backbone that class's family for the row."""
+    records = []
+    for name in dict.fromkeys(paper_rows.index.get_level_values("model")):
+        if name in matched:
+            continue
+        method, family = paper_row_owner(name)
+        cells = {task: f"{paper_rows.loc[(name, task), 'perf']:.1f} ({paper_rows.loc[(name, task), 'speedup']:.1f}×)"
+                 if (name, task) in paper_rows.index else DASH for task in tasks}
+        score = paper_scores.get(name)
+        records.append({"method": method or "", **({"backbone": family or DASH} if several else {}),
+                        "setting": name, "row": PAPER_ONLY, **cells,
+                        "ELUE score": DASH if score is None else f"{score:.2f}", "ELUE (all points)": DASH})
+    return records
 
 
 def uncertainty_note(boot: Bootstrap, level: float, ref_reps: dict | None = None) -> str:
@@ -365,7 +406,7 @@ def table_notes(ref: pd.DataFrame, beyond: str, config_name: str | None = None) 
 
 def write_tables(runs_path, reference_path, out_dir, beyond: str = "extend", config_name: str | None = None,
                  *, paper: bool = True, split: str = "test", select_on: str = "dev",
-                 bootstrap_path=None, level: float = 0.95) -> list[Path]:
+                 bootstrap_path=None, level: float = 0.95, own_backbone: str | None = None) -> list[Path]:
     """Write elue.{md,csv,tex} and hash_ablation.{md,csv,tex}; with `bootstrap_path` (`hashee bootstrap`)
     the cells carry intervals. Everything is computed before the first write, so an error leaves
     `out_dir` untouched; each file is written atomically."""
@@ -378,7 +419,8 @@ def write_tables(runs_path, reference_path, out_dir, beyond: str = "extend", con
     footer = table_notes(ref, beyond, config_name) + table_note(out_dir)
     texts = {}
     for stem, table in (("elue", elue_table(runs, ref, beyond, paper, split=split, select_on=select_on,
-                                            sweep_keys=sweep_keys, boot=boot, level=level)),
+                                            sweep_keys=sweep_keys, boot=boot, level=level,
+                                            own_backbone=own_backbone)),
                         ("hash_ablation", hash_ablation_table(runs, paper, split=split, boot=boot, level=level))):
         notes = table.attrs.get("notes", []) + footer
         texts[f"{stem}.md"] = to_markdown(table, notes)
