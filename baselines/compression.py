@@ -17,7 +17,13 @@ from torch import nn
 
 from hashee.core.errors import HasheeError
 from hashee.core.methods import Method, Prediction, Stage, task_loss
-from hashee.core.modeling import EncoderConfig, FlopsHead, SequenceClassifier, encoder_flop_modules, encoder_traces
+from hashee.core.modeling import (
+    EncoderConfig,
+    FlopsHead,
+    SequenceClassifier,
+    encoder_flop_modules,
+    encoder_traces,
+)
 
 
 class TeacherStudent(SequenceClassifier):
@@ -35,6 +41,10 @@ class TeacherStudent(SequenceClassifier):
         if bool(self.serve_teacher):
             return _TeacherView(self)
         return self.student
+
+    def teacher_forward(self, input_ids, attention_mask, token_type_ids=None):
+        """The teacher's logits."""
+        return SequenceClassifier.forward(self, input_ids, attention_mask, token_type_ids)[0]
 
     def teacher_parameters(self):
         """The teacher's parameters: every parameter not under `student.` (a module the student shares
@@ -79,14 +89,14 @@ def serve_student(model, batches) -> None:
 
 class CompressionMethod(Method):
     """A teacher of `layers` layers (the backbone truncated to them, empty: all) compressed into a student
-    of `student_layers` layers; predictions, traces and FLOPs are the student's."""
+    of `student_layers` layers (empty: half the teacher's); predictions, traces and FLOPs are the student's."""
 
     setting_defaults = {"layers": "", "student_layers": ""}
 
     def student_layers(self, config: EncoderConfig) -> int:
         value = self.int_setting("student_layers")
-        if value is None:
-            raise HasheeError(f"method {self.name}: setting student_layers is required (e.g. layers=6,student_layers=3)")
+        if value is None:  # the papers' setups: half the teacher's layers (12 -> 6; the demo's 6 -> 3)
+            value = max(1, config.num_layers // 2)
         if not 1 <= value <= config.num_layers:
             raise HasheeError(f"method {self.name}: student_layers={value} must be between 1 and the teacher's "
                               f"{config.num_layers} layers")

@@ -34,12 +34,12 @@ from hashee.core.modeling import EncoderConfig, SequenceClassifier
 
 def layer_flops(config: EncoderConfig, heads: int, length: int) -> int:
     """ELUE-convention FLOPs of one encoder layer with `heads` heads on `length` tokens (all active)."""
-    H, I, T = config.hidden_size, config.intermediate_size, length
-    inner = heads * (H // config.num_heads)
+    H, T = config.hidden_size, length
     d = H // config.num_heads
+    inner = heads * d
     projections = 3 * T * H * inner + T * inner * H  # Q, K, V and the output projection
     core = heads * (2 * T * T + 2 * d * T * T)  # scaling, scores, softmax, context (per head)
-    ffn = 2 * T * H * I
+    ffn = 2 * T * H * config.intermediate_size
     layer_norms = 2 * (2 * T * H)
     return projections + core + ffn + layer_norms
 
@@ -62,7 +62,8 @@ class HeadMasks:
 
     def __init__(self, model: SequenceClassifier):
         self.layers = list(model.bert.encoder.layer)
-        self.masks = [torch.ones(layer.attention.self.num_heads, device=next(model.parameters()).device,
+        like = next(model.parameters())
+        self.masks = [torch.ones(layer.attention.self.num_heads, device=like.device, dtype=like.dtype,
                                  requires_grad=True) for layer in self.layers]
         self.handles = [layer.attention.self.register_forward_hook(self._hook(i)) for i, layer in enumerate(self.layers)]
 
@@ -80,9 +81,9 @@ class HeadMasks:
             handle.remove()
 
 
-def head_importance(model: SequenceClassifier, batches) -> list[torch.Tensor]:
-    """Per layer, each remaining head's importance: sum over batches of |dL/dmask|, / tokens, L2-normalised
-    per layer (a layer whose scores are all 0 keeps them)."""
+def head_gradients(model: SequenceClassifier, batches) -> tuple[list[torch.Tensor], int]:
+    """Per layer, each remaining head's sum over batches of |dL/d mask| (L: the batch's mean task loss),
+    and the number of real tokens seen."""
     was_training = model.training
     model.eval()  # no dropout: the importance of a given model is deterministic
     masks = HeadMasks(model)
@@ -92,18 +93,22 @@ def head_importance(model: SequenceClassifier, batches) -> list[torch.Tensor]:
         for batch in batches():
             logits, _ = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
             loss = task_loss(model.task, logits, batch["labels"])
-            live = [m for m in masks.masks if m.numel()]
-            grads = torch.autograd.grad(loss, live, allow_unused=True) if live else []
-            grads = iter(grads)
-            for total, mask in zip(totals, masks.masks):
-                if mask.numel():
-                    grad = next(grads)
-                    if grad is not None:
-                        total += grad.abs().detach()
+            live = [i for i, m in enumerate(masks.masks) if m.numel()]
+            grads = torch.autograd.grad(loss, [masks.masks[i] for i in live], allow_unused=True)
+            for i, grad in zip(live, grads):
+                if grad is not None:
+                    totals[i] += grad.abs().detach()
             tokens += int(batch["attention_mask"].sum())
     finally:
         masks.remove()
         model.train(was_training)
+    return totals, tokens
+
+
+def head_importance(model: SequenceClassifier, batches) -> list[torch.Tensor]:
+    """Per layer, each remaining head's importance: `head_gradients` / tokens, L2-normalised per layer
+    (a layer whose scores are all 0 keeps them)."""
+    totals, tokens = head_gradients(model, batches)
     scores = []
     for total in totals:
         total = total / max(1, tokens)
