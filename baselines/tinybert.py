@@ -19,7 +19,8 @@ replacement) is off.
 Student: `student_layers` layers. With `student=` empty it is the backbone's first `student_layers`
 layers with its embeddings (the demo: MiniLM's first 3 of 6, the same start as the static 3-layer
 model, so distillation is what differs); `student=<backbone>` loads that checkpoint instead (the paper's
-row: General TinyBERT 6L-768, huawei-noah/TinyBERT_General_6L_768_v2, under a BERT-base teacher). Its
+row: `student=general-6l-768`, General TinyBERT 6L-768, huawei-noah/TinyBERT_General_6L_768_v2, under a
+BERT-base teacher; a backbone name without "/" or a key of STUDENTS). Its
 widths must equal the teacher's (the saved config is the teacher's; the student's is derived from it).
 Departures from the reference: losses are means over real tokens only (our encoder never updates
 padding), and the student's projection is not loaded from the general-distillation checkpoint.
@@ -37,6 +38,10 @@ from baselines.compression import CompressionMethod, TeacherStudent, serve_stude
 from hashee.core.errors import HasheeError
 from hashee.core.methods import Stage, register
 from hashee.core.modeling import SequenceClassifier, TokenExitEncoder
+
+
+# `student=` names (a setting may not hold "/"): the General TinyBERT checkpoints whose widths fit a BERT-base teacher.
+STUDENTS = {"general-6l-768": "huawei-noah/TinyBERT_General_6L_768_v2"}
 
 
 def layer_mapping(student_layers: int, teacher_layers: int) -> list[int]:
@@ -132,7 +137,8 @@ class TinyBERT(CompressionMethod):
         if not self.settings["student"]:
             load_exact(model.student.bert, truncate(backbone.state_dict, layers), backbone.name)
             return
-        student = load_backbone(self.settings["student"], layers, with_tokenizer=False)
+        name = STUDENTS.get(self.settings["student"], self.settings["student"])
+        student = load_backbone(name, layers, with_tokenizer=False)
         mine = model.student.bert.config
         for key in ("hidden_size", "num_heads", "intermediate_size", "vocab_size"):
             if getattr(student.config, key) != getattr(mine, key):

@@ -26,17 +26,17 @@ def test_uniform_layer_mapping():
         layer_mapping(4, 6)
 
 
-def constant_states(values, batch, width=8):
-    """One (B, T, width) hidden state per value, filled with it; padding filled with -99."""
+def constant_states(values, batch, width=8, pad=-99.0):
+    """One (B, T, width) hidden state per value, filled with it; padding filled with `pad`."""
     mask = batch["attention_mask"].bool()[:, :, None]
-    return [torch.full((*batch["attention_mask"].shape, width), float(v)).masked_fill(~mask, -99.0) for v in values]
+    return [torch.full((*batch["attention_mask"].shape, width), float(v)).masked_fill(~mask, pad) for v in values]
 
 
-def constant_scores(values, batch, heads=2):
+def constant_scores(values, batch, heads=2, pad=7.0):
     mask = batch["attention_mask"].bool()
     pair = mask[:, None, :, None] & mask[:, None, None, :]
     shape = (mask.shape[0], heads, mask.shape[1], mask.shape[1])
-    return [torch.full(shape, float(v)).masked_fill(~pair, 7.0) for v in values]
+    return [torch.full(shape, float(v)).masked_fill(~pair, pad) for v in values]
 
 
 def test_intermediate_loss_pairs_student_layer_m_with_teacher_layer_g_m():
@@ -45,7 +45,7 @@ def test_intermediate_loss_pairs_student_layer_m_with_teacher_layer_g_m():
     batch = random_batch(LENGTHS)
     teacher_states, teacher_scores = constant_states(range(7), batch), constant_scores(range(1, 7), batch)
     mapping = layer_mapping(3, 6)
-    right = (constant_states(mapping, batch), constant_scores(mapping[1:], batch))
+    right = (constant_states(mapping, batch, pad=55.0), constant_scores(mapping[1:], batch, pad=-3.0))
     assert intermediate_loss(*right, teacher_states, teacher_scores, mapping, batch["attention_mask"]).item() == 0
     for wrong in ([0, 1, 2, 3], [0, 1, 3, 5]):
         student = (constant_states(wrong, batch), constant_scores(wrong[1:], batch))
@@ -162,3 +162,15 @@ def test_real_trainer_runs_the_three_stages(minilm2, tiny_task, tmp_path):
     assert not bool(model.serve_teacher)  # what evaluation runs: the student
     changed = [k for k, v in model.student.named_parameters() if not torch.equal(student_before[k], v)]
     assert any(k.startswith("bert.encoder.layer.0.") for k in changed) and "classifier.weight" in changed
+
+
+@pytest.mark.parametrize("method,setting,row", [
+    ("tinybert", "layers=6,student_layers=3", "TinyBERT"),
+    ("tinybert", "layers=12,student_layers=6,student=general-6l-768,backbone=bert", "TinyBERT"),
+    ("headprune", "layers=6,speedup=1.3,step=0.25", "HeadPrune"),
+    ("theseus", "layers=12,student_layers=6,backbone=bert", "BERT-of-Theseus")])
+def test_the_compression_methods_map_to_their_paper_rows(method, setting, row):
+    from hashee.measure.tables import load_paper, paper_model
+
+    assert paper_model(method, setting) == row
+    assert row in set(load_paper("elue_scores")["model"]) and row in set(load_paper("elue_test")["model"])
