@@ -39,7 +39,6 @@ from hashee.core.errors import HasheeError
 from hashee.core.methods import Stage, register
 from hashee.core.modeling import SequenceClassifier, TokenExitEncoder
 
-
 # `student=` names (a setting may not hold "/"): the General TinyBERT checkpoints whose widths fit a BERT-base teacher.
 STUDENTS = {"general-6l-768": "huawei-noah/TinyBERT_General_6L_768_v2"}
 
