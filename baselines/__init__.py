@@ -10,6 +10,9 @@ from baselines import (
     deebert,  # noqa: F401
     elasticbert,  # noqa: F401
     fastbert,  # noqa: F401
+    headprune,  # noqa: F401
     pabee,  # noqa: F401
     static,  # noqa: F401
+    theseus,  # noqa: F401
+    tinybert,  # noqa: F401
 )

@@ -265,6 +265,10 @@ def _train_cmd(data: Path, task: str, method: str, setting: str, run: Path) -> l
 @pytest.mark.parametrize("task,method,setting,kills,best_from_disk", [
     ("STS-B", "static", "layers=2", [(0, 0), (0, 1)], False),
     (TASK, "deebert", "layers=2", [(0, 1), (1, 1)], True),
+    # HeadPrune killed after its heads were pruned: the resumed run rebuilds the full model, which the saved
+    # state shrinks to the pruned one. Theseus killed mid-replacing: its step count and draws go on.
+    ("STS-B", "headprune", "layers=2,speedup=1.2,step=0.5", [(1, 0)], False),
+    (TASK, "theseus", "layers=2,student_layers=1,k=0.1", [(1, 1)], False),
 ])
 def test_sigkilled_training_resumes_to_the_uninterrupted_result(tiny_elue, tmp_path, task, method, setting, kills,
                                                                 best_from_disk):

@@ -134,6 +134,10 @@ class Stage:
     warmup: float
     weight_decay: float
     select_on_dev: bool = True  # keep the best epoch of this stage, chosen on dev
+    # Called once when the stage starts (not again when a run resumes inside it), before its parameters
+    # are chosen, with the model and `batches()`: the training set in file order, batch by batch, on the
+    # model's device. What a method does between stages (HeadPrune prunes, Theseus copies layers).
+    begin: Callable[[nn.Module, Callable[[], Iterable[dict]]], None] | None = None
 
 
 @dataclass

@@ -51,6 +51,12 @@ class EncoderConfig:
     position_style: str = "absolute"  # "roberta": positions count real tokens from pad_id + 1
     family: str = "bert"
     pooling: str = "cls"  # what sentence heads read: a key of POOLINGS (backbones.py reads it from the checkpoint)
+    # Attention heads kept per layer after head pruning (baselines/headprune.py), None: num_heads in every
+    # layer. Part of the saved config, so a pruned model is rebuilt with its smaller projections.
+    layer_heads: list[int] | None = None
+
+    def heads_of(self, layer: int) -> int:
+        return self.num_heads if self.layer_heads is None else self.layer_heads[layer]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,13 +99,14 @@ class Embeddings(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, config: EncoderConfig):
+    def __init__(self, config: EncoderConfig, num_heads: int | None = None):
         super().__init__()
-        self.num_heads = config.num_heads
+        self.num_heads = config.num_heads if num_heads is None else num_heads
         self.head_dim = config.hidden_size // config.num_heads
-        self.query = nn.Linear(config.hidden_size, config.hidden_size)
-        self.key = nn.Linear(config.hidden_size, config.hidden_size)
-        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        inner = self.num_heads * self.head_dim  # < hidden_size once heads are pruned
+        self.query = nn.Linear(config.hidden_size, inner)
+        self.key = nn.Linear(config.hidden_size, inner)
+        self.value = nn.Linear(config.hidden_size, inner)
         self.dropout_p = config.attention_dropout
 
     def split_heads(self, x):  # (B, T, H) -> (B, nh, T, hd)
@@ -107,6 +114,8 @@ class SelfAttention(nn.Module):
 
     def forward(self, queries, keys_values, key_mask):
         """queries (B, Tq, H) of active tokens; keys_values (B, T, H) all tokens; key_mask (B, T) bool."""
+        if self.num_heads == 0:  # every head pruned: the sublayer adds only its output bias
+            return queries.new_zeros(queries.shape[0], queries.shape[1], 0)
         q = self.split_heads(self.query(queries))  # (B, nh, Tq, hd)
         k = self.split_heads(self.key(keys_values))  # (B, nh, T, hd)
         v = self.split_heads(self.value(keys_values))
@@ -117,9 +126,10 @@ class SelfAttention(nn.Module):
 
 
 class SelfOutput(nn.Module):
-    def __init__(self, config: EncoderConfig):
+    def __init__(self, config: EncoderConfig, num_heads: int | None = None):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        heads = config.num_heads if num_heads is None else num_heads
+        self.dense = nn.Linear(heads * (config.hidden_size // config.num_heads), config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         # DistilBERT adds its attention output (out_lin) to the residual without dropout.
         self.dropout = nn.Dropout(0.0 if config.family == "distilbert" else config.hidden_dropout)
@@ -129,10 +139,48 @@ class SelfOutput(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, config: EncoderConfig):
+    def __init__(self, config: EncoderConfig, num_heads: int | None = None):
         super().__init__()
-        self.self = SelfAttention(config)
-        self.output = SelfOutput(config)
+        self.self = SelfAttention(config, num_heads)
+        self.output = SelfOutput(config, num_heads)
+
+    def prune_heads(self, heads) -> None:
+        """Remove the attention heads `heads` (0-based, of those this layer has now) for real: the Q/K/V
+        projections lose their output rows and the output projection its input columns (as transformers'
+        `prune_heads`), so the FLOPs and time of what remains fall."""
+        heads = set(int(h) for h in heads)
+        if not heads:
+            return
+        d = self.self.head_dim
+        keep = [h for h in range(self.self.num_heads) if h not in heads]
+        index = torch.tensor([h * d + i for h in keep for i in range(d)], dtype=torch.long)
+        for name in ("query", "key", "value"):
+            setattr(self.self, name, _select_linear(getattr(self.self, name), index, dim=0))
+        self.output.dense = _select_linear(self.output.dense, index, dim=1)
+        self.self.num_heads = len(keep)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A state saved after head pruning (a resumed HeadPrune run) has fewer heads than a freshly built
+        # layer: shrink to its shape first (the weights are then loaded into the smaller projections).
+        saved = state_dict.get(prefix + "self.query.weight")
+        if saved is not None and saved.shape[0] != self.self.query.out_features:
+            heads = saved.shape[0] // self.self.head_dim
+            self.prune_heads(range(heads, self.self.num_heads))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _select_linear(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
+    """A new Linear keeping `index` of the output (dim 0) or input (dim 1) features of `linear`."""
+    index = index.to(linear.weight.device)
+    weight = linear.weight.detach().index_select(dim, index).clone()
+    out_features, in_features = weight.shape
+    new = nn.Linear(in_features, out_features, bias=linear.bias is not None).to(linear.weight.device,
+                                                                                linear.weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        if linear.bias is not None:
+            new.bias.copy_(linear.bias.detach() if dim == 1 else linear.bias.detach().index_select(0, index))
+    return new
 
 
 class Intermediate(nn.Module):
@@ -186,9 +234,9 @@ def plan_layers(active: torch.Tensor) -> list[LayerPlan]:
 
 
 class Layer(nn.Module):
-    def __init__(self, config: EncoderConfig):
+    def __init__(self, config: EncoderConfig, num_heads: int | None = None):
         super().__init__()
-        self.attention = Attention(config)
+        self.attention = Attention(config, num_heads)
         self.intermediate = Intermediate(config)
         self.output = Output(config)
 
@@ -262,7 +310,7 @@ class Encoder(nn.Module):
             shared = Layer(config)
             self.layer = nn.ModuleList([shared] * config.num_layers)
         else:
-            self.layer = nn.ModuleList([Layer(config) for _ in range(config.num_layers)])
+            self.layer = nn.ModuleList([Layer(config, config.heads_of(i)) for i in range(config.num_layers)])
 
 
 class TokenExitEncoder(nn.Module):
@@ -276,6 +324,14 @@ class TokenExitEncoder(nn.Module):
         self.embeddings = Embeddings(config)
         self.encoder = Encoder(config)
         self.pooler = Pooler(config)
+        # Loading a head-pruned state shrinks the layers (Attention._load_from_state_dict): keep the config,
+        # which checkpoints save, in step with them.
+        self.register_load_state_dict_post_hook(lambda module, incompatible: module.sync_layer_heads())
+
+    def sync_layer_heads(self) -> None:
+        """config.layer_heads from the layers' head counts (None while no layer has lost a head)."""
+        heads = [layer.attention.self.num_heads for layer in self.encoder.layer]
+        self.config.layer_heads = None if all(h == self.config.num_heads for h in heads) else heads
 
     @property
     def num_layers(self) -> int:

@@ -164,6 +164,13 @@ def train(method: Method, model: torch.nn.Module, train_set, dev_set, params: Tr
 
     for stage_index in range(state["stage"], len(stages)):
         stage = stages[stage_index]
+        resuming = stage_index == state["stage"] and state["step"] > 0
+        if stage.begin is not None and not resuming:
+            def batches():
+                for batch in make_loader(train_set, params.batch_size, pad_token_id, shuffle=False):
+                    yield {k: v.to(device) for k, v in batch.items()}
+
+            stage.begin(model, batches)
         trainable = {id(p) for p in stage.parameters(model)}
         if params.freeze_word_embeddings:
             trainable -= word_embedding_parameters(model)
@@ -172,7 +179,6 @@ def train(method: Method, model: torch.nn.Module, train_set, dev_set, params: Tr
         optimizer = _optimizer(model, stage, trainable)
         total_steps = stage_steps[stage_index]
         scheduler = _linear_schedule(optimizer, int(stage.warmup * total_steps), total_steps)
-        resuming = stage_index == state["stage"] and state["step"] > 0
         if resuming:
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
