@@ -10,6 +10,8 @@ from baselines import (
     deebert,  # noqa: F401
     elasticbert,  # noqa: F401
     fastbert,  # noqa: F401
+    ltp,  # noqa: F401
     pabee,  # noqa: F401
+    powerbert,  # noqa: F401
     static,  # noqa: F401
 )

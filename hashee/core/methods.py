@@ -119,6 +119,10 @@ class Stage:
     warmup: float
     weight_decay: float
     select_on_dev: bool = True  # keep the best epoch of this stage, chosen on dev
+    # Parameters (among `parameters`) trained at their own learning rate, without weight decay: the pruning
+    # parameters of PoWER-BERT (retention) and LTP (thresholds), whose scale is not the weights'.
+    fast_parameters: Callable[[nn.Module], Iterable[nn.Parameter]] | None = None
+    fast_lr: float = 0.0
 
 
 @dataclass
@@ -172,6 +176,9 @@ class Method:
     # True for the one method whose runs are the ELUE reference curve and the full models that measured
     # speed-ups are relative to (the static model).
     is_reference = False
+    # True for methods the paper does not compare with (the token-pruning baselines): the ELUE table, the
+    # Pareto plots and the inference-time table mark their rows "beyond the paper".
+    beyond_paper = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -296,6 +303,12 @@ class Method:
         modules["pooler"] = FlopsHead(model.bert.pooler)
         modules["classifier"] = FlopsHead(model.classifier)
         return modules
+
+    def rule_parameters(self, model: nn.Module) -> Iterable[nn.Parameter]:
+        """Parameters that are constants of the inference rule, not of the network (the token-pruning
+        baselines' retention and thresholds, like an exit threshold): the ELUE submission's parameter count
+        leaves them out (the model file's `entire_model` is the network)."""
+        return ()
 
     # --- persistence: extra files a method saves beside its checkpoint (HashEE: its hash) ---
     def save_extras(self, model: nn.Module, directory) -> None:

@@ -100,8 +100,12 @@ class Palette:
     @staticmethod
     def legend_label(method: str, setting: str) -> str:
         """A method's legend entry; HashEE's hashes one entry each."""
+        from hashee.measure.tables import BEYOND_PAPER, beyond_paper
+
         fields = parse_setting(setting)
-        return f"{HASHEE} {fields['hash']}" if method == HASHEE and "hash" in fields else method
+        if method == HASHEE and "hash" in fields:
+            return f"{HASHEE} {fields['hash']}"
+        return f"{method} ({BEYOND_PAPER})" if beyond_paper(method) else method
 
     def color_marker(self, method: str, setting: str) -> tuple[str, str]:
         if method == self.reference:

@@ -98,6 +98,15 @@ def _method_class(method: str):
     return available_methods().get(method)
 
 
+BEYOND_PAPER = "beyond the paper"
+
+
+def beyond_paper(method: str) -> bool:
+    """Whether the method's class says the paper does not compare with it (`Method.beyond_paper`)."""
+    cls = _method_class(method)
+    return bool(cls and cls.beyond_paper)
+
+
 def method_order(method: str):
     """Sort key of a method's rows: its class's `table_order` (the paper's order; the default, a plugin's,
     just before HashEE), then its id."""
@@ -263,7 +272,8 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
         score_std = _seed_score_std(seed_rows, method, chosen, ref, beyond) if complete else None
         all_std = _seed_score_std(seed_rows, method, pd.concat(all_points).to_dict("records"), ref, beyond) \
             if complete else None
-        records.append({"method": method, "setting": label, "row": "ours", **cells,
+        records.append({"method": method, "setting": label,
+                        "row": f"ours, {BEYOND_PAPER}" if beyond_paper(method) else "ours", **cells,
                         "ELUE score": _score_cell(score, score_reps, level, score_std),
                         "ELUE (all points)": _score_cell(score_all, score_all_reps, level, all_std)})
         if choices:
@@ -306,6 +316,9 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
                     + "; 'ELUE (all points)' scores every sweep point.")
     if paper:
         head.append(f"Paper rows quoted from the paper's ELUE table; {DELTA} from the displayed values.")
+    extra = [m for m in dict.fromkeys(m for m, _ in models) if beyond_paper(m)]
+    if extra:
+        head.append(f"Rows marked '{BEYOND_PAPER}' ({', '.join(extra)}): methods the paper does not compare with.")
     if boot is not None:
         head.append(uncertainty_note(boot, level, ref_reps))
     table.attrs["notes"] = head + notes
