@@ -3,6 +3,7 @@ pruned tokens really removed (shrunk traces, FLOPs), batch = alone, the ELUE sub
 
 import pytest
 import torch
+from exit_helpers import alone, tiny_config
 from pruning_helpers import (
     batch,
     captured_probs,
@@ -17,7 +18,6 @@ from baselines.powerbert import ranks, retention_budgets
 from hashee.core.methods import get_method
 from hashee.core.modeling import attention_received, layer_with_attention
 from hashee.core.tasks import get_task
-from exit_helpers import alone, tiny_config
 
 
 def halve(model):

@@ -42,7 +42,7 @@ class TokenPruningMethod(Method):
 
     supports_regression = True  # the pruning is in the encoder; the head is the plain classifier/regressor
     beyond_paper = True
-    setting_defaults = {"layers": "", "lambda": "0.01", "prune_lr": "0.01"}
+    setting_defaults = {"layers": "", "lambda": "0.01", "prune_lr": "0.001"}
 
     # --- what a subclass supplies ---
     def make_pruner(self, config) -> Pruner:
