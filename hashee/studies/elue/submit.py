@@ -20,8 +20,8 @@ exactly like `Method.flop_modules` builds them. Weights are random: FLOPs and pa
 depend on them. Layers take ELUE inputs of shape (n_active, seq_len, hidden), which carries both the
 active-token count (queries) and the sequence length (keys/values) of a token-exit layer; the server
 running `module_list[name]` on a zero tensor of the traced shape therefore rebuilds our FLOPs exactly.
-Only methods whose module list is the plain encoder's (emb, layer_i, pooler, classifier; HashEE and
-static) are supported; any other raises HasheeError naming the method until it gets its own source.
+Only methods whose module list is the plain encoder's (emb, layer_i, pooler, classifier; HashEE,
+static, PoWER-BERT and LTP, whose pruned layers are traced as (n_kept, n_kept, hidden)) are supported; any other raises HasheeError naming the method until it gets its own source.
 
 The validator, which checks a submission like the server would, is hashee/studies/elue/validate.py.
 """
