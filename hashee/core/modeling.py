@@ -402,11 +402,14 @@ def layer_with_attention(layer: Layer, hidden, key_mask):
     """`layer` over (B, T, H) with its attention probabilities made explicit (SDPA does not return them):
     returns the new states (B, T, H) and the probabilities (B, heads, T_query, T_key); padded keys get 0."""
     attention = layer.attention.self
-    q = attention.split_heads(attention.query(hidden))
+    # The (B, heads, T, T) scores are the one large tensor here: scale the queries, not the scores, and
+    # mask in place, so that the scores are passed over once before the softmax (CPU time, not FLOPs).
+    q = attention.split_heads(attention.query(hidden) * attention.head_dim ** -0.5)
     k = attention.split_heads(attention.key(hidden))
     v = attention.split_heads(attention.value(hidden))
-    scores = torch.matmul(q, k.transpose(-1, -2)) / attention.head_dim ** 0.5
-    scores = scores.masked_fill(~key_mask[:, None, None, :], torch.finfo(scores.dtype).min)
+    scores = torch.matmul(q, k.transpose(-1, -2))
+    if not bool(key_mask.all()):
+        scores.masked_fill_(~key_mask[:, None, None, :], torch.finfo(scores.dtype).min)
     probs = torch.softmax(scores, dim=-1)
     weights = F.dropout(probs, attention.dropout_p, layer.training)
     ctx = torch.matmul(weights, v).transpose(1, 2).reshape(hidden.shape)
@@ -418,8 +421,9 @@ def attention_received(probs, key_mask, mean: bool = False):
     """(B, heads, Tq, Tk) probabilities -> (B, Tk) attention each token receives, summed over heads and
     the real query positions (PoWER-BERT's significance), or averaged over them (`mean`: LTP's importance).
     Padded keys receive 0."""
-    real_queries = key_mask[:, None, :, None].to(probs.dtype)
-    received = (probs * real_queries).sum(dim=(1, 2))
+    # Heads first (one pass over the probabilities), then the real queries as a (B, 1, Tq) x (B, Tq, Tk) product.
+    real_queries = key_mask.unsqueeze(1).to(probs.dtype)
+    received = torch.bmm(real_queries, probs.sum(dim=1)).squeeze(1)
     if mean:
         received = received / (probs.shape[1] * key_mask.sum(dim=1, keepdim=True).clamp(min=1)).to(probs.dtype)
     return received.masked_fill(~key_mask, 0.0)
