@@ -51,7 +51,7 @@ class Ltp(TokenPruningMethod):
     sweep_keys = ("scale",)
     sweep_values = ("1.0", "1.5", "2.0")
     plot_style = ("tab:cyan", "v")
-    table_order = 6.7
+    table_order = 6.3
 
     def make_pruner(self, config):
         return ThresholdPruner(config.num_layers, self.float_setting("final_threshold"))
