@@ -122,6 +122,8 @@ def test_soft_extraction_scales_by_rank_and_penalises_the_mass():
     weights = rule(1, hidden, probs, key_mask)
     assert torch.all(weights[:, 0] == 1.0) and torch.allclose(weights[:, 1:][key_mask[:, 1:]], torch.tensor(0.5))
     torch.testing.assert_close(penalties[0], torch.tensor(0.5))  # layer 1 x mass fraction 0.5
+    rule(2, hidden, probs, key_mask)
+    torch.testing.assert_close(penalties[1], torch.tensor(1.0))  # layer 2 x 0.5: deeper layers weigh more
     penalties[0].backward()
     assert model.pruner.retention.grad[0, :4].gt(0).all()
 
