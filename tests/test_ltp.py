@@ -103,3 +103,25 @@ def test_submission_round_trip(tmp_path, minilm, monkeypatch):
         first = frame[frame["setting"] == "scale=1.0"].iloc[0]
         assert flops[task]["files"][f"{task}_0.tsv"]["mflops"] == pytest.approx(first["mflops"], abs=1e-4)
     assert code == 0
+
+
+def test_rows_are_marked_beyond_the_paper():
+    import pandas as pd
+    from test_tables import REF, row
+
+    from hashee.measure.inference_time import display_table
+    from hashee.measure.plots import Palette
+    from hashee.measure.results import ROW_COLUMNS
+    from hashee.measure.tables import elue_table
+
+    runs = pd.DataFrame([row("SST-2", "ltp", "layers=6,scale=1.0", 1, 84.0, 2000.0, 3.0),
+                         row("SST-2", "pabee", "layers=6,patience=3", 1, 83.0, 2000.0, 3.0)], columns=ROW_COLUMNS)
+    table = elue_table(runs, REF)
+    assert list(table[table["method"] == "ltp"]["row"]) == ["ours, beyond the paper"]  # and no paper row
+    assert "ours" in set(table[table["method"] == "pabee"]["row"])
+    assert any("beyond the paper" in note and "ltp" in note for note in table.attrs["notes"])
+    assert Palette.legend_label("ltp", "layers=6") == "ltp (beyond the paper)"
+    assert Palette.legend_label("pabee", "layers=6") == "pabee"
+    timed = pd.DataFrame([{"task": "SST-2", "method": m, "setting": "layers=6", "mflops": 1.0, "flops_speedup": 2.0,
+                           "ms_b1": 1.0, "p99_ms_b1": 1.0, "speedup_b1": 1.5, "ratio_b1": 0.75} for m in ("ltp", "pabee")])
+    assert list(display_table(timed)["method"]) == ["ltp (beyond the paper)", "pabee"]
