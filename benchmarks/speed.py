@@ -333,7 +333,6 @@ def pruning_ratios(batch_size, device, repeats, per_layer_too):
     ids = benchmark_inputs(count)
     whole = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
     batches = [{k: v[i:i + batch_size] for k, v in whole.items()} for i in range(0, count, batch_size)]
-    static = get_method("static", "layers=6")
     ratios = []
     for name in ("powerbert", "ltp"):
         method = get_method(name, "layers=6")
@@ -342,19 +341,27 @@ def pruning_ratios(batch_size, device, repeats, per_layer_too):
         method.init_from_backbone(model, backbone)
         model.eval()
         prune_setup(name, model)
-        inference = method.inference_settings()[0]
-        counter = FlopCounter(method.flop_modules(model))
-        model.to(device)
-        on_device = [{k: v.to(device) for k, v in batch.items()} for batch in batches]
-        with torch.inference_mode():
-            fast = _run_all(lambda batch: method.predict(model, batch, inference).traces, on_device)
-            full = _run_all(lambda batch: static.predict(model, batch, {}).traces, on_device)
-            times = timed({"fast": lambda: [method.predict_outputs(model, b, inference) for b in on_device],
-                           "full": lambda: [static.predict_outputs(model, b, {}) for b in on_device]}, device, repeats)
-        ratios.append(_report(f"{name} (tokens pruned)", batches, counter, full, fast, times["full"], times["fast"]))
-        if per_layer_too:
-            pruning_per_layer(method, model.cpu(), batches[0], inference, counter, repeats)
+        ratios.append(_pruning_case(name, method, model, batches, device, repeats, per_layer_too))
     return ratios
+
+
+def _pruning_case(name, method, model, batches, device, repeats, per_layer_too):
+    from hashee.core.methods import get_method
+
+    static = get_method("static", "layers=6")
+    inference = method.inference_settings()[0]
+    counter = FlopCounter(method.flop_modules(model))
+    model.to(device)
+    on_device = [{k: v.to(device) for k, v in batch.items()} for batch in batches]
+    with torch.inference_mode():
+        fast = _run_all(lambda batch: method.predict(model, batch, inference).traces, on_device)
+        full = _run_all(lambda batch: static.predict(model, batch, {}).traces, on_device)
+        times = timed({"fast": lambda: [method.predict_outputs(model, b, inference) for b in on_device],
+                       "full": lambda: [static.predict_outputs(model, b, {}) for b in on_device]}, device, repeats)
+    ratio = _report(f"{name} (tokens pruned)", batches, counter, full, fast, times["full"], times["fast"])
+    if per_layer_too:
+        pruning_per_layer(method, model.cpu(), batches[0], inference, counter, repeats)
+    return ratio
 
 
 def pruning_per_layer(method, model, batch, inference, counter, repeats):
