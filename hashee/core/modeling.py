@@ -421,9 +421,12 @@ def attention_received(probs, key_mask, mean: bool = False):
     """(B, heads, Tq, Tk) probabilities -> (B, Tk) attention each token receives, summed over heads and
     the real query positions (PoWER-BERT's significance), or averaged over them (`mean`: LTP's importance).
     Padded keys receive 0."""
-    # Heads first (one pass over the probabilities), then the real queries as a (B, 1, Tq) x (B, Tq, Tk) product.
-    real_queries = key_mask.unsqueeze(1).to(probs.dtype)
-    received = torch.bmm(real_queries, probs.sum(dim=1)).squeeze(1)
+    # Heads first (one pass over the probabilities), then the real query rows only (padded ones when any).
+    heads = probs.sum(dim=1)  # (B, Tq, Tk)
+    if bool(key_mask.all()):
+        received = heads.sum(dim=1)
+    else:
+        received = (heads * key_mask.unsqueeze(2).to(probs.dtype)).sum(dim=1)
     if mean:
         received = received / (probs.shape[1] * key_mask.sum(dim=1, keepdim=True).clamp(min=1)).to(probs.dtype)
     return received.masked_fill(~key_mask, 0.0)
