@@ -46,7 +46,7 @@ class ThresholdPruner(Pruner):
 class Ltp(TokenPruningMethod):
     name = "ltp"
     description = "LTP: learned per-layer thresholds on attention importance, soft masks in training, hard pruning"
-    setting_defaults = {"layers": "", "lambda": "0.1", "prune_lr": "0.001", "temperature": "0.001",
+    setting_defaults = {**TokenPruningMethod.setting_defaults, "lambda": "0.1", "prune_lr": "0.001", "temperature": "0.001",
                         "final_threshold": "0.01"}
     sweep_keys = ("scale",)
     sweep_values = ("1.0", "1.5", "2.0")

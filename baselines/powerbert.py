@@ -70,7 +70,7 @@ def retention_budgets(retention: torch.Tensor, lengths: torch.Tensor, keep: floa
 class PowerBert(TokenPruningMethod):
     name = "powerbert"
     description = "PoWER-BERT: word vectors eliminated by attention significance, retention per layer learned"
-    setting_defaults = {"layers": "", "lambda": "0.01", "prune_lr": "0.001"}
+    setting_defaults = {**TokenPruningMethod.setting_defaults, "lambda": "0.01", "prune_lr": "0.001"}
     sweep_keys = ("keep",)
     sweep_values = ("1.0", "0.75", "0.5")
     plot_style = ("tab:olive", "X")

@@ -16,6 +16,8 @@ Training, three stages of the shared trainer (both papers' recipe):
 Until the search stage has run, inference prunes nothing (the pruner's `searched` flag), so the first
 stage's dev selection sees the full model.
 
+`search_epochs` / `hard_epochs` (default: the run's epochs) shorten stages 2 and 3.
+
 [CLS] is always kept (it is what the classifier reads). Nothing is pruned after the last layer: its
 output feeds only the pooled head.
 """
@@ -42,7 +44,7 @@ class TokenPruningMethod(Method):
 
     supports_regression = True  # the pruning is in the encoder; the head is the plain classifier/regressor
     beyond_paper = True
-    setting_defaults = {"layers": "", "lambda": "0.01", "prune_lr": "0.001"}
+    setting_defaults = {"layers": "", "lambda": "0.01", "prune_lr": "0.001", "search_epochs": "", "hard_epochs": ""}
 
     # --- what a subclass supplies ---
     def make_pruner(self, config) -> Pruner:
@@ -68,6 +70,11 @@ class TokenPruningMethod(Method):
             return float(self.settings[key])
         except ValueError:
             raise HasheeError(f"method {self.name}: setting {key}={self.settings[key]!r} is not a number") from None
+
+    def stage_epochs(self, key: str, default: float) -> float:
+        """`search_epochs` / `hard_epochs` when the setting gives them (the demo shortens the last two
+        stages), else the run's epochs."""
+        return self.float_setting(key) if self.settings.get(key) else default
 
     # --- the Method interface ---
     def build(self, config, task):
@@ -104,10 +111,12 @@ class TokenPruningMethod(Method):
 
         return [
             Stage("finetune", weights, plain, params.epochs, params.lr, params.warmup, params.weight_decay),
-            Stage("search", lambda m: m.parameters(), soft, params.epochs, params.lr, params.warmup,
+            Stage("search", lambda m: m.parameters(), soft, self.stage_epochs("search_epochs", params.epochs),
+                  params.lr, params.warmup,
                   params.weight_decay, select_on_dev=False, fast_parameters=pruning,
                   fast_lr=self.float_setting("prune_lr")),
-            Stage("hard", weights, hard, params.epochs, params.lr, params.warmup, params.weight_decay),
+            Stage("hard", weights, hard, self.stage_epochs("hard_epochs", params.epochs), params.lr, params.warmup,
+                  params.weight_decay),
         ]
 
     def rule_parameters(self, model):
