@@ -11,7 +11,9 @@ from baselines import (
     elasticbert,  # noqa: F401
     fastbert,  # noqa: F401
     headprune,  # noqa: F401
+    ltp,  # noqa: F401
     pabee,  # noqa: F401
+    powerbert,  # noqa: F401
     static,  # noqa: F401
     theseus,  # noqa: F401
     tinybert,  # noqa: F401

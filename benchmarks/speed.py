@@ -19,6 +19,11 @@ batch size 1 the same is timed over 12 instances (2 exiting at each layer) run o
 The dynamic methods are timed through `predict_outputs`, what the timing stage times (no traces);
 their FLOPs come from `predict`'s traces of the same batches.
 
+Token pruning (`--only pruning`, beyond the paper): PoWER-BERT and LTP on the MiniLM model with a
+controlled pruning pattern (`prune_setup`), pruned tokens packed out of the sequence, through
+`predict_outputs`, against the same model run whole; `--per-layer` times each layer alone on the
+states it runs on (the ceiling, as for HashEE). Batch 1: 12 instances one at a time.
+
 Summarization (`--only summarization`): HashEE on the offline seq2seq model's encoder (minilm-seq2seq,
 frequency hash fitted on the demo-en training sources) against the full model with the same weights,
 per summary over the demo-en test sources (source length 64, greedy decoding): each generates exactly
@@ -26,10 +31,10 @@ per summary over the demo-en test sources (source length 64, greedy decoding): e
 encoder's saving over the whole generation. Target: HashEE no slower per summary (wall x >= 1.0).
 
 Usage: python benchmarks/speed.py [--device cpu|cuda] [--repeats N] [--batch-sizes 32,1]
-       [--only token|dynamic|summarization] [--per-layer]
+       [--only token|dynamic|pruning|summarization] [--per-layer]
 Targets (docs/timing.md): (a) >= 0.95 at batch 32 and >= 0.85 at batch 1; (b) >= 1.0 at batch 32 and
 >= 0.9 at batch 1; every instance-exit baseline >= 0.95 at both batch sizes; summarization HashEE no
-slower per summary than the full model.
+slower per summary than the full model; token pruning >= 0.95 at batch 32 (issue 31).
 """
 
 from __future__ import annotations
@@ -304,6 +309,94 @@ def _report(name, batches, counter, full_traces, fast_traces, t_full, t_fast):
     return wall_speedup / flops_speedup
 
 
+def prune_setup(name, model):
+    """A controlled pruning pattern on the MiniLM model: PoWER-BERT keeps a fraction 1 - j/L of the
+    non-[CLS] tokens after layer j; LTP keeps the tokens above its initial thresholds (final threshold
+    0.01, rising linearly over the layers), on this text."""
+    layers = model.bert.num_layers
+    with torch.no_grad():
+        if name == "powerbert":
+            model.pruner.retention.copy_((1 - torch.arange(1, layers, dtype=torch.float32) / layers).unsqueeze(1)
+                                         .expand_as(model.pruner.retention))
+        model.pruner.searched.fill_(True)
+
+
+def pruning_ratios(batch_size, device, repeats, per_layer_too):
+    """PoWER-BERT and LTP (token pruning, pruned tokens packed out of the sequence) against the same
+    model run whole (the plain encoder, what the static model runs), through `predict_outputs`."""
+    from hashee.core.backbones import load_backbone
+    from hashee.core.methods import get_method
+    from hashee.core.tasks import get_task
+
+    backbone = load_backbone("minilm")
+    count = batch_size if batch_size > 1 else 2 * backbone.config.num_layers  # batch 1: one at a time
+    ids = benchmark_inputs(count)
+    whole = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
+    batches = [{k: v[i:i + batch_size] for k, v in whole.items()} for i in range(0, count, batch_size)]
+    ratios = []
+    for name in ("powerbert", "ltp"):
+        method = get_method(name, "layers=6")
+        torch.manual_seed(0)
+        model = method.build(backbone.config, get_task("SNLI"))
+        method.init_from_backbone(model, backbone)
+        model.eval()
+        prune_setup(name, model)
+        ratios.append(_pruning_case(name, method, model, batches, device, repeats, per_layer_too))
+    return ratios
+
+
+def _pruning_case(name, method, model, batches, device, repeats, per_layer_too):
+    from hashee.core.methods import get_method
+
+    static = get_method("static", "layers=6")
+    inference = method.inference_settings()[0]
+    counter = FlopCounter(method.flop_modules(model))
+    model.to(device)
+    on_device = [{k: v.to(device) for k, v in batch.items()} for batch in batches]
+    with torch.inference_mode():
+        fast = _run_all(lambda batch: method.predict(model, batch, inference).traces, on_device)
+        full = _run_all(lambda batch: static.predict(model, batch, {}).traces, on_device)
+        times = timed({"fast": lambda: [method.predict_outputs(model, b, inference) for b in on_device],
+                       "full": lambda: [static.predict_outputs(model, b, {}) for b in on_device]}, device, repeats)
+    ratio = _report(f"{name} (tokens pruned)", batches, counter, full, fast, times["full"], times["fast"])
+    if per_layer_too:
+        pruning_per_layer(method, model.cpu(), batches[0], inference, counter, repeats)
+    return ratio
+
+
+def pruning_per_layer(method, model, batch, inference, counter, repeats):
+    """Each layer alone (CPU) on the states it runs on when pruning (what `pruned_forward` runs: the
+    explicit-attention layer, the last one plain) against the plain layer on every token; the ceiling of
+    the whole pruned encoder's ratio (which adds the ranking and packing between layers)."""
+    from hashee.core.modeling import layer_with_attention, pack_tokens
+
+    cpu, hidden_size = torch.device("cpu"), model.bert.config.hidden_size
+    full_mask = batch["attention_mask"].bool()
+    rule = method.hard_rule(model, batch["attention_mask"], inference)
+    measured = []
+    with torch.inference_mode():
+        full_hidden = hidden = model.bert.embeddings(batch["input_ids"])
+        key_mask = full_mask
+        layers = list(model.bert.encoder.layer)
+        for number, layer in enumerate(layers, start=1):
+            last = number == len(layers)
+            run = (lambda layer=layer, h=hidden, m=key_mask: layer(h, m)) if last else \
+                (lambda layer=layer, h=hidden, m=key_mask: layer_with_attention(layer, h, m))
+            times = timed({"pruned": run, "full": lambda layer=layer: layer(full_hidden, full_mask)}, cpu, repeats)
+            lengths = key_mask.sum(dim=1).tolist()
+            flops = sum(counter.trace_flops((ModuleCall(f"layer_{number}", (n, n, hidden_size)),)) for n in lengths)
+            full_flops = len(lengths) * counter.trace_flops((ModuleCall(f"layer_{number}", (LENGTH, LENGTH, hidden_size)),))
+            print(f"    layer {number}: {sum(lengths):>5} tokens  FLOPs {flops / full_flops:.3f} of full,"
+                  f" time {times['pruned'] / times['full']:.3f} of full")
+            measured.append((flops, full_flops, times["pruned"], times["full"]))
+            if not last:
+                out, probs = layer_with_attention(layer, hidden, key_mask)
+                hidden, key_mask = pack_tokens(out, rule(number, out, probs, key_mask) & key_mask)
+    flops, full_flops, t_pruned, t_full = map(sum, zip(*measured))
+    print(f"    layers alone: FLOPs x{full_flops / flops:.2f}  time x{t_full / t_pruned:.2f}  ratio "
+          f"{(t_full / t_pruned) / (full_flops / flops):.3f} (the whole pruned encoder's ceiling on this device)")
+
+
 SUMMARY_SOURCE_LENGTH, SUMMARY_TOKENS = 64, 16
 
 
@@ -360,7 +453,7 @@ def main():
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--batch-sizes", default="32,1")
-    parser.add_argument("--only", choices=["token", "dynamic", "summarization"], default=None)
+    parser.add_argument("--only", choices=["token", "dynamic", "pruning", "summarization"], default=None)
     parser.add_argument("--per-layer", action="store_true",
                         help="after each token-exit case, time every layer alone (CPU) against the full layer")
     args = parser.parse_args()
@@ -382,6 +475,12 @@ def main():
             ratios = dynamic_ratios(batch_size, device, args.repeats)
             print(f"instance exits, batch {batch_size}: min ratio {min(ratios):.3f} (target >= 0.95: "
                   f"{'met' if min(ratios) >= 0.95 else 'NOT met'})")
+
+    if args.only in (None, "pruning"):
+        for batch_size in batch_sizes:
+            ratios = pruning_ratios(batch_size, device, args.repeats, args.per_layer)
+            target = f"target >= 0.95: {'met' if min(ratios) >= 0.95 else 'NOT met'}" if batch_size > 1 else "no target"
+            print(f"token pruning, batch {batch_size}: min ratio {min(ratios):.3f} ({target})")
 
     if args.only in (None, "summarization"):
         for batch_size in batch_sizes:

@@ -138,6 +138,10 @@ class Stage:
     # are chosen, with the model and `batches()`: the training set in file order, batch by batch, on the
     # model's device. What a method does between stages (HeadPrune prunes, Theseus copies layers).
     begin: Callable[[nn.Module, Callable[[], Iterable[dict]]], None] | None = None
+    # Parameters (among `parameters`) trained at their own learning rate, without weight decay: the pruning
+    # parameters of PoWER-BERT (retention) and LTP (thresholds), whose scale is not the weights'.
+    fast_parameters: Callable[[nn.Module], Iterable[nn.Parameter]] | None = None
+    fast_lr: float = 0.0
 
 
 @dataclass
@@ -197,6 +201,9 @@ class Method:
     # The setting the backbones experiment (docs/backbones.md) runs on every backbone, compared with the
     # reference method's model of the same depth; set on exactly one method (None: not that method).
     backbones_setting: str | None = None
+    # True for methods the paper does not compare with (the token-pruning baselines): the ELUE table, the
+    # Pareto plots and the inference-time table mark their rows "beyond the paper".
+    beyond_paper = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -326,6 +333,12 @@ class Method:
         modules["pooler"] = FlopsHead(model.bert.pooler)
         modules["classifier"] = FlopsHead(model.classifier)
         return modules
+
+    def rule_parameters(self, model: nn.Module) -> Iterable[nn.Parameter]:
+        """Parameters that are constants of the inference rule, not of the network (the token-pruning
+        baselines' retention and thresholds, like an exit threshold): the ELUE submission's parameter count
+        leaves them out (the model file's `entire_model` is the network)."""
+        return ()
 
     # --- persistence: extra files a method saves beside its checkpoint (HashEE: its hash) ---
     def save_extras(self, model: nn.Module, directory) -> None:

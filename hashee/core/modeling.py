@@ -445,3 +445,105 @@ def encoder_flop_modules(encoder: TokenExitEncoder, layer_prefix: str = "layer_"
     for i, layer in enumerate(encoder.encoder.layer, start=1):
         modules[f"{layer_prefix}{i}"] = FlopsLayer(layer)
     return modules
+
+
+# --- Token pruning (PoWER-BERT, LTP; baselines/powerbert.py, baselines/ltp.py) ---
+# A pruned token leaves the sequence: later layers compute its queries, keys and values no more. The
+# encoder runs the same `Layer` modules densely over each instance's kept tokens, packed to the left
+# (padding on the right, masked), so the layer after a pruning decision is an ordinary layer of the
+# shorter length; its trace call is `layer_i` with shape (n_kept, n_kept, hidden), which FlopsLayer
+# counts as a dense layer of n_kept tokens.
+
+def layer_with_attention(layer: Layer, hidden, key_mask):
+    """`layer` over (B, T, H) with its attention probabilities made explicit (SDPA does not return them):
+    returns the new states (B, T, H) and the probabilities (B, heads, T_query, T_key); padded keys get 0."""
+    attention = layer.attention.self
+    # The (B, heads, T, T) scores are the one large tensor here: scale the queries, not the scores, and
+    # mask in place, so that the scores are passed over once before the softmax (CPU time, not FLOPs).
+    q = attention.split_heads(attention.query(hidden) * attention.head_dim ** -0.5)
+    k = attention.split_heads(attention.key(hidden))
+    v = attention.split_heads(attention.value(hidden))
+    scores = torch.matmul(q, k.transpose(-1, -2))
+    if not bool(key_mask.all()):
+        scores.masked_fill_(~key_mask[:, None, None, :], torch.finfo(scores.dtype).min)
+    probs = torch.softmax(scores, dim=-1)
+    weights = F.dropout(probs, attention.dropout_p, layer.training)
+    ctx = torch.matmul(weights, v).transpose(1, 2).reshape(hidden.shape)
+    attn_out = layer.attention.output(ctx, hidden)
+    return layer.output(layer.intermediate(attn_out), attn_out), probs
+
+
+def attention_received(probs, key_mask, mean: bool = False):
+    """(B, heads, Tq, Tk) probabilities -> (B, Tk) attention each token receives, summed over heads and
+    the real query positions (PoWER-BERT's significance), or averaged over them (`mean`: LTP's importance).
+    Padded keys receive 0."""
+    # Heads first (one pass over the probabilities), then the real query rows only (padded ones when any).
+    heads = probs.sum(dim=1)  # (B, Tq, Tk)
+    if bool(key_mask.all()):
+        received = heads.sum(dim=1)
+    else:
+        received = (heads * key_mask.unsqueeze(2).to(probs.dtype)).sum(dim=1)
+    if mean:
+        received = received / (probs.shape[1] * key_mask.sum(dim=1, keepdim=True).clamp(min=1)).to(probs.dtype)
+    return received.masked_fill(~key_mask, 0.0)
+
+
+def pack_tokens(hidden, keep):
+    """Drop the tokens `keep` (B, T) bool marks False: each instance's kept tokens, in order, packed to the
+    left of a (B, n_max, H) tensor (n_max: the most any instance keeps); returns it and its key mask."""
+    counts = keep.sum(dim=1)
+    n_max = int(counts.max())
+    order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices[:, :n_max]  # kept first, in order
+    packed = hidden.gather(1, order.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+    return packed, torch.arange(n_max, device=keep.device).unsqueeze(0) < counts.unsqueeze(1)
+
+
+@dataclass
+class PrunedOutput:
+    last_hidden_state: torch.Tensor  # (B, T_last, H): the tokens left after the last layer, packed
+    key_mask: torch.Tensor  # (B, T_last) which of them are real
+    layer_lengths: torch.Tensor  # (B, L) how many tokens each layer ran on, per instance
+
+
+def pruned_forward(model: SequenceClassifier, input_ids, attention_mask, token_type_ids, decide):
+    """Run `model` (a SequenceClassifier) with token pruning between layers; returns (outputs, PrunedOutput).
+
+    `decide(layer, hidden, probs, key_mask)` is called after every layer but the last (`layer` counted from
+    1): it returns a (B, T) bool tensor (hard: the tokens kept; the others leave the sequence, really removed)
+    or a float tensor (soft, training: each token's states are scaled by it, nothing leaves), or None (no
+    pruning after this layer). [CLS] is kept by the caller's rule, never here."""
+    encoder = model.bert
+    key_mask = attention_mask.bool()
+    hidden = encoder.embeddings(input_ids, token_type_ids)
+    lengths = []
+    for index, layer in enumerate(encoder.encoder.layer, start=1):
+        lengths.append(key_mask.sum(dim=1))
+        if index == encoder.num_layers:  # the last layer's attention decides nothing: run it plainly
+            hidden = layer(hidden, key_mask)
+            break
+        hidden, probs = layer_with_attention(layer, hidden, key_mask)
+        verdict = decide(index, hidden, probs, key_mask)
+        if verdict is None:
+            continue
+        if verdict.dtype == torch.bool:
+            keep = verdict & key_mask
+            if not bool(keep.equal(key_mask)):
+                hidden, key_mask = pack_tokens(hidden, keep)
+        else:
+            hidden = hidden * verdict.unsqueeze(-1).to(hidden.dtype)
+    pooled = pooled_input(hidden, key_mask, encoder.config.pooling)
+    logits = model.classifier(model.dropout(encoder.pooler(pooled)))
+    return logits, PrunedOutput(hidden, key_mask, torch.stack(lengths, dim=1))
+
+
+def pruned_traces(attention_mask, layer_lengths, hidden_size: int, head: tuple[str, ...] = ("pooler", "classifier"),
+                  layer_prefix: str = "layer_") -> list[Trace]:
+    """Per-instance traces of `pruned_forward`: emb over the input, then each layer as a dense layer over the
+    tokens it ran on, (n, n, hidden), then the head."""
+    traces = []
+    for length, counts in zip(sequence_lengths(attention_mask), layer_lengths.tolist()):
+        calls = [ModuleCall("emb", (length,))]
+        calls += [ModuleCall(f"{layer_prefix}{i}", (n, n, hidden_size)) for i, n in enumerate(counts, start=1)]
+        calls += [ModuleCall(name, (hidden_size,)) for name in head]
+        traces.append(tuple(calls))
+    return traces

@@ -100,6 +100,9 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         columns.update({f"ms_b{size}": f"ms/inst. b{size}", f"p99_ms_b{size}": f"p99 ms/call b{size}",
                         f"speedup_b{size}": f"measured speed-up b{size}", f"ratio_b{size}": f"measured/FLOPs b{size}"})
     shown = table[list(columns)].rename(columns=columns)
+    from hashee.measure.tables import BEYOND_PAPER, beyond_paper
+
+    shown["method"] = [f"{m} ({BEYOND_PAPER})" if beyond_paper(m) else m for m in shown["method"]]
 
     def cell(value, digits):
         return "–" if pd.isna(value) else f"{value:.{digits}f}"

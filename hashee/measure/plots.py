@@ -99,9 +99,14 @@ class Palette:
 
     @staticmethod
     def legend_label(method: str, setting: str) -> str:
-        """A method's legend entry (its class's `label`); HashEE's hashes one entry each."""
+        """A method's legend entry (its class's `label`, marked where it is beyond the paper); HashEE's hashes
+        one entry each."""
+        from hashee.measure.tables import BEYOND_PAPER, beyond_paper
+
         fields = parse_setting(setting)
-        return f"{method_label(method)} {fields['hash']}" if method == HASHEE and "hash" in fields else method_label(method)
+        if method == HASHEE and "hash" in fields:
+            return f"{method_label(method)} {fields['hash']}"
+        return f"{method_label(method)} ({BEYOND_PAPER})" if beyond_paper(method) else method_label(method)
 
     def color_marker(self, method: str, setting: str) -> tuple[str, str]:
         if method == self.reference:

@@ -71,6 +71,15 @@ def method_class(method: str):
     return available_methods().get(method)
 
 
+BEYOND_PAPER = "beyond the paper"
+
+
+def beyond_paper(method: str) -> bool:
+    """Whether the method's class says the paper does not compare with it (`Method.beyond_paper`)."""
+    cls = method_class(method)
+    return bool(cls and cls.beyond_paper)
+
+
 def method_order(method: str):
     """Sort key of a method's rows: its class's `table_order` (the paper's order; the default, a plugin's,
     just before HashEE), then its id."""

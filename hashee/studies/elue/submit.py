@@ -20,8 +20,8 @@ exactly like `Method.flop_modules` builds them. Weights are random: FLOPs and pa
 depend on them. Layers take ELUE inputs of shape (n_active, seq_len, hidden), which carries both the
 active-token count (queries) and the sequence length (keys/values) of a token-exit layer; the server
 running `module_list[name]` on a zero tensor of the traced shape therefore rebuilds our FLOPs exactly.
-Only methods whose module list is the plain encoder's (emb, layer_i, pooler, classifier; HashEE and
-static) are supported; any other raises HasheeError naming the method until it gets its own source.
+Only methods whose module list is the plain encoder's (emb, layer_i, pooler, classifier; HashEE,
+static, PoWER-BERT and LTP, whose pruned layers are traced as (n_kept, n_kept, hidden)) are supported; any other raises HasheeError naming the method until it gets its own source.
 
 The validator, which checks a submission like the server would, is hashee/studies/elue/validate.py.
 """
@@ -270,9 +270,10 @@ def _write_task(folder: Path, pred_dir: Path, model_dir, flops_cache=None) -> st
     except Exception as err:  # a generator bug, not a user error: say where
         raise HasheeError(f"generated {MODEL_FILE} for {task.name} does not execute: {type(err).__name__}: {err}") from err
     parameters = _count_parameters(generated.entire_model)
-    if parameters != _count_parameters(model):
+    network = _count_parameters(model) - sum(p.numel() for p in method.rule_parameters(model))
+    if parameters != network:
         raise HasheeError(f"generated {MODEL_FILE} for {task.name} has {parameters} parameters, the trained model "
-                          f"{_count_parameters(model)}")
+                          f"{network}")
     ours = FlopCounter(method.flop_modules(model), cache_dir=flops_cache)  # the train jobs' counts, if cached
     theirs = FlopCounter(generated.module_list)
     checked: set[str] = set()
@@ -296,7 +297,7 @@ def _write_task(folder: Path, pred_dir: Path, model_dir, flops_cache=None) -> st
         files[name] = {"point": point, "setting": setting, "mflops": round(ours.mean_mflops(traces), 6),
                        "n_instances": len(rows)}
     flops = {"format": FORMAT, "task": task.name, "method": method.name, "setting": method.setting_text(),
-             "seed": trained.meta.get("seed"), "parameters": _count_parameters(model),
+             "seed": trained.meta.get("seed"), "parameters": network,
              "unit": "mflops: mean MFLOPs per test instance, ELUE convention (hashee.measure.flops via fvcore)",
              "generator": f"hashee-bench {__version__}", "files": files}
     (task_dir / FLOPS_FILE).write_text(json.dumps(flops, indent=2) + "\n", encoding="utf-8")

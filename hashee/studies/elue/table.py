@@ -55,11 +55,13 @@ from hashee.measure.score import (
     read_reference,
 )
 from hashee.measure.tables import (
+    BEYOND_PAPER,
     DASH,
     DELTA,
     INSIDE,
     PAPER_ONLY,
     SYNTHETIC_CONFIGS,
+    beyond_paper,
     bounds,
     by_setting,
     delta,
@@ -215,7 +217,8 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
         score_std = _seed_score_std(seed_rows, method, chosen, ref, beyond) if complete else None
         all_std = _seed_score_std(seed_rows, method, pd.concat(all_points).to_dict("records"), ref, beyond) \
             if complete else None
-        records.append({"method": method, **where, "setting": label, "row": "ours", **cells,
+        records.append({"method": method, **where, "setting": label,
+                        "row": f"ours, {BEYOND_PAPER}" if beyond_paper(method) else "ours", **cells,
                         "ELUE score": score_cell(score, score_reps, level, score_std),
                         "ELUE (all points)": score_cell(score_all, score_all_reps, level, all_std)})
         if choices:
@@ -264,6 +267,9 @@ def elue_table(runs: pd.DataFrame, ref: pd.DataFrame, beyond: str = "extend", pa
     if only:
         head.append(f"'{PAPER_ONLY}': a row of the paper's table that no model of this run maps to, quoted so that "
                     "the table has all of the paper's rows (not measured here).")
+    extra = [m for m in dict.fromkeys(m for m, _ in models) if beyond_paper(m)]
+    if extra:
+        head.append(f"Rows marked '{BEYOND_PAPER}' ({', '.join(extra)}): methods the paper does not compare with.")
     if several:
         head.append(f"backbone: the label of the backbone each row ran on ({own}: the config's own backbone).")
     if boot is not None:
