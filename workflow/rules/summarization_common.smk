@@ -85,10 +85,49 @@ def summ_dataset(key):
     return lambda wildcards: SUMM["datasets"][wildcards.dataset][key]
 
 
-def summ_run_input(wildcards):
-    inputs = {"data": summ_data(wildcards)}
-    if wildcards.smethod in SUMM_HASH_METHODS:
-        inputs["hash"] = f"{SUMM_RESULTS}/hashes/{wildcards.dataset}/{wildcards.ssetting}/{wildcards.seed}/hash.pt"
+# summarization.smk has a rule per (method, setting), the setting spelled out in its paths, not a wildcard. A remote
+# job (SLURM's) is told its wildcard values as `--target-jobs <name>:key=value,...`, which Snakemake splits at every
+# comma, settings' included (snakemake#2366). Only {dataset} and {seed} remain wildcards; the paths are unchanged.
+
+
+def summ_rule_id(*parts):
+    """A rule-name suffix from a method and setting: hash=frequency,buckets=6 -> hash_frequency_buckets_6."""
+    return re.sub(r"\W", "_", "_".join(parts))
+
+
+def summ_hash_settings():
+    """hashee setting -> the datasets that fit it: one summ_fit_hash rule each."""
+    settings = {}
+    for d in SUMM_DATASETS:
+        for m, values in summ_methods(d).items():
+            if m in SUMM_HASH_METHODS:
+                for s in values:
+                    settings.setdefault(s, []).append(d)
+    return settings
+
+
+def summ_run_settings():
+    """(method, setting) -> the datasets that run it: one summ_run rule each."""
+    runs = {}
+    for d in SUMM_DATASETS:
+        for m, values in summ_methods(d).items():
+            for s in values:
+                runs.setdefault((m, s), []).append(d)
+    return runs
+
+
+def summ_hash_file(dataset, setting, seed):
+    """A fitted summarization hash; dataset and seed may be {placeholders}."""
+    return f"{SUMM_RESULTS}/hashes/{dataset}/{setting}/{seed}/hash.pt"
+
+
+def summ_run_input(method, setting):
+    def inputs(wildcards):
+        found = {"data": summ_data(wildcards)}
+        if method in SUMM_HASH_METHODS:
+            found["hash"] = summ_hash_file(wildcards.dataset, setting, wildcards.seed)
+        return found
+
     return inputs
 
 
