@@ -765,8 +765,8 @@ def tiny_run(tmp_path_factory):
     cfg["plugins"] = [str(ROOT / "docs" / "examples" / "fixed_exit.py")]
     cfg["methods"]["fixed-exit"] = ["layers=2"]
     # The backbones experiment on two more families, tiny random checkpoints in their hub layout
-    # (tests/backbone_checkpoints.py): RoBERTa (HashEE, static, PLM row) and DistilBERT (whole, published).
-    from backbone_checkpoints import write_checkpoint
+    # (hashee/studies/rehearsal/checkpoints.py): RoBERTa (HashEE, static, PLM row) and DistilBERT (whole, published).
+    from hashee.studies.rehearsal.checkpoints import write_checkpoint
 
     for label, key in (("roberta", "models"), ("distilbert", "published")):
         cfg["backbones"][key][label] = str(write_checkpoint(label, tmp_path / "checkpoints" / label, num_layers=2).path)

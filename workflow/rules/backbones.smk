@@ -13,6 +13,7 @@ for hash_label, hash_setting in backbone_hash_settings().items():
             "fit_backbone_hash_" + re.sub(r"\W", "_", hash_label)
         input:
             data=task_data,
+            backbone=standin_input(backbone_for_label(hash_label)),
         output:
             hash_file("{task}", hash_setting, "{seed}"),
         log:

@@ -36,6 +36,7 @@ if SUMM_ENABLED:
             f"summ_fit_hash_{part}" if part else "summ_fit_hash"
         input:
             data=summ_data,
+            backbone=lambda wildcards: standin_input(SUMM["datasets"][wildcards.dataset]["backbone"]),
         output:
             hash=summ_hash_file("{dataset}", hash_setting, "{seed}"),
         log:

@@ -1,7 +1,7 @@
 # Summarization: the config section named, and the input functions of summarization.smk's rules
 # (functions apart from rules, as config.smk, planning.smk and inputs.smk are for the ELUE stages).
 
-from hashee.studies.summarization.data import DEMO_FILES
+from hashee.studies.summarization.data import DEMO_FILES, synthetic_files
 from hashee.studies.summarization.methods import SUMM_METHODS
 
 SUMM = config.get("summarization") or {"enabled": False}
@@ -26,7 +26,18 @@ def resolve_summ_path(dataset):
 
 
 def summ_generated(dataset):
-    return SUMM_DEMO["generate"] and dataset in SUMM_DEMO_FILES
+    """Whether the workflow writes the dataset's files: the demo's (rule summ_demo_data) or, in the rehearsal, a
+    real dataset's layout with synthetic text (rule summ_synthetic_data)."""
+    return SUMM_DEMO["generate"] and (dataset in SUMM_DEMO_FILES or summ_synthetic(dataset))
+
+
+def summ_synthetic(dataset):
+    return bool((config.get("rehearsal") or {}).get("enabled")) and dataset not in SUMM_DEMO_FILES
+
+
+def summ_generated_files(dataset):
+    """The files the workflow writes for a generated dataset (below its path)."""
+    return SUMM_DEMO_FILES[dataset] if dataset in SUMM_DEMO_FILES else list(synthetic_files(dataset))
 
 
 if SUMM_ENABLED:
@@ -40,7 +51,7 @@ if SUMM_ENABLED:
                 f"must name the folder of {_dataset} (layouts: docs/summarization.md), or set "
                 f"summarization.demo.generate: true for the offline demo-en / demo-zh"
             )
-    _generated = {os.path.dirname(SUMM_PATHS[d]) for d in SUMM_DATASETS if summ_generated(d)}
+    _generated = {os.path.dirname(SUMM_PATHS[d]) for d in SUMM_DATASETS if d in SUMM_DEMO_FILES and summ_generated(d)}
     if len(_generated) > 1:
         raise WorkflowError(
             "config keys 'summarization.datasets.<demo>.path': demo-en and demo-zh must live in one folder "
@@ -76,7 +87,7 @@ def summarization_outputs():
 def summ_data(wildcards):
     dataset = wildcards.dataset
     if summ_generated(dataset):
-        return [f"{SUMM_PATHS[dataset]}/{f}" for f in SUMM_DEMO_FILES[dataset]]
+        return [f"{SUMM_PATHS[dataset]}/{f}" for f in summ_generated_files(dataset)]
     return []
 
 
@@ -123,7 +134,7 @@ def summ_hash_file(dataset, setting, seed):
 
 def summ_run_input(method, setting):
     def inputs(wildcards):
-        found = {"data": summ_data(wildcards)}
+        found = {"data": summ_data(wildcards), "backbone": standin_input(SUMM["datasets"][wildcards.dataset]["backbone"])}
         if method in SUMM_HASH_METHODS:
             found["hash"] = summ_hash_file(wildcards.dataset, setting, wildcards.seed)
         return found
