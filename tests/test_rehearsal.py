@@ -156,8 +156,16 @@ def test_a_slice_of_the_rehearsal_runs_offline(tmp_path):
         assert (root / target).exists(), target
     import pandas as pd
 
-    for rows in SLICE[3:5]:
+    for rows, backbone in zip(SLICE[3:5], ("fnlp/cpt-large", "facebook/bart-large")):
         table = pd.read_csv(root / rows)
         assert len(table) and table["rouge1"].notna().all(), rows
-    cpt = (root / "logs/rehearsal/summarization/csl/truncated/enc_layers=6,dec_layers=4/42.log").read_text()
-    assert "cpt-large" in cpt
+        assert set(table["backbone"]) == {f"resources/rehearsal/hub/{backbone}"}, rows
+
+
+def test_a_hub_model_the_rehearsal_cannot_stand_in_for_is_named_before_planning(tmp_path):
+    extra = tmp_path / "gpt.yaml"
+    extra.write_text("backbones: {models: {gpt: gpt2}}\n")
+    out = run_snakemake(["all", "-n", *CONFIGS, str(extra)], repo_like(tmp_path / "root"), offline_env())
+    assert out.returncode != 0
+    assert "config key 'backbones.models.gpt' (rehearsal.enabled): hub model 'gpt2': no tiny checkpoint family" in \
+        out.stdout + out.stderr, (out.stdout + out.stderr)[-2000:]

@@ -116,7 +116,11 @@ def cancel_mid_run(proc: subprocess.Popen, env: dict[str, str], train_log: Path,
 
 
 def snakemake_jobs(log: str) -> dict[str, tuple[str, bool]]:
-    """Snakemake's job id -> (rule, local?) from the job headers of its log."""
+    """Snakemake's job id -> (rule, local?) from the job headers of its log. Not from the logs of failed jobs that
+    it prints (show-failed-logs): a cancelled SLURM job's log holds the job's own header, as a local rule with
+    job id 0, which would pass for one of the run's jobs."""
+    rule_line = "=" * 80
+    log = re.sub(rf"^Logfile .*:\n{rule_line}\n.*?^{rule_line}\n", "", log, flags=re.M | re.S)
     jobs = {}
     for local, rule, body in re.findall(r"^(local)?rule (\w+):\n((?:    .*\n)+)", log, re.M):
         jobid = re.search(r"^    jobid: (\d+)$", body, re.M)

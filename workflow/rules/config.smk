@@ -117,8 +117,10 @@ OFFLINE_NAMES = {"minilm", "minilm-seq2seq"}  # shipped with the package: nothin
 HUB_STANDINS = {}  # <hub_dir>/<name> -> the hub name it stands in for
 
 
-def _rehearse_hub_name(cfg, path, hub_dir):
+def _rehearse_hub_name(cfg, path, hub_dir, where=""):
     """Rewrite the hub names at key path `path` ('*': every entry of a mapping) below `cfg`."""
+    from hashee.studies.rehearsal.checkpoints import hub_shape
+
     if not path:
         return
     key, rest = path[0], path[1:]
@@ -127,11 +129,15 @@ def _rehearse_hub_name(cfg, path, hub_dir):
         if not isinstance(cfg, dict) or k not in cfg:
             continue
         if rest:
-            _rehearse_hub_name(cfg[k], rest, hub_dir)
+            _rehearse_hub_name(cfg[k], rest, hub_dir, f"{where}{k}.")
             continue
         name = cfg[k]
         if not isinstance(name, str) or name in OFFLINE_NAMES or os.path.isabs(name) or name.startswith("."):
             continue
+        try:
+            hub_shape(name)  # a family the rehearsal cannot write fails here, naming the key
+        except HasheeError as err:
+            raise WorkflowError(f"config key '{where}{k}' (rehearsal.enabled): {err}") from None
         local = f"{hub_dir}/{name}"
         HUB_STANDINS[local] = name
         cfg[k] = local
