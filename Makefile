@@ -11,10 +11,15 @@ PIP_TOOLS := pip-tools==7.6.2
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all test install lock report
+.PHONY: all test install lock report rehearsal
 
 all: $(STAMP)
 	$(VENV)/bin/snakemake all --cores 8 $(ARGS)
+
+# The paper run in miniature, offline (docs/paper-run.md, "The rehearsal"): config/rehearsal.yaml over
+# config/paper.yaml; results/rehearsal/. Through SLURM: make rehearsal ARGS="--profile <profile>".
+rehearsal: $(STAMP)
+	$(VENV)/bin/snakemake all --cores 2 $(ARGS) --configfile config/paper.yaml config/rehearsal.yaml
 
 # Brings the run up to date first (nothing to do after `make all`), then writes the report under a
 # temporary name and renames it, so a failed report leaves no half-written file in results/.

@@ -31,6 +31,7 @@ include: "workflow/rules/submission.smk"
 include: "workflow/rules/difficulty.smk"
 include: "workflow/rules/summarization_common.smk"
 include: "workflow/rules/summarization.smk"
+include: "workflow/rules/rehearsal.smk"  # only with rehearsal.enabled (config/rehearsal.yaml)
 include: "workflow/rules/provenance.smk"  # it lists the other stages' data
 include: "workflow/rules/report.smk"  # last: it lists the other stages' tables
 

@@ -1,15 +1,15 @@
 """One backbone loader: offline default, truncation, every family's hub-layout checkpoint (tiny, random,
-tests/backbone_checkpoints.py) against transformers' own model classes, clear errors."""
+hashee/studies/rehearsal/checkpoints.py) against transformers' own model classes, clear errors."""
 
 import json
 
 import pytest
 import torch
-from backbone_checkpoints import FAMILIES, write_checkpoint
 from safetensors.torch import save_file
 
 from hashee.core.backbones import load_backbone
 from hashee.core.errors import HasheeError
+from hashee.studies.rehearsal.checkpoints import FAMILIES, write_checkpoint
 
 
 def test_minilm_loads_and_truncates():
@@ -32,7 +32,7 @@ PAIRS = (["a man is playing a guitar .", "hi", "the cat sat on the mat"],
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    """family -> a tiny random checkpoint in its hub layout (tests/backbone_checkpoints.py), written once."""
+    """family -> a tiny random checkpoint in its hub layout (hashee/studies/rehearsal/checkpoints.py), written once."""
     root = tmp_path_factory.mktemp("checkpoints")
     return {family: write_checkpoint(family, root / family) for family in FAMILIES}
 

@@ -27,11 +27,13 @@ from snakemake_helpers import ROOT, SNAKEFILE, job_stats, run_snakemake, snakema
 CONFIG = ROOT / "config" / "tiny.yaml"
 NAME = "tiny"
 # The ELUE part of the tiny DAG: demo data, the hash, both train jobs, the timing stage, runs.csv, reference,
-# bootstrap, the tables and the submission (15 of its 33 jobs, 11 of them through SLURM). Not the difficulty
-# study, backbones table or report pages: minutes more, through the same submission path. Not the
-# summarization runs either: their wildcard values hold commas, which Snakemake's remote jobs cannot take
-# (test_a_wildcard_value_with_a_comma_reaches_the_remote_job below).
-TARGETS = [f"results/{NAME}/tables/elue.csv", f"results/{NAME}/submission.zip"]
+# bootstrap, the tables and the submission; and the summarization runs, whose hash and run jobs have settings
+# with commas (snakemake#2366: they reach their remote jobs whole since each setting is a rule of its own;
+# test_every_remote_job_gets_its_wildcards_whole below). Not their table (its speed-ups are measured time), the
+# difficulty study, backbones table or report pages: minutes more, through the same submission path.
+SUMM_ROWS = [f"results/{NAME}/summarization/demo-en/{run}/42/rows.csv"
+             for run in ("full/default", "hashee/hash=frequency,buckets=6")]
+TARGETS = [f"results/{NAME}/tables/elue.csv", f"results/{NAME}/submission.zip", *SUMM_ROWS]
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 MEM_MB = 2000  # per job: the real profile's 16-32 GB would let one job at a time onto this machine
 CANCELLED_RULE = "train_hashee"  # the job scancel hits, once it has trained one of its four runs
@@ -43,6 +45,7 @@ MEASURED_TIME = {
     f"results/{NAME}/runs.csv": {"wall_ms"},  # the timing stage's batch-1 time, joined to each row
     f"results/{NAME}/timing/SST-2.csv": TIMED,
     f"results/{NAME}/timing/STS-B.csv": TIMED,
+    **{rows: {"time_s"} for rows in SUMM_ROWS},  # the wall-clock of the test generation
 }
 NOT_COMPARED = {
     f"results/{NAME}/provenance.json": "its created_utc is the time the job ran (compared without it below)",
@@ -113,7 +116,11 @@ def cancel_mid_run(proc: subprocess.Popen, env: dict[str, str], train_log: Path,
 
 
 def snakemake_jobs(log: str) -> dict[str, tuple[str, bool]]:
-    """Snakemake's job id -> (rule, local?) from the job headers of its log."""
+    """Snakemake's job id -> (rule, local?) from the job headers of its log. Not from the logs of failed jobs that
+    it prints (show-failed-logs): a cancelled SLURM job's log holds the job's own header, as a local rule with
+    job id 0, which would pass for one of the run's jobs."""
+    rule_line = "=" * 80
+    log = re.sub(rf"^Logfile .*:\n{rule_line}\n.*?^{rule_line}\n", "", log, flags=re.M | re.S)
     jobs = {}
     for local, rule, body in re.findall(r"^(local)?rule (\w+):\n((?:    .*\n)+)", log, re.M):
         jobid = re.search(r"^    jobid: (\d+)$", body, re.M)
@@ -169,22 +176,41 @@ def succeeded(run) -> None:
     assert run.returncode == 0, run.log[-8000:]
 
 
-# First in the module: the module-scoped `slurm` fixture is torn down (and checked) in the last test's teardown,
-# where an xfail mark would turn a failure into one more xfail.
-@pytest.mark.xfail(strict=True, reason="snakemake#2366: --target-jobs splits a wildcard value at its commas")
-def test_a_wildcard_value_with_a_comma_reaches_the_remote_job():
-    """A remote job (SLURM's, any executor's) learns which job to run from `--target-jobs rule:wildcard=value,...`.
-    Snakemake quotes a value that holds a comma, then splits at every comma when it reads the list back, so
-    the job runs another wildcard value, or fails: here summ_fit_hash of 'hash=frequency,buckets=6' became
-    'hash=frequency' on the test cluster and its output was missing. Such values are in the summarization rules
-    (summ_fit_hash, summ_run) and in fit_backbone_hash: 66 of paper.yaml's 909 jobs. Strict: once Snakemake
-    reads them back whole, this fails, and they can join TARGETS."""
+def planned_jobs(log: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job a dry run lists (`wildcards: key=value, key=value`)."""
+    jobs = []
+    for rule, body in re.findall(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", log, re.M):
+        line = re.search(r"^    wildcards: (.*)$", body, re.M)
+        pairs = line.group(1).split(", ") if line else []
+        jobs.append((rule, dict(pair.split("=", 1) for pair in pairs)))
+    return jobs
+
+
+def test_every_remote_job_gets_its_wildcards_whole(tmp_path):
+    """A remote job (SLURM's, any executor's) learns which job to run from `--target-jobs rule:key=value,...`,
+    which Snakemake splits at every comma, a value's too (snakemake#2366): a job whose wildcard value held one
+    ran another value, or failed. So no rule takes a setting (which holds commas) as a wildcard: the
+    summarization and backbone-hash rules are one rule per setting. Checked on tiny.yaml's whole DAG, every job
+    as a remote job would read it back, and then as a remote job: `snakemake --target-jobs` with the encoded spec
+    of each summarization job plans that very job (its output path, commas and all)."""
     from snakemake.target_jobs import parse_target_jobs_cli_args
     from snakemake_interface_executor_plugins.utils import TargetSpec, encode_target_jobs_cli_args
 
-    wildcards = {"dataset": "demo-en", "ssetting": "hash=frequency,buckets=6", "seed": "42"}
-    sent = encode_target_jobs_cli_args([TargetSpec("summ_fit_hash", wildcards)])
-    assert parse_target_jobs_cli_args(sent)[0].wildcards_dict == wildcards
+    dry = run_snakemake(["all", "-n", "-p", "--configfile", str(CONFIG)], tmp_path)
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    jobs = planned_jobs(dry.stdout)
+    rules = {rule for rule, _ in jobs}
+    assert {"summ_fit_hash", "train_hashee"} <= rules and any(r.startswith("summ_run") for r in rules), sorted(rules)
+    for rule, wildcards in jobs:
+        sent = encode_target_jobs_cli_args([TargetSpec(rule, wildcards)])
+        assert parse_target_jobs_cli_args(sent)[0].wildcards_dict == wildcards, (rule, wildcards)
+    summ = [(rule, wildcards) for rule, wildcards in jobs if rule.startswith("summ_") and wildcards]
+    spec = encode_target_jobs_cli_args([TargetSpec(rule, wildcards) for rule, wildcards in summ])
+    remote = run_snakemake(["-n", "-p", "--configfile", str(CONFIG), "--target-jobs", *spec], tmp_path)
+    assert remote.returncode == 0, remote.stdout[-3000:] + remote.stderr[-3000:]
+    assert "--setting hash=frequency,buckets=6 --setting-out" in remote.stdout
+    assert "summarization/demo-en/hashee/hash=frequency,buckets=6/42/rows.csv" in remote.stdout
+    assert sorted(job for job in planned_jobs(remote.stdout) if job[1]) == sorted(summ)  # and the demo data
 
 
 @pytest.mark.slow

@@ -113,6 +113,13 @@ def train_jobs(runs, jobs: str = "per_method", max_length_by_task=None) -> dict[
     return counts
 
 
+def _count_by(rule_of, runs) -> dict[str, int]:
+    counts = {}
+    for run in runs:
+        counts[rule_of(run)] = counts.get(rule_of(run), 0) + 1
+    return counts
+
+
 def expected_jobs(cfg: dict) -> dict[str, int]:
     """Jobs per rule the config implies: the train jobs of train.jobs (train_jobs: each trains its runs and
     evaluates it), a hash per HashEE run, demo data when generated, and one of each compile step (provenance
@@ -130,7 +137,9 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         # one job per seed (train.jobs: per_method; per task and seed otherwise) fits every HashEE setting's
         # hash; other backbones' hashes one job each
         "fit_hash": len({(hash_job(run[0]), run[3]) for run in fitted if not run[2].startswith("backbone=")}),
-        "fit_backbone_hash": sum(1 for run in fitted if run[2].startswith("backbone=")),
+        # one rule per backbone label (fit_backbone_hash_<label>): the setting is not a wildcard (snakemake#2366)
+        **_count_by(lambda run: "fit_backbone_hash_" + re.sub(r"\W", "_", run[2].split(",")[0][len("backbone="):]),
+                    [run for run in fitted if run[2].startswith("backbone=")]),
         "backbones_table": 1 if (cfg.get("backbones") or {}).get("enabled") else 0,
         **train_jobs(runs, cfg["train"].get("jobs", "per_method"), cfg["train"].get("max_length_by_task")),
         # the timing stage: one job per task, or one for all (timing.jobs: one)
@@ -163,8 +172,13 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         counts["summ_demo_data"] = 1 if (summ.get("demo") or {}).get("generate") else 0
         from hashee.studies.summarization.methods import SUMM_METHODS
 
-        counts["summ_fit_hash"] = sum(1 for run in runs if SUMM_METHODS.classes()[run[1]].needs_fitted_hash)
-        counts["summ_run"] = len(runs)
+        # one rule per hash setting (summ_fit_hash, summ_fit_hash_1, ...) and per method and setting
+        # (summ_run_<method>_<setting>): a setting is not a wildcard (snakemake#2366)
+        hashed = [run for run in runs if SUMM_METHODS.classes()[run[1]].needs_fitted_hash]
+        hash_rules = {setting: "summ_fit_hash" + (f"_{i}" if i else "")
+                      for i, setting in enumerate(dict.fromkeys(run[2] for run in hashed))}
+        counts.update(_count_by(lambda run: hash_rules[run[2]], hashed))
+        counts.update(_count_by(lambda run: "summ_run_" + re.sub(r"\W", "_", f"{run[1]}_{run[2]}"), runs))
         counts["summ_table"] = 1
         counts["report_summarization"] = 1
     return {rule: n for rule, n in counts.items() if n}
@@ -441,11 +455,13 @@ def test_paper_config_plans_the_four_backbones_and_the_plm_rows(tmp_path):
         assert planned[label] - PAPER_BERT_RUNS == experiment
     assert planned["distilbert"] == {("static", "backbone=distilbert")}
     stats = job_stats(out.stdout)
-    backbone_train = len(re.findall(r"--setting backbone=", out.stdout)) - stats["fit_backbone_hash"]
+    hashes = {rule: n for rule, n in stats.items() if rule.startswith("fit_backbone_hash")}
+    backbone_train = len(re.findall(r"--setting backbone=", out.stdout)) - sum(hashes.values())
     # (3 backbones x 3 models + DistilBERT + the dynamic baselines and the static 12L on BERT) x 6 tasks x 3 seeds,
     # less the baselines without a regression rule on STS-B (DeeBERT, FastBERT, CascadeBERT)
     assert backbone_train == (3 * 3 + 1 + len(PAPER_BERT_RUNS)) * 6 * 3 - 3 * 3
-    assert stats["fit_backbone_hash"] == 3 * 6 * 3  # a hash per backbone, task and seed
+    # a hash per backbone, task and seed; a rule per backbone (its setting is no wildcard: snakemake#2366)
+    assert hashes == {f"fit_backbone_hash_{label}": 6 * 3 for label in ("bert", "roberta", "albert")}
     for label, name in (("bert", "bert-base-uncased"), ("roberta", "roberta-base"), ("albert", "albert-base-v2"),
                         ("distilbert", "distilbert-base-uncased")):
         commands = re.findall(rf"hashee (?:train|fit-hash) [^\n]*--setting backbone={label}\b[^\n]*", out.stdout)
@@ -805,8 +821,8 @@ def tiny_run(tmp_path_factory):
     cfg["plugins"] = [str(ROOT / "docs" / "examples" / "fixed_exit.py")]
     cfg["methods"]["fixed-exit"] = ["layers=2"]
     # The backbones experiment on two more families, tiny random checkpoints in their hub layout
-    # (tests/backbone_checkpoints.py): RoBERTa (HashEE, static, PLM row) and DistilBERT (whole, published).
-    from backbone_checkpoints import write_checkpoint
+    # (hashee/studies/rehearsal/checkpoints.py): RoBERTa (HashEE, static, PLM row) and DistilBERT (whole, published).
+    from hashee.studies.rehearsal.checkpoints import write_checkpoint
 
     for label, key in (("roberta", "models"), ("distilbert", "published")):
         cfg["backbones"][key][label] = str(write_checkpoint(label, tmp_path / "checkpoints" / label, num_layers=2).path)

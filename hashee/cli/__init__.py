@@ -2,7 +2,7 @@
 library, write outputs atomically (temporary name, then rename). User errors print one line.
 
 Verbs live by subject: `training` (fit-hash, train, evaluate: both studies), `elue` (data, time, tables,
-submission), `summarization_data` (demo data, table), `difficulty`, `methods` (what is registered);
+submission), `summarization_data` (demo data, table), `difficulty`, `rehearsal` (tiny checkpoints, synthetic data), `methods` (what is registered);
 `summarization` holds summarization's evaluation for `training`.
 """
 
@@ -16,11 +16,11 @@ from hashee.core.errors import HasheeError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hashee.cli import difficulty, elue, methods, summarization_data, training
+    from hashee.cli import difficulty, elue, methods, rehearsal, summarization_data, training
 
     parser = argparse.ArgumentParser(prog="hashee", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for module in (training, elue, difficulty, summarization_data, methods):
+    for module in (training, elue, difficulty, summarization_data, rehearsal, methods):
         module.add_parsers(sub)
     return parser
 

@@ -82,6 +82,14 @@ def backbone_runs():
     ]
 
 
+def backbone_hash_settings():
+    """label -> the HashEE setting of each backbone but the config's own (whose hash fit_hash fits): a
+    fit_backbone_hash_<label> rule each (backbones.smk)."""
+    if not BACKBONES_ENABLED:
+        return {}
+    return {label: with_backbone(BACKBONES["hashee"], label) for label in BACKBONES["models"] if label != BACKBONE_OWN}
+
+
 def backbone_for_label(label):
     """The backbone a `backbone=<label>` setting key names (None: the config's own)."""
     if label is None:

@@ -75,7 +75,8 @@ if DIFFICULTY_ENABLED:
 
     rule difficulty_run:
         input:
-            lambda wildcards: TAGGING_FILES if wildcards.study == "token" else SNLI_FILES,
+            data=lambda wildcards: TAGGING_FILES if wildcards.study == "token" else SNLI_FILES,
+            backbone=lambda wildcards: standin_input(DIFFICULTY["tagging_backbone" if wildcards.study == "token" else "backbone"]),
         output:
             f"{RESULTS}/difficulty/{{study}}.csv",
         log:

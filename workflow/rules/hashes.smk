@@ -11,6 +11,7 @@ for part, cut in enumerate(hash_cuts()):
             task="|".join(re.escape(task) for task in cut.tasks),  # unused when the job fits every task
         input:
             data=cut.data(),
+            backbone=standin_input(config["backbone"]),
         output:
             [hash_file(task, setting, "{seed}") for task in cut.path_tasks for setting in HASH_SETTINGS],
         log:

@@ -18,7 +18,7 @@ PROVENANCE_DATA = [
     *(
         f"{SUMM_PATHS[dataset]}/{name}"
         for dataset in SUMM_DATASETS
-        for name in (SUMM_DEMO_FILES[dataset] if summ_generated(dataset) else [])
+        for name in (summ_generated_files(dataset) if summ_generated(dataset) else [])
     ),
     *(
         str(path)

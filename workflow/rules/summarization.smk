@@ -26,24 +26,34 @@ if SUMM_ENABLED and SUMM_DEMO_DIR:
 
 if SUMM_ENABLED:
 
-    rule summ_fit_hash:
+    # One rule per setting (summ_fit_hash, summ_fit_hash_1, ...) and per method and setting (summ_run_<method>_<setting>):
+    # the setting is fixed in the rule's paths, not a wildcard, which a remote job would get cut at its commas
+    # (summarization_common.smk). The shell commands are formatted at run time: what varies goes through params.
+    for part, (hash_setting, hash_datasets) in enumerate(summ_hash_settings().items()):
+
+      rule:
+        name:
+            f"summ_fit_hash_{part}" if part else "summ_fit_hash"
         input:
             data=summ_data,
+            backbone=lambda wildcards: standin_input(SUMM["datasets"][wildcards.dataset]["backbone"]),
         output:
-            hash=f"{SUMM_RESULTS}/hashes/{{dataset}}/{{ssetting}}/{{seed}}/hash.pt",
+            hash=summ_hash_file("{dataset}", hash_setting, "{seed}"),
         log:
-            f"{LOGS}/summarization/hashes/{{dataset}}/{{ssetting}}/{{seed}}.log",
+            f"{LOGS}/summarization/hashes/{{dataset}}/{hash_setting}/{{seed}}.log",
         benchmark:
-            f"{BENCHMARKS}/summarization/hashes/{{dataset}}/{{ssetting}}/{{seed}}.tsv"
+            f"{BENCHMARKS}/summarization/hashes/{{dataset}}/{hash_setting}/{{seed}}.tsv"
         wildcard_constraints:
-            dataset="|".join(re.escape(d) for d in SUMM_DATASETS),
-            ssetting="[A-Za-z0-9=,._-]+",
+            dataset="|".join(re.escape(d) for d in hash_datasets),
         params:
+            setting=hash_setting,
             data_dir=lambda wildcards: SUMM_PATHS[wildcards.dataset],
             backbone=summ_backbone,  # the dataset's, or a more_backbones entry's
             max_source_length=summ_dataset("max_source_length"),
         threads: 1
         resources:
+            gpu=0,  # a CPU job (the SLURM profile's default is a GPU job)
+            cpus_per_gpu=0,
             mem_mb=4000,
             runtime=30,
         conda:
@@ -51,29 +61,33 @@ if SUMM_ENABLED:
         shell:
             "OMP_NUM_THREADS={threads} hashee fit-hash --dataset {wildcards.dataset:q}"
             " --data-dir {params.data_dir:q} --backbone {params.backbone:q}"
-            " --setting {wildcards.ssetting:q} --setting-out {output.hash:q}"
+            " --setting {params.setting:q} --setting-out {output.hash:q}"
             " --max-length {params.max_source_length} --seed {wildcards.seed} > {log:q} 2>&1"
 
-    rule summ_run:
+    for (run_method, run_setting), run_datasets in summ_run_settings().items():
+      run_path = f"{{dataset}}/{run_method}/{run_setting}/{{seed}}"
+
+      rule:
+        name:
+            f"summ_run_{summ_rule_id(run_method, run_setting)}"
         input:
-            unpack(summ_run_input),
+            unpack(summ_run_input(run_method, run_setting)),
         output:
-            model=directory(f"{SUMM_RESULTS}/{SUMM_RUN}/model"),
-            rows=f"{SUMM_RESULTS}/{SUMM_RUN}/rows.csv",
-            predictions=directory(f"{SUMM_RESULTS}/{SUMM_RUN}/predictions"),
+            model=directory(f"{SUMM_RESULTS}/{run_path}/model"),
+            rows=f"{SUMM_RESULTS}/{run_path}/rows.csv",
+            predictions=directory(f"{SUMM_RESULTS}/{run_path}/predictions"),
         log:
-            f"{LOGS}/summarization/{SUMM_RUN}.log",
+            f"{LOGS}/summarization/{run_path}.log",
         benchmark:
-            f"{BENCHMARKS}/summarization/{SUMM_RUN}.tsv"
+            f"{BENCHMARKS}/summarization/{run_path}.tsv"
         wildcard_constraints:
-            dataset="|".join(re.escape(d) for d in SUMM_DATASETS),
-            smethod="full|truncated|hashee|dat",
-            ssetting="[A-Za-z0-9=,._-]+",
+            dataset="|".join(re.escape(d) for d in run_datasets),
         params:
+            method=run_method,
             data_dir=lambda wildcards: SUMM_PATHS[wildcards.dataset],
             backbone=summ_backbone,  # the dataset's, or a more_backbones entry's
             # 'default' names a method's run without settings (a path needs a non-empty segment)
-            setting=lambda wildcards: "" if wildcards.ssetting == "default" else wildcards.ssetting,
+            setting="" if run_setting == "default" else run_setting,
             hash_file=lambda wildcards, input: f"--hash-file {shlex.quote(input.hash)}" if "hash" in input.keys() else "",
             max_source_length=summ_dataset("max_source_length"),
             max_target_length=summ_dataset("max_target_length"),
@@ -90,7 +104,7 @@ if SUMM_ENABLED:
             progress_every=launch_detail(config["progress_every"]),  # logging only: reruns nothing
             time_repeats=SUMM.get("timing", {}).get("repeats", 1),
             time_warmup=SUMM.get("timing", {}).get("warmup", 0),
-            workdir=f"{WORK}/summarization/{SUMM_RUN}",
+            workdir=f"{WORK}/summarization/{run_path}",
             gpus=GPUS,
             gpu_locks=GPU_LOCK_DIR,
             gpu_slots=launch_detail(GPU_SLOTS),
@@ -106,7 +120,7 @@ if SUMM_ENABLED:
             "OMP_NUM_THREADS={threads} python {params.gpu_slots} --slots {params.gpus}"
             " --lock-dir {params.gpu_locks:q}/$(uname -n) --"
             " hashee train --dataset {wildcards.dataset:q} --data-dir {params.data_dir:q}"
-            " --method {wildcards.smethod:q} --setting={params.setting:q} --seed {wildcards.seed}"
+            " --method {params.method:q} --setting={params.setting:q} --seed {wildcards.seed}"
             " --backbone {params.backbone:q} {params.hash_file}"
             " --epochs {params.epochs} --lr {params.lr} --batch-size {params.batch_size}"
             " --max-length {params.max_source_length} --max-target-length {params.max_target_length}"

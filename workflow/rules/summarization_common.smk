@@ -2,7 +2,7 @@
 # (functions apart from rules, as config.smk, planning.smk and inputs.smk are for the ELUE stages).
 
 from hashee.core.settings import backbone_label, with_backbone
-from hashee.studies.summarization.data import DEMO_FILES
+from hashee.studies.summarization.data import DEMO_FILES, synthetic_files
 from hashee.studies.summarization.methods import SUMM_METHODS
 
 SUMM = config.get("summarization") or {"enabled": False}
@@ -27,7 +27,18 @@ def resolve_summ_path(dataset):
 
 
 def summ_generated(dataset):
-    return SUMM_DEMO["generate"] and dataset in SUMM_DEMO_FILES
+    """Whether the workflow writes the dataset's files: the demo's (rule summ_demo_data) or, in the rehearsal, a
+    real dataset's layout with synthetic text (rule summ_synthetic_data)."""
+    return SUMM_DEMO["generate"] and (dataset in SUMM_DEMO_FILES or summ_synthetic(dataset))
+
+
+def summ_synthetic(dataset):
+    return bool((config.get("rehearsal") or {}).get("enabled")) and dataset not in SUMM_DEMO_FILES
+
+
+def summ_generated_files(dataset):
+    """The files the workflow writes for a generated dataset (below its path)."""
+    return SUMM_DEMO_FILES[dataset] if dataset in SUMM_DEMO_FILES else list(synthetic_files(dataset))
 
 
 if SUMM_ENABLED:
@@ -41,7 +52,7 @@ if SUMM_ENABLED:
                 f"must name the folder of {_dataset} (layouts: docs/summarization.md), or set "
                 f"summarization.demo.generate: true for the offline demo-en / demo-zh"
             )
-    _generated = {os.path.dirname(SUMM_PATHS[d]) for d in SUMM_DATASETS if summ_generated(d)}
+    _generated = {os.path.dirname(SUMM_PATHS[d]) for d in SUMM_DATASETS if d in SUMM_DEMO_FILES and summ_generated(d)}
     if len(_generated) > 1:
         raise WorkflowError(
             "config keys 'summarization.datasets.<demo>.path': demo-en and demo-zh must live in one folder "
@@ -103,7 +114,7 @@ def summarization_outputs():
 def summ_data(wildcards):
     dataset = wildcards.dataset
     if summ_generated(dataset):
-        return [f"{SUMM_PATHS[dataset]}/{f}" for f in SUMM_DEMO_FILES[dataset]]
+        return [f"{SUMM_PATHS[dataset]}/{f}" for f in summ_generated_files(dataset)]
     return []
 
 
@@ -112,10 +123,49 @@ def summ_dataset(key):
     return lambda wildcards: SUMM["datasets"][wildcards.dataset][key]
 
 
-def summ_run_input(wildcards):
-    inputs = {"data": summ_data(wildcards)}
-    if wildcards.smethod in SUMM_HASH_METHODS:
-        inputs["hash"] = f"{SUMM_RESULTS}/hashes/{wildcards.dataset}/{wildcards.ssetting}/{wildcards.seed}/hash.pt"
+# summarization.smk has a rule per (method, setting), the setting spelled out in its paths, not a wildcard. A remote
+# job (SLURM's) is told its wildcard values as `--target-jobs <name>:key=value,...`, which Snakemake splits at every
+# comma, settings' included (snakemake#2366). Only {dataset} and {seed} remain wildcards; the paths are unchanged.
+
+
+def summ_rule_id(*parts):
+    """A rule-name suffix from a method and setting: hash=frequency,buckets=6 -> hash_frequency_buckets_6."""
+    return re.sub(r"\W", "_", "_".join(parts))
+
+
+def summ_hash_settings():
+    """hashee setting -> the datasets that fit it: one summ_fit_hash rule each."""
+    settings = {}
+    for d in SUMM_DATASETS:
+        for m, values in summ_methods(d).items():
+            if m in SUMM_HASH_METHODS:
+                for s in values:
+                    settings.setdefault(s, []).append(d)
+    return settings
+
+
+def summ_run_settings():
+    """(method, setting) -> the datasets that run it: one summ_run rule each."""
+    runs = {}
+    for d in SUMM_DATASETS:
+        for m, values in summ_methods(d).items():
+            for s in values:
+                runs.setdefault((m, s), []).append(d)
+    return runs
+
+
+def summ_hash_file(dataset, setting, seed):
+    """A fitted summarization hash; dataset and seed may be {placeholders}."""
+    return f"{SUMM_RESULTS}/hashes/{dataset}/{setting}/{seed}/hash.pt"
+
+
+def summ_run_input(method, setting):
+    def inputs(wildcards):
+        found = {"data": summ_data(wildcards), "backbone": standin_input(SUMM["datasets"][wildcards.dataset]["backbone"])}
+        if method in SUMM_HASH_METHODS:
+            found["hash"] = summ_hash_file(wildcards.dataset, setting, wildcards.seed)
+        return found
+
     return inputs
 
 

@@ -20,6 +20,7 @@ for group in train_groups():
         input:
             data=group.cut.data(),
             hashes=group_hash_files(group),
+            backbone=standin_input(group.backbone),  # the rehearsal's tiny checkpoint
         output:
             models=[directory(path) for path in group_outputs(group, "model")],
             rows=group_outputs(group, "rows.csv"),

@@ -480,5 +480,50 @@ def write_demo(out_dir, seed: int, size: str) -> Path:
     return out_dir
 
 
+# The real data sets in their own layouts, with synthetic text (the rehearsal: config/rehearsal.yaml). The files
+# and quirks of each release: CNN/DM's CSV export (a BOM, CRLF, newlines inside quoted fields); Reddit TIFU's one
+# JSON-lines file without splits, posts without a tldr (dropped by the reader), a null selftext; CSL's JSON lists
+# (a BOM on dev) and TTNews's, here as JSON lines (which the reader accepts too).
+def _write_reddit(folder: Path, seed: int, sizes: dict[str, int]) -> None:
+    n = sum(sizes.values())
+    rows = _demo_examples(_en_example, seed, "reddit", "all", n + n // 10 + 1)
+    with (folder / REDDIT_FILE).open("w", encoding="utf-8") as handle:
+        for i, (post, tldr) in enumerate(rows):
+            no_tldr = i % 11 == 5  # as the release: posts without a tldr
+            record = {"id": hashlib.sha1(f"{seed}:reddit:{i}".encode()).hexdigest()[:6], "title": tldr.split("\n")[0],
+                      "selftext": post, "selftext_without_tldr": post, "tldr": None if no_tldr else tldr.replace("\n", " "),
+                      "score": i, "num_comments": i % 7, "upvote_ratio": 0.9}
+            handle.write(json.dumps(record) + "\n")
+
+
+def _write_ttnews(folder: Path, seed: int, sizes: dict[str, int]) -> None:
+    for split in SPLITS:
+        rows = _demo_examples(_zh_example, seed, "ttnews", split, sizes[split])
+        lines = [json.dumps({"article": a, "summarization": t}, ensure_ascii=False) for a, t in rows]
+        (folder / f"{split}.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+_SYNTHETIC_WRITERS = {"cnndm": _write_demo_en, "reddit": _write_reddit, "csl": _write_demo_zh, "ttnews": _write_ttnews}
+
+
+def write_synthetic(dataset: str, out_dir, seed: int, size: str) -> Path:
+    """Synthetic text in the layout of real data set `dataset` (cnndm, reddit, csl, ttnews), in `out_dir`
+    (atomically). For rehearsing the real data's route: its ROUGE means nothing."""
+    get_dataset(dataset)
+    if dataset not in _SYNTHETIC_WRITERS:
+        raise unknown_name("summarization dataset with a synthetic layout", dataset, _SYNTHETIC_WRITERS)
+    if size not in DEMO_SIZES:
+        raise unknown_name("demo size", size, DEMO_SIZES)
+    with atomic_dir(Path(out_dir)) as tmp:
+        _SYNTHETIC_WRITERS[dataset](tmp, seed, DEMO_SIZES[size])
+    return Path(out_dir)
+
+
+def synthetic_files(dataset: str) -> tuple[str, ...]:
+    """The files write_synthetic writes for `dataset`."""
+    return {"cnndm": tuple(_CNNDM_CSV.values()), "reddit": (REDDIT_FILE,)}.get(
+        dataset, tuple(f"{split}.json" for split in SPLITS))
+
+
 __all__ = ["COMMON_CJK", "DATASETS", "DEMO_FILES", "DEMO_SIZES", "REDDIT_FILE", "REDDIT_SPLITS_FILE", "REDDIT_SPLIT_SEED", "SPLITS", "Example", "SummDataset",
-           "check_tokenizer", "get_dataset", "load_split", "write_demo"]
+           "check_tokenizer", "get_dataset", "load_split", "synthetic_files", "write_demo", "write_synthetic"]
