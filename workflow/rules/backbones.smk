@@ -60,13 +60,16 @@ rule backbones_table:
         out_dir=lambda wildcards, output: str(Path(output.md).parent),
         labels=",".join(BACKBONES.get("models") or {}),
         own=f"--own {shlex.quote(BACKBONE_OWN)}" if BACKBONE_OWN else "",
-        hashee_setting=BACKBONES.get("hashee", ""),
-        static_setting=BACKBONES.get("static", ""),
+        method=BACKBONES_METHOD or "",
+        setting=BACKBONES_SETTING,
+        reference=BACKBONES_REFERENCE or "",
+        reference_setting=BACKBONES.get("reference_setting", ""),
         config_name=NAME,
     threads: 1
     conda:
         "../../environment.yml"
     shell:
         "hashee backbones --runs {input.runs:q} --labels {params.labels:q} {params.own}"
-        " --hashee-setting {params.hashee_setting:q} --static-setting {params.static_setting:q}"
+        " --method {params.method:q} --setting {params.setting:q}"
+        " --reference {params.reference:q} --reference-setting {params.reference_setting:q}"
         " --out-dir {params.out_dir:q} --plot {output.plot:q} --config-name {params.config_name:q} > {log:q} 2>&1"

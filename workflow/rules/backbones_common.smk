@@ -83,11 +83,11 @@ def backbone_runs():
 
 
 def backbone_hash_settings():
-    """label -> the HashEE setting of each backbone but the config's own (whose hash fit_hash fits): a
-    fit_backbone_hash_<label> rule each (backbones.smk)."""
-    if not BACKBONES_ENABLED:
+    """label -> the compared method's setting on each backbone but the config's own (whose hash fit_hash fits),
+    where that method fits a hash (needs_fitted_hash): a fit_backbone_hash_<label> rule each (backbones.smk)."""
+    if not BACKBONES_ENABLED or not METHOD_CLASSES[BACKBONES_METHOD].needs_fitted_hash:
         return {}
-    return {label: with_backbone(BACKBONES["hashee"], label) for label in BACKBONES["models"] if label != BACKBONE_OWN}
+    return {label: with_backbone(BACKBONES_SETTING, label) for label in BACKBONES["models"] if label != BACKBONE_OWN}
 
 
 def backbone_for_label(label):

@@ -128,7 +128,8 @@ def replace_choice_mappings(cfg, user_cfg):
 # data folders become folders under <data_dir> that the data rules generate in the real layouts.
 REHEARSAL_HUB_KEYS = [("backbone",), ("backbones", "models", "*"), ("backbones", "published", "*"),
                       ("difficulty", "backbone"), ("difficulty", "tagging_backbone"),
-                      ("summarization", "datasets", "*", "backbone")]
+                      ("summarization", "datasets", "*", "backbone"),
+                      ("summarization", "datasets", "*", "more_backbones", "*", "backbone")]
 OFFLINE_NAMES = {"minilm", "minilm-seq2seq"}  # shipped with the package: nothing to stand in for
 HUB_STANDINS = {}  # <hub_dir>/<name> -> the hub name it stands in for
 

@@ -36,7 +36,7 @@ if SUMM_ENABLED:
             f"summ_fit_hash_{part}" if part else "summ_fit_hash"
         input:
             data=summ_data,
-            backbone=lambda wildcards: standin_input(SUMM["datasets"][wildcards.dataset]["backbone"]),
+            backbone=summ_backbone_input(hash_setting),
         output:
             hash=summ_hash_file("{dataset}", hash_setting, "{seed}"),
         log:
@@ -48,7 +48,7 @@ if SUMM_ENABLED:
         params:
             setting=hash_setting,
             data_dir=lambda wildcards: SUMM_PATHS[wildcards.dataset],
-            backbone=summ_backbone,  # the dataset's, or a more_backbones entry's
+            backbone=summ_backbone(hash_setting),  # the dataset's, or a more_backbones entry's
             max_source_length=summ_dataset("max_source_length"),
         threads: 1
         resources:
@@ -85,7 +85,7 @@ if SUMM_ENABLED:
         params:
             method=run_method,
             data_dir=lambda wildcards: SUMM_PATHS[wildcards.dataset],
-            backbone=summ_backbone,  # the dataset's, or a more_backbones entry's
+            backbone=summ_backbone(run_setting),  # the dataset's, or a more_backbones entry's
             # 'default' names a method's run without settings (a path needs a non-empty segment)
             setting="" if run_setting == "default" else run_setting,
             hash_file=lambda wildcards, input: f"--hash-file {shlex.quote(input.hash)}" if "hash" in input.keys() else "",

@@ -92,16 +92,26 @@ def summ_runs():
     ]
 
 
-def summ_backbone(wildcards):
-    """--backbone of a job: the `more_backbones` entry its setting's backbone=<label> names, else the dataset's."""
-    label = None if wildcards.ssetting == "default" else backbone_label(wildcards.ssetting)
+def summ_backbone_of(dataset, setting):
+    """The backbone a run loads: the `more_backbones` entry its setting's backbone=<label> names, else the dataset's."""
+    label = None if setting in ("", "default") else backbone_label(setting)
     if label is None:
-        return SUMM["datasets"][wildcards.dataset]["backbone"]
-    more = summ_more_backbones(wildcards.dataset)
+        return SUMM["datasets"][dataset]["backbone"]
+    more = summ_more_backbones(dataset)
     if label not in more:
         raise WorkflowError(f"setting key backbone={label} names no label of 'summarization.datasets."
-                            f"{wildcards.dataset}.more_backbones' ({', '.join(more) or 'none'})")
+                            f"{dataset}.more_backbones' ({', '.join(more) or 'none'})")
     return more[label]["backbone"]
+
+
+def summ_backbone(setting):
+    """--backbone of the jobs of the summarization rule of `setting` (one per setting, snakemake#2366)."""
+    return lambda wildcards: summ_backbone_of(wildcards.dataset, setting)
+
+
+def summ_backbone_input(setting):
+    """The rehearsal's tiny checkpoint of that backbone, as an input (none for a hub or local model)."""
+    return lambda wildcards: standin_input(summ_backbone_of(wildcards.dataset, setting))
 
 
 def summarization_outputs():
@@ -137,10 +147,9 @@ def summ_hash_settings():
     """hashee setting -> the datasets that fit it: one summ_fit_hash rule each."""
     settings = {}
     for d in SUMM_DATASETS:
-        for m, values in summ_methods(d).items():
+        for m, s in summ_settings(d):
             if m in SUMM_HASH_METHODS:
-                for s in values:
-                    settings.setdefault(s, []).append(d)
+                settings.setdefault(s, []).append(d)
     return settings
 
 
@@ -148,9 +157,8 @@ def summ_run_settings():
     """(method, setting) -> the datasets that run it: one summ_run rule each."""
     runs = {}
     for d in SUMM_DATASETS:
-        for m, values in summ_methods(d).items():
-            for s in values:
-                runs.setdefault((m, s), []).append(d)
+        for m, s in summ_settings(d):
+            runs.setdefault((m, s), []).append(d)
     return runs
 
 
@@ -161,7 +169,7 @@ def summ_hash_file(dataset, setting, seed):
 
 def summ_run_input(method, setting):
     def inputs(wildcards):
-        found = {"data": summ_data(wildcards), "backbone": standin_input(SUMM["datasets"][wildcards.dataset]["backbone"])}
+        found = {"data": summ_data(wildcards), "backbone": standin_input(summ_backbone_of(wildcards.dataset, setting))}
         if method in SUMM_HASH_METHODS:
             found["hash"] = summ_hash_file(wildcards.dataset, setting, wildcards.seed)
         return found
