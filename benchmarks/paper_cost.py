@@ -30,7 +30,8 @@ TRAIN_SIZES = {"SST-2": 8544, "IMDb": 20000, "SNLI": 549367, "SciTail": 23596, "
 # hub name -> (hidden size, encoder layers, decoder layers)
 MODELS = {"fnlp/elasticbert-base": (768, 12, 0), "bert-base-uncased": (768, 12, 0), "bert-base-cased": (768, 12, 0),
           "roberta-base": (768, 12, 0), "albert-base-v2": (768, 12, 0), "distilbert-base-uncased": (768, 6, 0),
-          "facebook/bart-large": (1024, 12, 12), "fnlp/cpt-large": (1024, 20, 4)}
+          "facebook/bart-large": (1024, 12, 12), "fnlp/bart-large-chinese": (1024, 12, 12),
+          "fnlp/cpt-large": (1024, 20, 4)}
 
 
 # GPU jobs this script does not estimate, and why.
