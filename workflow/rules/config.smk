@@ -122,61 +122,17 @@ def replace_choice_mappings(cfg, user_cfg):
 
 
 # The rehearsal (rehearsal.enabled; config/rehearsal.yaml over config/paper.yaml, docs/paper-run.md): the config's
-# hub models and data folders are replaced here, before anything reads them, so that whatever paper.yaml names
-# is rehearsed: each hub name under REHEARSAL_HUB_KEYS becomes <hub_dir>/<name>, which rule tiny_checkpoint
-# writes (a tiny random checkpoint of its family, in its hub layout); the ELUE, difficulty and summarization
-# data folders become folders under <data_dir> that the data rules generate in the real layouts.
-REHEARSAL_HUB_KEYS = [("backbone",), ("backbones", "models", "*"), ("backbones", "published", "*"),
-                      ("difficulty", "backbone"), ("difficulty", "tagging_backbone"),
-                      ("summarization", "datasets", "*", "backbone"),
-                      ("summarization", "datasets", "*", "more_backbones", "*", "backbone")]
-OFFLINE_NAMES = {"minilm", "minilm-seq2seq"}  # shipped with the package: nothing to stand in for
+# hub models and data folders are replaced before anything reads them (hashee.studies.rehearsal.config).
 HUB_STANDINS = {}  # <hub_dir>/<name> -> the hub name it stands in for
 
 
-def _rehearse_hub_name(cfg, path, hub_dir, where=""):
-    """Rewrite the hub names at key path `path` ('*': every entry of a mapping) below `cfg`."""
-    from hashee.studies.rehearsal.checkpoints import hub_shape
-
-    if not path:
-        return
-    key, rest = path[0], path[1:]
-    keys = list(cfg) if key == "*" and isinstance(cfg, dict) else [key]
-    for k in keys:
-        if not isinstance(cfg, dict) or k not in cfg:
-            continue
-        if rest:
-            _rehearse_hub_name(cfg[k], rest, hub_dir, f"{where}{k}.")
-            continue
-        name = cfg[k]
-        if not isinstance(name, str) or name in OFFLINE_NAMES or os.path.isabs(name) or name.startswith("."):
-            continue
-        try:
-            hub_shape(name)  # a family the rehearsal cannot write fails here, naming the key
-        except HasheeError as err:
-            raise WorkflowError(f"config key '{where}{k}' (rehearsal.enabled): {err}") from None
-        local = f"{hub_dir}/{name}"
-        HUB_STANDINS[local] = name
-        cfg[k] = local
-
-
 def apply_rehearsal(cfg):
-    rehearsal = cfg.get("rehearsal") or {}
-    if not rehearsal.get("enabled"):
-        return
-    data = rehearsal["data_dir"].rstrip("/")
-    demo = {"generate": True, "seed": rehearsal["seed"], "size": rehearsal["size"]}
-    for path in REHEARSAL_HUB_KEYS:
-        _rehearse_hub_name(cfg, path, rehearsal["hub_dir"].rstrip("/"))
-    cfg["data"].update(elue_dir=f"{data}/elue", demo=dict(demo))
-    if (cfg.get("difficulty") or {}).get("enabled"):
-        cfg["difficulty"].update(snli_dir=f"{data}/difficulty/snli", tagging_dir=f"{data}/difficulty/tagging",
-                                 demo=dict(demo))
-    summ = cfg.get("summarization") or {}
-    if summ.get("enabled"):
-        summ["demo"] = dict(demo)
-        for name, dataset in summ["datasets"].items():
-            dataset["path"] = f"{data}/summarization/{name}"
+    from hashee.studies.rehearsal.config import rehearse
+
+    try:
+        HUB_STANDINS.update(rehearse(cfg))
+    except HasheeError as err:
+        raise WorkflowError(str(err)) from None
 
 
 def standin_input(name):
