@@ -380,8 +380,11 @@ def test_the_stable_overlay_plans_the_default_run_with_two_epochs(tmp_path):
     assert "results/demo-stable/train/" in out.stdout and "results/demo/" not in out.stdout
 
 
-def test_paper_config_from_the_repository_root_plans_only_its_own_datasets(tmp_path):
-    """paper.yaml's summarization.datasets replaces the demo's: no demo-en beside Reddit, CNN/DM, CSL, TTNews."""
+@pytest.fixture(scope="module")
+def paper_from_root(tmp_path_factory):
+    """paper.yaml's dry run from a checkout's root (merged onto config/config.yaml), placeholder data for every
+    data variable: one run for the tests that read it. Checks it plans the jobs the config implies."""
+    tmp_path = tmp_path_factory.mktemp("paper")
     cfg = load_config("paper.yaml")
     work = with_default_config(tmp_path / "root")
     env = snakemake_env(ELUE_DIR=str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"])),
@@ -390,6 +393,12 @@ def test_paper_config_from_the_repository_root_plans_only_its_own_datasets(tmp_p
     out = run_snakemake(["all", "-n", "-p", "--configfile", str(ROOT / "config" / "paper.yaml")], work, env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert job_stats(out.stdout) == expected_jobs(cfg)
+    return out
+
+
+def test_paper_config_from_the_repository_root_plans_only_its_own_datasets(paper_from_root):
+    """paper.yaml's summarization.datasets replaces the demo's: no demo-en beside Reddit, CNN/DM, CSL, TTNews."""
+    out = paper_from_root
     assert "demo-en" not in out.stdout + out.stderr
     assert " --paper-points" in out.stdout  # the paper's backbone: its published points on the plots
 
@@ -409,18 +418,11 @@ PAPER_BERT_RUNS = {("deebert", "backbone=bert,layers=12"), ("fastbert", "backbon
                    ("cascadebert", "backbone=bert,layers=12,small_layers=2"), ("static", "backbone=bert,layers=12")}
 
 
-def test_paper_config_plans_every_row_of_the_papers_tables(tmp_path):
+def test_paper_config_plans_every_row_of_the_papers_tables(paper_from_root):
     """paper.yaml's dry run: BERxiT w/ BERT and the other dynamic baselines on BERT-base (rows of the paper's
     ELUE table), with their ElasticBERT runs as extra rows; the Chinese BART's full model on CSL and TTNews
     (the paper's BART rows) beside CPT."""
-    cfg = load_config("paper.yaml")
-    work = with_default_config(tmp_path / "root")
-    env = snakemake_env(ELUE_DIR=str(write_placeholder_elue(tmp_path / "elue", cfg["tasks"])),
-               **write_placeholder_difficulty(tmp_path / "difficulty", cfg["difficulty"]),
-               **write_placeholder_summarization(tmp_path / "summarization", cfg["summarization"]))
-    out = run_snakemake(["all", "-n", "-p", "--configfile", str(ROOT / "config" / "paper.yaml")], work, env)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert job_stats(out.stdout) == expected_jobs(cfg)
+    out, cfg = paper_from_root, load_config("paper.yaml")
     bert = _train_settings(out.stdout)["bert"]
     assert PAPER_BERT_RUNS <= bert
     for method, setting in PAPER_BERT_RUNS - {("static", "backbone=bert,layers=12")}:
