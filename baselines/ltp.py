@@ -1,7 +1,7 @@
 """LTP, Learned Token Pruning (Kim et al. 2022, kssteven418/LTP): tokens below a learned per-layer threshold leave.
 
 Importance of a token after layer l: the attention it receives in layer l, averaged over heads and
-query positions (`hashee.core.modeling.attention_received(mean=True)`; the official `scoring_mode: mean`).
+query positions (`hashee.core.modeling.averaged_received`; the official `scoring_mode: mean`).
 Layer l has a threshold theta_l = base_l + learned_l, base_l = final_threshold * l / L (the official
 `absolute_threshold` pruner's linear rise, final_threshold 0.01), learned_l starting at 0.
 
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from hashee.core.methods import register
-from hashee.core.modeling import attention_received
+from hashee.core.modeling import averaged_received
 from hashee.core.token_pruning import Pruner, TokenPruningMethod, keep_cls
 
 
@@ -58,11 +58,12 @@ class Ltp(TokenPruningMethod):
 
     def soft_rule(self, model, attention_mask, penalties):
         thresholds = model.pruner.thresholds()
+        heads = model.bert.config.num_heads
         temperature = self.float_setting("temperature")
         count = max(len(thresholds), 1)
 
-        def decide(layer, hidden, probs, key_mask):
-            importance = attention_received(probs, key_mask, mean=True)
+        def decide(layer, hidden, received, key_mask):
+            importance = averaged_received(received, key_mask, heads)
             mask = torch.sigmoid((importance - thresholds[layer - 1]) / temperature)
             mask = torch.where(torch.arange(key_mask.shape[1], device=key_mask.device) == 0, 1.0, mask)
             real = key_mask.to(mask.dtype)
@@ -73,9 +74,10 @@ class Ltp(TokenPruningMethod):
 
     def hard_rule(self, model, attention_mask, inference):
         thresholds = (model.pruner.thresholds().detach() * self.sweep_value(inference)).tolist()
+        heads = model.bert.config.num_heads
 
-        def decide(layer, hidden, probs, key_mask):
-            importance = attention_received(probs, key_mask, mean=True)
+        def decide(layer, hidden, received, key_mask):
+            importance = averaged_received(received, key_mask, heads)
             return keep_cls(importance >= thresholds[layer - 1]) & key_mask
 
         return decide

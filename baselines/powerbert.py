@@ -27,7 +27,6 @@ import torch
 from torch import nn
 
 from hashee.core.methods import register
-from hashee.core.modeling import attention_received
 from hashee.core.token_pruning import Pruner, TokenPruningMethod, keep_cls
 
 
@@ -82,8 +81,8 @@ class PowerBert(TokenPruningMethod):
     def soft_rule(self, model, attention_mask, penalties):
         retention = model.pruner.values()
 
-        def decide(layer, hidden, probs, key_mask):
-            rank = ranks(attention_received(probs, key_mask), key_mask).clamp(max=retention.shape[1] - 1)
+        def decide(layer, hidden, received, key_mask):
+            rank = ranks(received, key_mask).clamp(max=retention.shape[1] - 1)
             weights = retention[layer - 1][rank]
             weights = torch.where(torch.arange(key_mask.shape[1], device=key_mask.device) == 0, 1.0, weights)
             others = (key_mask.sum(dim=1) - 1).clamp(min=1)
@@ -98,8 +97,8 @@ class PowerBert(TokenPruningMethod):
         keep = self.sweep_value(inference)
         budgets = retention_budgets(model.pruner.retention, attention_mask.sum(dim=1), keep)
 
-        def decide(layer, hidden, probs, key_mask):
-            rank = ranks(attention_received(probs, key_mask), key_mask)
+        def decide(layer, hidden, received, key_mask):
+            rank = ranks(received, key_mask)
             # rank counts non-[CLS] tokens: k_j - 1 of them are kept beside [CLS]
             return keep_cls(rank < (budgets[:, layer - 1] - 1).to(rank.device).unsqueeze(1)) & key_mask
 

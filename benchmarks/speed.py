@@ -366,9 +366,10 @@ def _pruning_case(name, method, model, batches, device, repeats, per_layer_too):
 
 def pruning_per_layer(method, model, batch, inference, counter, repeats):
     """Each layer alone (CPU) on the states it runs on when pruning (what `pruned_forward` runs: the
-    explicit-attention layer, the last one plain) against the plain layer on every token; the ceiling of
-    the whole pruned encoder's ratio (which adds the ranking and packing between layers)."""
-    from hashee.core.modeling import layer_with_attention, pack_tokens
+    layer and the attention its tokens receive, the last one plain) against the plain layer on every
+    token; the ceiling of the whole pruned encoder's ratio (which adds the ranking and packing between
+    layers)."""
+    from hashee.core.modeling import layer_with_received, pack_tokens
 
     cpu, hidden_size = torch.device("cpu"), model.bert.config.hidden_size
     full_mask = batch["attention_mask"].bool()
@@ -381,7 +382,7 @@ def pruning_per_layer(method, model, batch, inference, counter, repeats):
         for number, layer in enumerate(layers, start=1):
             last = number == len(layers)
             run = (lambda layer=layer, h=hidden, m=key_mask: layer(h, m)) if last else \
-                (lambda layer=layer, h=hidden, m=key_mask: layer_with_attention(layer, h, m))
+                (lambda layer=layer, h=hidden, m=key_mask: layer_with_received(layer, h, m))
             times = timed({"pruned": run, "full": lambda layer=layer: layer(full_hidden, full_mask)}, cpu, repeats)
             lengths = key_mask.sum(dim=1).tolist()
             flops = sum(counter.trace_flops((ModuleCall(f"layer_{number}", (n, n, hidden_size)),)) for n in lengths)
@@ -390,8 +391,8 @@ def pruning_per_layer(method, model, batch, inference, counter, repeats):
                   f" time {times['pruned'] / times['full']:.3f} of full")
             measured.append((flops, full_flops, times["pruned"], times["full"]))
             if not last:
-                out, probs = layer_with_attention(layer, hidden, key_mask)
-                hidden, key_mask = pack_tokens(out, rule(number, out, probs, key_mask) & key_mask)
+                out, received = layer_with_received(layer, hidden, key_mask)
+                hidden, key_mask = pack_tokens(out, rule(number, out, received, key_mask) & key_mask)
     flops, full_flops, t_pruned, t_full = map(sum, zip(*measured))
     print(f"    layers alone: FLOPs x{full_flops / flops:.2f}  time x{t_full / t_pruned:.2f}  ratio "
           f"{(t_full / t_pruned) / (full_flops / flops):.3f} (the whole pruned encoder's ceiling on this device)")

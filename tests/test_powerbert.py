@@ -16,7 +16,7 @@ from pruning_helpers import (
 
 from baselines.powerbert import ranks, retention_budgets
 from hashee.core.methods import get_method
-from hashee.core.modeling import attention_received, layer_with_attention
+from hashee.core.modeling import attention_received, layer_with_attention, layer_with_received
 from hashee.core.tasks import get_task
 
 
@@ -49,6 +49,25 @@ def test_layer_with_attention_is_the_layer_and_its_softmax():
         scores = q @ k.T / 8 ** 0.5
         scores[:, ~key_mask[1]] = float("-inf")
         torch.testing.assert_close(probs[1, 0], torch.softmax(scores, dim=-1))
+
+
+@pytest.mark.parametrize("slice_bytes", [1, 10**9])  # one instance at a time; the whole batch at once
+def test_inference_received_equals_the_explicit_softmax(monkeypatch, slice_bytes):
+    """Without gradients the attention a token receives is computed a few instances at a time
+    (RECEIVED_SLICE_BYTES); with them, from the whole probabilities: the same layer output and the same
+    attention received, padding included."""
+    monkeypatch.setattr("hashee.core.modeling.RECEIVED_SLICE_BYTES", slice_bytes)
+    method, model = tiny_pruning("powerbert", halve)
+    data = batch()
+    key_mask = data["attention_mask"].bool()
+    layer = model.bert.encoder.layer[1]
+    with torch.no_grad():
+        hidden = model.bert.embeddings(data["input_ids"])
+        sliced_out, sliced = layer_with_received(layer, hidden, key_mask)
+        out, probs = layer_with_attention(layer, hidden, key_mask)
+    torch.testing.assert_close(sliced, attention_received(probs, key_mask), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(sliced_out[key_mask], out[key_mask], atol=1e-5, rtol=1e-5)
+    assert torch.all(sliced[~key_mask] == 0) and sliced[key_mask].gt(0).all()
 
 
 def test_retention_budgets_by_hand_and_monotone():
@@ -119,10 +138,11 @@ def test_soft_extraction_scales_by_rank_and_penalises_the_mass():
     key_mask = data["attention_mask"].bool()
     hidden = model.bert.embeddings(data["input_ids"])
     _, probs = layer_with_attention(model.bert.encoder.layer[0], hidden, key_mask)
-    weights = rule(1, hidden, probs, key_mask)
+    received = attention_received(probs, key_mask)
+    weights = rule(1, hidden, received, key_mask)
     assert torch.all(weights[:, 0] == 1.0) and torch.allclose(weights[:, 1:][key_mask[:, 1:]], torch.tensor(0.5))
     torch.testing.assert_close(penalties[0], torch.tensor(0.5))  # layer 1 x mass fraction 0.5
-    rule(2, hidden, probs, key_mask)
+    rule(2, hidden, received, key_mask)
     torch.testing.assert_close(penalties[1], torch.tensor(1.0))  # layer 2 x 0.5: deeper layers weigh more
     penalties[0].backward()
     assert model.pruner.retention.grad[0, :4].gt(0).all()

@@ -483,18 +483,67 @@ def attention_received(probs, key_mask, mean: bool = False):
         received = heads.sum(dim=1)
     else:
         received = (heads * key_mask.unsqueeze(2).to(probs.dtype)).sum(dim=1)
-    if mean:
-        received = received / (probs.shape[1] * key_mask.sum(dim=1, keepdim=True).clamp(min=1)).to(probs.dtype)
-    return received.masked_fill(~key_mask, 0.0)
+    received = received.masked_fill(~key_mask, 0.0)
+    return averaged_received(received, key_mask, probs.shape[1]) if mean else received
+
+
+def averaged_received(received, key_mask, num_heads: int):
+    """The summed attention a token receives (`attention_received`) -> averaged over the heads and the real
+    query positions."""
+    return received / (num_heads * key_mask.sum(dim=1, keepdim=True).clamp(min=1)).to(received.dtype)
+
+
+# Inference computes the attention probabilities a few instances at a time, so that each slice of the
+# (B, heads, T, T) scores (about this many bytes) stays in the CPU's cache between the score product, the
+# softmax, the context product and the sum of what each token receives, instead of five passes over memory.
+RECEIVED_SLICE_BYTES = 1 << 20
+
+
+def layer_with_received(layer: Layer, hidden, key_mask):
+    """`layer` over (B, T, H) and the (B, T) attention each token receives in it (`attention_received` of
+    its probabilities: summed over heads and real queries; padded keys 0).
+
+    With gradients on (the soft and hard stages train through it) this is `layer_with_attention`; without,
+    the same arithmetic on slices of the batch (RECEIVED_SLICE_BYTES), and the probabilities are never
+    whole (tests/test_powerbert.py checks both agree)."""
+    if torch.is_grad_enabled() or layer.training:
+        out, probs = layer_with_attention(layer, hidden, key_mask)
+        return out, attention_received(probs, key_mask)
+    attention = layer.attention.self
+    batch, length = key_mask.shape
+    q = attention.split_heads(attention.query(hidden) * attention.head_dim ** -0.5)
+    k = attention.split_heads(attention.key(hidden))
+    v = attention.split_heads(attention.value(hidden))
+    ctx = q.new_empty(q.shape)
+    received = hidden.new_empty(batch, length)
+    padded = not bool(key_mask.all())
+    real = key_mask.to(hidden.dtype)
+    step = max(1, RECEIVED_SLICE_BYTES // (attention.num_heads * length * length * hidden.element_size()))
+    for start in range(0, batch, step):
+        part = slice(start, start + step)
+        scores = torch.matmul(q[part], k[part].transpose(-1, -2))
+        if padded:
+            scores.masked_fill_(~key_mask[part, None, None, :], torch.finfo(scores.dtype).min)
+        probs = torch.softmax(scores, dim=-1)
+        torch.matmul(probs, v[part], out=ctx[part])
+        heads = probs.sum(dim=1)  # (b, Tq, Tk)
+        received[part] = torch.bmm(real[part].unsqueeze(1), heads).squeeze(1) if padded else heads.sum(dim=1)
+    if padded:
+        received.masked_fill_(~key_mask, 0.0)
+    attn_out = layer.attention.output(ctx.transpose(1, 2).reshape(hidden.shape), hidden)
+    return layer.output(layer.intermediate(attn_out), attn_out), received
 
 
 def pack_tokens(hidden, keep):
     """Drop the tokens `keep` (B, T) bool marks False: each instance's kept tokens, in order, packed to the
     left of a (B, n_max, H) tensor (n_max: the most any instance keeps); returns it and its key mask."""
+    batch, length, size = hidden.shape
     counts = keep.sum(dim=1)
     n_max = int(counts.max())
     order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices[:, :n_max]  # kept first, in order
-    packed = hidden.gather(1, order.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+    # Whole rows by flat index: index_select copies rows, about 4x faster than a gather over an expanded index.
+    rows = (order + torch.arange(batch, device=keep.device).unsqueeze(1) * length).reshape(-1)
+    packed = hidden.reshape(batch * length, size).index_select(0, rows).view(batch, n_max, size)
     return packed, torch.arange(n_max, device=keep.device).unsqueeze(0) < counts.unsqueeze(1)
 
 
@@ -508,8 +557,8 @@ class PrunedOutput:
 def pruned_forward(model: SequenceClassifier, input_ids, attention_mask, token_type_ids, decide):
     """Run `model` (a SequenceClassifier) with token pruning between layers; returns (outputs, PrunedOutput).
 
-    `decide(layer, hidden, probs, key_mask)` is called after every layer but the last (`layer` counted from
-    1): it returns a (B, T) bool tensor (hard: the tokens kept; the others leave the sequence, really removed)
+    `decide(layer, hidden, received, key_mask)` is called after every layer but the last (`layer` counted
+    from 1; `received`: the (B, T) attention each token received in it, `layer_with_received`): it returns a (B, T) bool tensor (hard: the tokens kept; the others leave the sequence, really removed)
     or a float tensor (soft, training: each token's states are scaled by it, nothing leaves), or None (no
     pruning after this layer). [CLS] is kept by the caller's rule, never here."""
     encoder = model.bert
@@ -521,8 +570,8 @@ def pruned_forward(model: SequenceClassifier, input_ids, attention_mask, token_t
         if index == encoder.num_layers:  # the last layer's attention decides nothing: run it plainly
             hidden = layer(hidden, key_mask)
             break
-        hidden, probs = layer_with_attention(layer, hidden, key_mask)
-        verdict = decide(index, hidden, probs, key_mask)
+        hidden, received = layer_with_received(layer, hidden, key_mask)
+        verdict = decide(index, hidden, received, key_mask)
         if verdict is None:
             continue
         if verdict.dtype == torch.bool:
