@@ -25,18 +25,20 @@ def test_it_lists_the_builtins_and_a_plugin_with_their_facts():
     assert out.returncode == 0, out.stderr
     records = {r["method"]: r for r in json.loads(out.stdout)}
     assert set(available_methods()) | {"fixed-exit"} == set(records)
-    assert records["fixed-exit"] == {"method": "fixed-exit", "sweep_keys": ["exit"], "regression": True,
+    assert records["fixed-exit"] == {"method": "fixed-exit", "label": "fixed-exit", "sweep_keys": ["exit"],
+                                     "regression": True,
                                      "description": "A worked example of adding a baseline: every instance "
                                                     "exits at a fixed layer k."}
     assert records["deebert"]["regression"] is False and records["deebert"]["sweep_keys"] == ["threshold"]
     assert all(r["description"] for r in records.values()), records  # every built-in says what it is
+    assert records["hashee"]["label"] == "HashEE"  # what the plots' legends and the backbones table show
 
 
 def test_the_table_has_a_line_per_method_and_the_summarization_registry_its_own():
     out = methods()
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].split() == ["method", "sweep", "keys", "regression", "description"]
+    assert lines[0].split() == ["method", "label", "sweep", "keys", "regression", "description"]
     assert sorted(line.split()[0] for line in lines[1:]) == sorted(available_methods())
     summ = methods("--study", "summarization", "--json")
     assert {r["method"] for r in json.loads(summ.stdout)} == {"full", "truncated", "hashee", "dat"}
