@@ -11,15 +11,20 @@ PIP_TOOLS := pip-tools==7.6.2
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all test install lock report rehearsal
+.PHONY: all test install lock report rehearsal rehearsal-slurm
 
 all: $(STAMP)
 	$(VENV)/bin/snakemake all --cores 8 $(ARGS)
 
 # The paper run in miniature, offline (docs/paper-run.md, "The rehearsal"): config/rehearsal.yaml over
-# config/paper.yaml; results/rehearsal/. Through SLURM: make rehearsal ARGS="--profile <profile>".
+# config/paper.yaml; results/rehearsal/. Through your SLURM: make rehearsal ARGS="--profile <profile>".
 rehearsal: $(STAMP)
 	$(VENV)/bin/snakemake all --cores 2 $(ARGS) --configfile config/paper.yaml config/rehearsal.yaml
+
+# The rehearsal through a one-node SLURM cluster started on this machine (as root, Debian's slurm-wlm and
+# munge; tests/slurm_cluster.py), with profiles/slurm overlaid for its one CPU partition.
+rehearsal-slurm: $(STAMP)
+	$(VENV)/bin/python tests/slurm_cluster.py all --cores 2 $(ARGS) --configfile config/paper.yaml config/rehearsal.yaml
 
 # Brings the run up to date first (nothing to do after `make all`), then writes the report under a
 # temporary name and renames it, so a failed report leaves no half-written file in results/.

@@ -1,8 +1,16 @@
 """A single-node SLURM cluster for a test: munged, slurmctld and slurmd from Debian's packages
 (munge, slurm-wlm), started in a temporary folder and stopped again.
 
-    with slurm_cluster() as cluster:        # or the `slurm` fixture of tests/test_slurm.py
+    with slurm_cluster() as cluster:        # or the `slurm` fixture of tests/conftest.py
         subprocess.run(["sbatch", ...], env=cluster.env)
+
+Run as a script, it runs a Snakemake command through such a cluster (as root; docs/paper-run.md):
+
+    .venv/bin/python tests/slurm_cluster.py all --configfile config/paper.yaml config/rehearsal.yaml
+
+starts the cluster, plans the command (a dry run), writes `cluster_profile` for the rules it plans, runs
+Snakemake with `--profile` in the repository, then asks slurmctld about every job Snakemake submitted and
+prints what it knows (`make rehearsal-slurm` is the rehearsal through it).
 
 Everything lives in one folder under the system's temp dir: the munge key and socket, slurm.conf,
 StateSaveLocation, SlurmdSpoolDir, pid and log files. munged runs as user `munge` with a key made for
@@ -21,6 +29,7 @@ with cores and memory as consumable resources, one node with the machine's CPUs.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import pwd
@@ -29,10 +38,14 @@ import signal
 import socket
 import subprocess
 import tempfile
+import re
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+
+import yaml
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "srun", "squeue", "scontrol", "scancel", "sinfo", "sacct")
@@ -40,6 +53,9 @@ PARTITION = "cpu"
 # Finished jobs stay in slurmctld's memory this long, so that squeue (the plugin's status command, as
 # there is no accounting) and scontrol still know them when a test asks after a whole run.
 MIN_JOB_AGE = 3600
+ROOT = Path(__file__).resolve().parents[1]
+PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
+MEM_MB = 2000  # per job: the real profile's 16-32 GB would let one job at a time onto this machine
 
 
 class ClusterError(RuntimeError):
@@ -261,3 +277,150 @@ def leftover_processes(root: Path | str, conf: Path | str) -> list[str]:
         except OSError:  # gone meanwhile, or a kernel thread
             continue
     return found
+
+
+# --- Snakemake through the cluster: the profile, and what slurmctld knows of its jobs ---
+
+def cluster_profile(folder: Path, partition: str, rules) -> Path:
+    """profiles/slurm/config.yaml as it is, but for what a CPU-only test cluster needs: every job on its one
+    partition, no GPU (`gpu: 0`, so the plugin asks for none, and no cpus_per_gpu), MEM_MB each; status checks
+    every second through squeue (no accounting: sacct knows nothing). GPU jobs declare `gpu=1` in their rule,
+    which beats default-resources, so each rule of the DAG gets its own set-resources entry."""
+    real = yaml.safe_load(PROFILE.read_text())
+
+    def on_cpu(resources: dict) -> dict:
+        mine = {k: v for k, v in resources.items() if k != "cpus_per_gpu"}
+        return {**mine, "slurm_partition": partition, "gpu": 0, "mem_mb": MEM_MB}
+
+    profile = dict(real)
+    profile["default-resources"] = on_cpu(real["default-resources"])
+    profile["set-resources"] = {rule: on_cpu(real["set-resources"].get(rule, {}))
+                                for rule in sorted(set(real["set-resources"]) | set(rules))}
+    profile.update({"slurm-status-command": "squeue", "slurm-init-seconds-before-status-checks": 1,
+                    "seconds-between-status-checks": 1, "slurm-keep-successful-logs": True})
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    return folder
+
+
+def squeue(env: dict[str, str]) -> list[dict[str, str]]:
+    """Every job slurmctld knows (finished ones for MinJobAge): id, state, comment (the plugin's rule_<rule>...)."""
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%k"], env=env, capture_output=True, text=True,
+                         timeout=30)
+    return [dict(zip(("id", "state", "comment"), line.split("|", 2))) for line in out.stdout.splitlines() if line]
+
+
+def scontrol_job(job_id: str, env: dict[str, str]) -> dict[str, str]:
+    """`scontrol show job -o ID` as a dict ({} if slurmctld does not know the job)."""
+    out = subprocess.run(["scontrol", "show", "job", "-o", job_id], env=env, capture_output=True, text=True,
+                         timeout=30)
+    if out.returncode != 0:
+        return {}
+    return dict(re.findall(r"(\w+)=(\S*)", out.stdout))
+
+
+def is_rule(comment: str, rule: str) -> bool:
+    return comment == f"rule_{rule}" or comment.startswith(f"rule_{rule}_wildcards_")
+
+
+def snakemake_jobs(log: str) -> dict[str, tuple[str, bool]]:
+    """Snakemake's job id -> (rule, local?) from the job headers of its log. Not from the logs of failed jobs that
+    it prints (show-failed-logs): a cancelled SLURM job's log holds the job's own header, as a local rule with
+    job id 0, which would pass for one of the run's jobs."""
+    rule_line = "=" * 80
+    log = re.sub(rf"^Logfile .*:\n{rule_line}\n.*?^{rule_line}\n", "", log, flags=re.M | re.S)
+    jobs = {}
+    for local, rule, body in re.findall(r"^(local)?rule (\w+):\n((?:    .*\n)+)", log, re.M):
+        jobid = re.search(r"^    jobid: (\d+)$", body, re.M)
+        if jobid:
+            jobs[jobid.group(1)] = (rule, bool(local))
+    return jobs
+
+
+def planned_rules(output: str) -> dict[str, int]:
+    """rule -> jobs from a dry run's 'Job stats' table ({} when there is nothing to be done)."""
+    if "Job stats:" not in output:
+        return {}
+    counts = {}
+    for line in output.split("Job stats:", 1)[1].splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        counts[match.group(1)] = int(match.group(2))
+    counts.pop("total", None)
+    return counts
+
+
+def run_through_cluster(snakemake_args: list[str], cwd: Path = ROOT, log_path: Path | None = None) -> int:
+    """The Snakemake command `snakemake_args` through a fresh cluster (see the module's docstring); returns
+    its exit code, or 1 when a job it submitted did not end COMPLETED in slurmctld's eyes."""
+    snakemake = [str(Path(sys.executable).parent / "snakemake")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") and k != "SNAKEMAKE_PROFILE"}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    dry = subprocess.run([*snakemake, *snakemake_args, "-n"], cwd=cwd, env=env, capture_output=True, text=True)
+    if dry.returncode != 0:
+        print(dry.stdout[-3000:] + dry.stderr[-3000:])
+        return dry.returncode
+    planned = planned_rules(dry.stdout + dry.stderr)
+    print(f"planned: {sum(planned.values())} jobs of {len(planned)} rules")
+    with slurm_cluster() as cluster:
+        profile = cluster_profile(cluster.root / "profile", cluster.partition, planned)
+        env.update(SLURM_CONF=cluster.env["SLURM_CONF"], PATH=f"{cluster.bin}{os.pathsep}{env['PATH']}")
+        log_path = log_path or cwd / "logs" / "slurm-cluster.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"cluster up ({cluster.cpus} CPUs, partition {cluster.partition}); Snakemake's log: {log_path}")
+        start = time.monotonic()
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen([*snakemake, *snakemake_args, "--profile", str(profile)], cwd=cwd, env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for line in proc.stdout:  # all of it to the log; progress and errors to the terminal too
+                log.write(line)
+                if re.search(r"steps \(\d+%\) done|^Error|error:|^WorkflowError", line):
+                    print(line, end="", flush=True)
+            code = proc.wait()
+        minutes = (time.monotonic() - start) / 60
+        text = log_path.read_text()
+        submitted = re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", text)
+        jobs = snakemake_jobs(text)
+        states: dict[str, int] = {}
+        unknown = []
+        for _, slurm_id in submitted:
+            known = scontrol_job(slurm_id, cluster.env)
+            if not known:
+                unknown.append(slurm_id)
+                continue
+            state = f"{known['JobState']} (exit {known['ExitCode']})"
+            states[state] = states.get(state, 0) + 1
+    local = sum(1 for _, is_local in jobs.values() if is_local)
+    print(f"snakemake exit {code}, {minutes:.1f} min wall; log: {log_path}")
+    print(f"through SLURM: {len(submitted)} job submissions; slurmctld: "
+          + (", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "none")
+          + (f"; unknown to it: {', '.join(unknown)}" if unknown else ""))
+    print(f"local rules (run by Snakemake itself): {local}")
+    # A job SLURM ended otherwise (cancelled, failed) is fine if Snakemake retried it (the profile's
+    # `retries`): what must hold is one COMPLETED submission per Snakemake job and nothing slurmctld forgot.
+    completed = states.get("COMPLETED (exit 0:0)", 0)
+    every_job_once = completed == len({jobid for jobid, _ in submitted})
+    if code == 0 and (unknown or not every_job_once):
+        print(f"but {completed} completed SLURM jobs for {len({j for j, _ in submitted})} Snakemake jobs")
+        return 1
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="targets and flags for snakemake")
+    args = parser.parse_args(argv)
+    reason = missing_reason()
+    if reason:
+        print(reason, file=sys.stderr)
+        return 2
+    try:
+        return run_through_cluster(args.snakemake_args)
+    except ClusterError as err:
+        print(f"SLURM test cluster did not start: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,6 +22,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from slurm_cluster import cluster_profile, is_rule, scontrol_job, snakemake_jobs, squeue
 from snakemake_helpers import ROOT, SNAKEFILE, job_stats, run_snakemake, snakemake_cmd, snakemake_env
 
 CONFIG = ROOT / "config" / "tiny.yaml"
@@ -34,8 +35,6 @@ NAME = "tiny"
 SUMM_ROWS = [f"results/{NAME}/summarization/demo-en/{run}/42/rows.csv"
              for run in ("full/default", "hashee/hash=frequency,buckets=6")]
 TARGETS = [f"results/{NAME}/tables/elue.csv", f"results/{NAME}/submission.zip", *SUMM_ROWS]
-PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
-MEM_MB = 2000  # per job: the real profile's 16-32 GB would let one job at a time onto this machine
 CANCELLED_RULE = "train_hashee"  # the job scancel hits, once it has trained one of its four runs
 TRAIN_LOG = f"logs/{NAME}/train/hashee/42.log"  # that job's log: a line per trained run
 # Measured wall-clock time differs between any two runs, on one machine or two; everything else in results/
@@ -50,48 +49,6 @@ MEASURED_TIME = {
 NOT_COMPARED = {
     f"results/{NAME}/provenance.json": "its created_utc is the time the job ran (compared without it below)",
 }
-
-
-def cluster_profile(folder: Path, partition: str, rules) -> Path:
-    """profiles/slurm/config.yaml as it is, but for what a CPU-only test cluster needs: every job on its one
-    partition, no GPU (`gpu: 0`, so the plugin asks for none, and no cpus_per_gpu), MEM_MB each; status checks
-    every second through squeue (no accounting: sacct knows nothing). GPU jobs declare `gpu=1` in their rule,
-    which beats default-resources, so each rule of the DAG gets its own set-resources entry."""
-    real = yaml.safe_load(PROFILE.read_text())
-
-    def on_cpu(resources: dict) -> dict:
-        mine = {k: v for k, v in resources.items() if k != "cpus_per_gpu"}
-        return {**mine, "slurm_partition": partition, "gpu": 0, "mem_mb": MEM_MB}
-
-    profile = dict(real)
-    profile["default-resources"] = on_cpu(real["default-resources"])
-    profile["set-resources"] = {rule: on_cpu(real["set-resources"].get(rule, {}))
-                                for rule in sorted(set(real["set-resources"]) | set(rules))}
-    profile.update({"slurm-status-command": "squeue", "slurm-init-seconds-before-status-checks": 1,
-                    "seconds-between-status-checks": 1, "slurm-keep-successful-logs": True})
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
-    return folder
-
-
-def squeue(env: dict[str, str]) -> list[dict[str, str]]:
-    """Every job slurmctld knows (finished ones for MinJobAge): id, state, comment (the plugin's rule_<rule>...)."""
-    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%k"], env=env, capture_output=True, text=True,
-                         timeout=30)
-    return [dict(zip(("id", "state", "comment"), line.split("|", 2))) for line in out.stdout.splitlines() if line]
-
-
-def scontrol_job(job_id: str, env: dict[str, str]) -> dict[str, str]:
-    """`scontrol show job -o ID` as a dict ({} if slurmctld does not know the job)."""
-    out = subprocess.run(["scontrol", "show", "job", "-o", job_id], env=env, capture_output=True, text=True,
-                         timeout=30)
-    if out.returncode != 0:
-        return {}
-    return dict(re.findall(r"(\w+)=(\S*)", out.stdout))
-
-
-def is_rule(comment: str, rule: str) -> bool:
-    return comment == f"rule_{rule}" or comment.startswith(f"rule_{rule}_wildcards_")
 
 
 def cancel_mid_run(proc: subprocess.Popen, env: dict[str, str], train_log: Path, timeout: float = 1200):
@@ -113,20 +70,6 @@ def cancel_mid_run(proc: subprocess.Popen, env: dict[str, str], train_log: Path,
                 return None, f"{CANCELLED_RULE} job {job['id']} was {job['state']} before it could be cancelled"
         time.sleep(0.1)
     return None, f"{CANCELLED_RULE} never ran within {timeout:.0f} s"
-
-
-def snakemake_jobs(log: str) -> dict[str, tuple[str, bool]]:
-    """Snakemake's job id -> (rule, local?) from the job headers of its log. Not from the logs of failed jobs that
-    it prints (show-failed-logs): a cancelled SLURM job's log holds the job's own header, as a local rule with
-    job id 0, which would pass for one of the run's jobs."""
-    rule_line = "=" * 80
-    log = re.sub(rf"^Logfile .*:\n{rule_line}\n.*?^{rule_line}\n", "", log, flags=re.M | re.S)
-    jobs = {}
-    for local, rule, body in re.findall(r"^(local)?rule (\w+):\n((?:    .*\n)+)", log, re.M):
-        jobid = re.search(r"^    jobid: (\d+)$", body, re.M)
-        if jobid:
-            jobs[jobid.group(1)] = (rule, bool(local))
-    return jobs
 
 
 @pytest.fixture(scope="module")

@@ -160,6 +160,8 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         "report_provenance": 1,
         "report_backbones": 1 if (cfg.get("backbones") or {}).get("enabled") else 0,
     }
+    for sub in cfg.get("more_submissions") or []:  # one rule each, and its zip
+        counts[f"submission_{sub['method']}"] = counts[f"zip_submission_{sub['method']}"] = 1
     difficulty = cfg.get("difficulty") or {}
     if difficulty.get("enabled"):  # the difficulty study: data (if generated), 3 studies, 1 table
         counts["difficulty_data"] = 1 if difficulty["demo"]["generate"] else 0
@@ -403,6 +405,26 @@ def test_paper_config_from_the_repository_root_plans_only_its_own_datasets(paper
     assert " --paper-points" in out.stdout  # the paper's backbone: its published points on the plots
 
 
+def test_the_slurm_profile_puts_each_job_of_the_paper_run_on_its_partition(paper_from_root):
+    """profiles/slurm's default is a GPU job (the train rules' names follow their settings); every rule of
+    paper.yaml's DAG that asks for no GPU must be listed there on the CPU partition, and none that asks for one."""
+    listed = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())["set-resources"]
+    # Run by Snakemake itself, never submitted: the Snakefile's localrules, and the more_submissions rules
+    # (workflow/rules/submission.smk marks them `localrule: True`, as the first submission's are listed).
+    block = re.search(r"^localrules:\n((?:    \w+,\n)+)", (ROOT / "Snakefile").read_text(), re.M)
+    local = set(re.findall(r"\w+", block.group(1)))
+    on_gpu, on_cpu = set(), set()
+    for rule, body in re.findall(r"^rule (\w+):\n((?:    .*\n)+)", paper_from_root.stdout, re.M):
+        if rule in local or re.fullmatch(r"(zip_)?submission_\w+", rule):
+            continue
+        gpu = re.search(r"^    resources: .*\bgpu=(\d+)", body, re.M)
+        (on_gpu if gpu and int(gpu.group(1)) > 0 else on_cpu).add(rule)
+    assert on_gpu and on_cpu
+    partition = {rule: (listed.get(rule) or {}).get("slurm_partition", "gpu (the default)") for rule in on_gpu | on_cpu}
+    assert {rule: partition[rule] for rule in sorted(on_cpu) if partition[rule] != "cpu"} == {}
+    assert {rule: partition[rule] for rule in sorted(on_gpu) if partition[rule] == "cpu"} == {}
+
+
 def _train_settings(output: str) -> dict[str, set[tuple[str, str]]]:
     """backbone label -> {(method, setting)} of the train jobs a dry run lists whose setting names a backbone."""
     planned = {}
@@ -599,6 +621,40 @@ def test_submitting_a_method_without_a_regression_rule_is_refused(tmp_path):
     lines = [line for line in _error_lines(out).splitlines() if line.startswith("config key")]
     assert lines == ["config key 'submission.method': 'deebert' has no regression exit rule (supports_regression "
                      "is False), so it has no STS-B predictions -- expected a method that runs on every task in 'tasks'"]
+
+
+@pytest.mark.parametrize("more, expected", [
+    ([{"method": "pabee", "setting": "layers=2"}],
+     "config key 'more_submissions[0].method': 'pabee' is not a key of 'methods' (hashee, static)"),
+    ([{"method": "static", "setting": "layers=1"}, {"method": "static", "setting": "layers=2"}],
+     "config key 'more_submissions': method 'static' is listed twice -- expected each method at most once "
+     "(its submission is results/<config>/submissions/<method>/)"),
+])
+def test_more_submissions_are_checked_like_the_submission(tmp_path, more, expected):
+    cfg = load_config("tiny.yaml")
+    cfg["more_submissions"] = more
+    (tmp_path / "more.yaml").write_text(yaml.safe_dump(cfg))
+    out = run_snakemake(["-n", "--configfile", str(tmp_path / "more.yaml")], tmp_path)
+    assert out.returncode != 0
+    assert [line for line in _error_lines(out).splitlines() if line.startswith("config key")] == [expected]
+
+
+def test_more_submissions_plan_one_validated_submission_and_zip_per_method(tmp_path):
+    """Each entry: its own rule (hashee submit, then the validator) into submissions/<method>/, and its zip; a
+    config that names its own methods but not more_submissions plans none (the default's name other methods)."""
+    cfg = load_config("tiny.yaml")
+    cfg["more_submissions"] = [{"method": "static", "setting": "layers=2"}]
+    (tmp_path / "more.yaml").write_text(yaml.safe_dump(cfg))
+    out = run_snakemake(["all", "-n", "-p", "--configfile", str(tmp_path / "more.yaml")], tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    stats = job_stats(out.stdout)
+    assert stats["submission_static"] == stats["zip_submission_static"] == stats["submission"] == 1
+    command = re.search(r"hashee submit [^\n]*--out-dir results/tiny/submissions/static [^\n]*", out.stdout)
+    assert command and "SST-2/static/layers=2/42/predictions" in command.group(0)
+    assert "hashee validate-submission results/tiny/submissions/static " in command.group(0)
+    assert "results/tiny/submissions/static.zip" in out.stdout
+    plain = run_snakemake(["all", "-n", "--configfile", str(ROOT / "config" / "tiny.yaml")], tmp_path)
+    assert plain.returncode == 0 and not any(r.startswith("submission_") for r in job_stats(plain.stdout))
 
 
 def test_plugins_are_loaded_for_planning_and_passed_on_the_command_line(tmp_path):

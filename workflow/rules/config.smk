@@ -119,6 +119,10 @@ def replace_choice_mappings(cfg, user_cfg):
         if isinstance(value, Mapping):  # anything else is left to validation to name
             value = {name: entry for name, entry in value.items() if entry is not None}
         target[key] = value
+    # The default's more_submissions name the default's methods: a config that chooses its methods
+    # submits what it names itself (none, unless it sets more_submissions too).
+    if isinstance(user_cfg, Mapping) and "methods" in user_cfg and "more_submissions" not in user_cfg:
+        cfg["more_submissions"] = []
 
 
 # The rehearsal (rehearsal.enabled; config/rehearsal.yaml over config/paper.yaml, docs/paper-run.md): the config's
@@ -179,20 +183,37 @@ def check_config(cfg, method_classes):
                     f"config key 'hash.buckets': {buckets} buckets exceed the {layers} layers of {method} setting "
                     f"{setting!r} -- expected hash.buckets <= layers for every {method} setting"
                 )
-    sub = cfg["submission"]
+    for key, sub in submission_keys(cfg):
+        check_submission(key, sub, cfg, methods, method_classes)
+    submitted = [sub["method"] for _, sub in submission_keys(cfg)[1:]]
+    twice = sorted({m for m in submitted if submitted.count(m) > 1})
+    if twice:
+        raise WorkflowError(
+            f"config key 'more_submissions': method {twice[0]!r} is listed twice -- expected each method at most "
+            "once (its submission is results/<config>/submissions/<method>/)"
+        )
+
+
+def submission_keys(cfg):
+    """(config key, {method, setting}) of every submission: `submission`, then `more_submissions`."""
+    more = cfg.get("more_submissions") or []  # its shape: workflow/schemas/config.schema.yaml
+    return [("submission", cfg["submission"])] + [(f"more_submissions[{i}]", sub) for i, sub in enumerate(more)]
+
+
+def check_submission(key, sub, cfg, methods, method_classes):
     if sub["method"] not in methods:
         raise WorkflowError(
-            f"config key 'submission.method': {sub['method']!r} is not a key of 'methods' ({', '.join(methods)})"
+            f"config key '{key}.method': {sub['method']!r} is not a key of 'methods' ({', '.join(methods)})"
         )
     if sub["setting"] not in methods[sub["method"]]:
         raise WorkflowError(
-            f"config key 'submission.setting': {sub['setting']!r} is not a setting of methods.{sub['method']} "
+            f"config key '{key}.setting': {sub['setting']!r} is not a setting of methods.{sub['method']} "
             f"-- expected one of {', '.join(methods[sub['method']])}"
         )
     regression = [task for task in cfg["tasks"] if TASK_SPECS[task].is_regression]
     if regression and not method_classes[sub["method"]].supports_regression:
         raise WorkflowError(
-            f"config key 'submission.method': {sub['method']!r} has no regression exit rule (supports_regression "
+            f"config key '{key}.method': {sub['method']!r} has no regression exit rule (supports_regression "
             f"is False), so it has no {regression[0]} predictions -- expected a method that runs on every task in 'tasks'"
         )
 
@@ -254,6 +275,12 @@ LOGS = f"logs/{NAME}"
 BENCHMARKS = f"{LOGS}/benchmarks"  # Snakemake's benchmark: files
 WORK = f"work/{NAME}"
 RUN = "{task}/{method}/{setting}/{seed}"
+# Every ELUE submission: (rule name, its config entry, its folder; its zip is the folder + .zip). The first is
+# `submission`'s (the one to upload); `more_submissions` adds one per method under submissions/.
+SUBMISSIONS = [("submission", SUBMISSION, f"{RESULTS}/submission")] + [
+    (f"submission_{sub['method']}", sub, f"{RESULTS}/submissions/{sub['method']}")
+    for sub in config.get("more_submissions") or []
+]
 # GPU slot locks are per host (a shared file system must not serialize a cluster's GPUs).
 GPU_LOCK_DIR = ".snakemake/gpu-locks"
 

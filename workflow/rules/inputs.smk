@@ -86,16 +86,20 @@ def plugin_source_digest(method):
     return hashlib.sha256(Path(inspect.getsourcefile(cls)).read_bytes()).hexdigest()
 
 
-def submission_input(wildcards):
-    """The submitted method/setting at the first seed: per task (in `tasks` order) its test
-    predictions and its model (for the FLOPs module list), plus the test files. Not runs.csv:
+def submission_input(entry):
+    """Input function of a submission of `entry` ({method, setting}) at the first seed: per task (in `tasks`
+    order) its test predictions and its model (for the FLOPs module list), plus the test files. Not runs.csv:
     the submission can be built while the other runs still train."""
-    run = {"method": SUBMISSION["method"], "setting": SUBMISSION["setting"], "seed": SEEDS[0]}
-    return {
-        "predictions": [f"{RESULTS}/train/{RUN}/predictions".format(task=t, **run) for t in TASKS],
-        "models": [f"{RESULTS}/train/{RUN}/model".format(task=t, **run) for t in TASKS],
-        "data": all_test_data(wildcards),
-    }
+    run = {"method": entry["method"], "setting": entry["setting"], "seed": SEEDS[0]}
+
+    def inputs(wildcards):
+        return {
+            "predictions": [f"{RESULTS}/train/{RUN}/predictions".format(task=t, **run) for t in TASKS],
+            "models": [f"{RESULTS}/train/{RUN}/model".format(task=t, **run) for t in TASKS],
+            "data": all_test_data(wildcards),
+        }
+
+    return inputs
 
 
 def reference_provenance():

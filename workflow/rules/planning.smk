@@ -33,7 +33,8 @@ def run_paths(pattern):
 def get_final_output():
     tables = [f"{RESULTS}/tables/{table}.{ext}" for table in ("elue", "hash_ablation") for ext in ("md", "csv", "tex")]
     plots = [f"{RESULTS}/plots/pareto_{task}.png" for task in TASKS]
-    return [f"{RESULTS}/runs.csv", *tables, *plots, f"{RESULTS}/submission", f"{RESULTS}/submission.zip",
+    submissions = [path for _, _, folder in SUBMISSIONS for path in (folder, f"{folder}.zip")]
+    return [f"{RESULTS}/runs.csv", *tables, *plots, *submissions,
             *difficulty_outputs(), *summarization_outputs(), *backbones_outputs()]  # difficulty.smk, summarization.smk, backbones_common.smk
 
 

@@ -1,43 +1,52 @@
-# The ELUE submission of one method/setting (first seed): test predictions per task with their
-# `modules` traces, checked by the validator, then zipped for upload.
+# ELUE submissions, one per entry of SUBMISSIONS (config.smk: `submission`, then `more_submissions`): a
+# method/setting's test predictions at the first seed, per task, with their `modules` traces, checked by the
+# validator, then zipped for upload. One rule per submission (rule `submission` and `zip_submission` for the
+# first; `submission_<method>`, `zip_submission_<method>` for the others): the folders need no wildcard. All run
+# by Snakemake itself, never submitted to a cluster (the Snakefile's localrules lists the first two).
 
 
-rule submission:
-    input:
-        unpack(submission_input),
-    output:
-        directory(f"{RESULTS}/submission"),
-    priority: 5  # ready once the submitted method's models exist: beside training, not before the timing stage
-    log:
-        f"{LOGS}/submission/submission.log",
-    benchmark:
-        f"{BENCHMARKS}/submission/submission.tsv"
-    params:
-        data_dir=data_dir,
-        tasks=",".join(TASKS),
-        flops_cache=f"{WORK}/flops-cache",
-        plugins_env=launch_detail(PLUGINS_ENV),
-    threads: 1
-    conda:
-        "../../environment.yml"
-    shell:
-        "({params.plugins_env}hashee submit --predictions {input.predictions:q} --model {input.models:q} --out-dir {output:q}"
-        " --flops-cache {params.flops_cache:q}"
-        " && hashee validate-submission {output:q} --data-dir {params.data_dir:q} --tasks {params.tasks:q})"
-        " > {log:q} 2>&1"
+for rule_name, entry, folder in SUBMISSIONS:
+    rule:
+        name:
+            rule_name
+        localrule: rule_name != "submission"  # "submission": in the Snakefile's localrules
+        input:
+            unpack(submission_input(entry)),
+        output:
+            directory(folder),
+        priority: 5  # ready once the submitted method's models exist: beside training, not before the timing stage
+        log:
+            f"{LOGS}/submission/{rule_name}.log",
+        benchmark:
+            f"{BENCHMARKS}/submission/{rule_name}.tsv"
+        params:
+            data_dir=data_dir,
+            tasks=",".join(TASKS),
+            flops_cache=f"{WORK}/flops-cache",
+            plugins_env=launch_detail(PLUGINS_ENV),
+        threads: 1
+        conda:
+            "../../environment.yml"
+        shell:
+            "({params.plugins_env}hashee submit --predictions {input.predictions:q} --model {input.models:q}"
+            " --out-dir {output:q} --flops-cache {params.flops_cache:q}"
+            " && hashee validate-submission {output:q} --data-dir {params.data_dir:q} --tasks {params.tasks:q})"
+            " > {log:q} 2>&1"
 
-
-rule zip_submission:
-    # Only the files ELUE reads (not Snakemake's .snakemake_timestamp), sorted, with fixed timestamps:
-    # the same submission gives a byte-identical zip, written under a temporary name and renamed.
-    input:
-        f"{RESULTS}/submission",
-    output:
-        f"{RESULTS}/submission.zip",
-    log:
-        f"{LOGS}/submission/zip.log",
-    threads: 1
-    conda:
-        "../../environment.yml"
-    shell:
-        "hashee zip-submission {input:q} {output:q} > {log:q} 2>&1"
+    rule:
+        # Only the files ELUE reads (not Snakemake's .snakemake_timestamp), sorted, with fixed timestamps:
+        # the same submission gives a byte-identical zip, written under a temporary name and renamed.
+        name:
+            f"zip_{rule_name}"
+        localrule: rule_name != "submission"
+        input:
+            folder,
+        output:
+            f"{folder}.zip",
+        log:
+            f"{LOGS}/submission/zip_{rule_name}.log",
+        threads: 1
+        conda:
+            "../../environment.yml"
+        shell:
+            "hashee zip-submission {input:q} {output:q} > {log:q} 2>&1"
