@@ -33,13 +33,13 @@ import argparse
 import contextlib
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
 import subprocess
-import tempfile
-import re
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path

@@ -21,7 +21,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import yaml
 from slurm_cluster import cluster_profile, is_rule, scontrol_job, snakemake_jobs, squeue
 from snakemake_helpers import ROOT, SNAKEFILE, job_stats, run_snakemake, snakemake_cmd, snakemake_env
 

@@ -9,7 +9,7 @@ def method_table(classes: dict) -> list[dict]:
     """One record per registered method class, in the tables' order (`table_order`, then id): its id, the
     label plots and the backbones table show (the id when it has none), sweep keys, regression support, one line."""
     ordered = sorted(classes.items(), key=lambda item: (item[1].table_order, item[0]))
-    return [{"method": name, "label": getattr(cls, "display_label", lambda: name)(),
+    return [{"method": name, "label": cls.display_label() if hasattr(cls, "display_label") else name,
              "sweep_keys": list(cls.sweep_keys), "regression": bool(cls.supports_regression),
              "description": cls.summary()} for name, cls in ordered]
 
