@@ -458,19 +458,32 @@ def layer_with_attention(layer: Layer, hidden, key_mask):
     """`layer` over (B, T, H) with its attention probabilities made explicit (SDPA does not return them):
     returns the new states (B, T, H) and the probabilities (B, heads, T_query, T_key); padded keys get 0."""
     attention = layer.attention.self
-    # The (B, heads, T, T) scores are the one large tensor here: scale the queries, not the scores, and
-    # mask in place, so that the scores are passed over once before the softmax (CPU time, not FLOPs).
+    q, k, v = _scaled_qkv(attention, hidden)
+    probs = _attention_probs(q, k, key_mask)
+    ctx = torch.matmul(F.dropout(probs, attention.dropout_p, layer.training), v)
+    return _rest_of_layer(layer, ctx, hidden), probs
+
+
+def _scaled_qkv(attention: SelfAttention, hidden):
+    """Queries (already scaled), keys and values, (B, heads, T, head_dim) each. The (B, heads, T, T) scores
+    are the one large tensor of an explicit attention: scaling the queries, not the scores, and masking in
+    place pass over the scores once before the softmax (CPU time, not FLOPs)."""
     q = attention.split_heads(attention.query(hidden) * attention.head_dim ** -0.5)
-    k = attention.split_heads(attention.key(hidden))
-    v = attention.split_heads(attention.value(hidden))
+    return q, attention.split_heads(attention.key(hidden)), attention.split_heads(attention.value(hidden))
+
+
+def _attention_probs(q, k, key_mask):
+    """softmax(q k^T) over the real keys: (b, heads, Tq, Tk), padded keys 0."""
     scores = torch.matmul(q, k.transpose(-1, -2))
     if not bool(key_mask.all()):
         scores.masked_fill_(~key_mask[:, None, None, :], torch.finfo(scores.dtype).min)
-    probs = torch.softmax(scores, dim=-1)
-    weights = F.dropout(probs, attention.dropout_p, layer.training)
-    ctx = torch.matmul(weights, v).transpose(1, 2).reshape(hidden.shape)
-    attn_out = layer.attention.output(ctx, hidden)
-    return layer.output(layer.intermediate(attn_out), attn_out), probs
+    return torch.softmax(scores, dim=-1)
+
+
+def _rest_of_layer(layer: Layer, ctx, hidden):
+    """The layer after its attention core: ctx (B, heads, T, head_dim) -> output projection, FFN."""
+    attn_out = layer.attention.output(ctx.transpose(1, 2).reshape(hidden.shape), hidden)
+    return layer.output(layer.intermediate(attn_out), attn_out)
 
 
 def attention_received(probs, key_mask, mean: bool = False):
@@ -510,28 +523,17 @@ def layer_with_received(layer: Layer, hidden, key_mask):
         out, probs = layer_with_attention(layer, hidden, key_mask)
         return out, attention_received(probs, key_mask)
     attention = layer.attention.self
+    q, k, v = _scaled_qkv(attention, hidden)
+    ctx = torch.empty_like(q)
+    received = hidden.new_empty(key_mask.shape)
     batch, length = key_mask.shape
-    q = attention.split_heads(attention.query(hidden) * attention.head_dim ** -0.5)
-    k = attention.split_heads(attention.key(hidden))
-    v = attention.split_heads(attention.value(hidden))
-    ctx = q.new_empty(q.shape)
-    received = hidden.new_empty(batch, length)
-    padded = not bool(key_mask.all())
-    real = key_mask.to(hidden.dtype)
     step = max(1, RECEIVED_SLICE_BYTES // (attention.num_heads * length * length * hidden.element_size()))
     for start in range(0, batch, step):
         part = slice(start, start + step)
-        scores = torch.matmul(q[part], k[part].transpose(-1, -2))
-        if padded:
-            scores.masked_fill_(~key_mask[part, None, None, :], torch.finfo(scores.dtype).min)
-        probs = torch.softmax(scores, dim=-1)
+        probs = _attention_probs(q[part], k[part], key_mask[part])
         torch.matmul(probs, v[part], out=ctx[part])
-        heads = probs.sum(dim=1)  # (b, Tq, Tk)
-        received[part] = torch.bmm(real[part].unsqueeze(1), heads).squeeze(1) if padded else heads.sum(dim=1)
-    if padded:
-        received.masked_fill_(~key_mask, 0.0)
-    attn_out = layer.attention.output(ctx.transpose(1, 2).reshape(hidden.shape), hidden)
-    return layer.output(layer.intermediate(attn_out), attn_out), received
+        received[part] = attention_received(probs, key_mask[part])
+    return _rest_of_layer(layer, ctx, hidden), received
 
 
 def pack_tokens(hidden, keep):
@@ -558,7 +560,8 @@ def pruned_forward(model: SequenceClassifier, input_ids, attention_mask, token_t
     """Run `model` (a SequenceClassifier) with token pruning between layers; returns (outputs, PrunedOutput).
 
     `decide(layer, hidden, received, key_mask)` is called after every layer but the last (`layer` counted
-    from 1; `received`: the (B, T) attention each token received in it, `layer_with_received`): it returns a (B, T) bool tensor (hard: the tokens kept; the others leave the sequence, really removed)
+    from 1; `received`: the (B, T) attention each token received in it, `layer_with_received`): it returns
+    a (B, T) bool tensor (hard: the tokens kept; the others leave the sequence, really removed)
     or a float tensor (soft, training: each token's states are scaled by it, nothing leaves), or None (no
     pruning after this layer). [CLS] is kept by the caller's rule, never here."""
     encoder = model.bert
