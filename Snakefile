@@ -43,8 +43,6 @@ localrules:
     reference,
     tables,
     backbones_table,
-    submission,
-    zip_submission,
     difficulty_table,
     summ_table,
 

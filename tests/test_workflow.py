@@ -410,13 +410,13 @@ def test_the_slurm_profile_puts_each_job_of_the_paper_run_on_its_partition(paper
     """profiles/slurm's default is a GPU job (the train rules' names follow their settings); every rule of
     paper.yaml's DAG that asks for no GPU must be listed there on the CPU partition, and none that asks for one."""
     listed = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())["set-resources"]
-    # Run by Snakemake itself, never submitted: the Snakefile's localrules, and the more_submissions rules
-    # (workflow/rules/submission.smk marks them `localrule: True`, as the first submission's are listed).
+    # Run by Snakemake itself, never submitted: the Snakefile's localrules, and the submission rules
+    # (workflow/rules/submission.smk marks each `localrule: True`).
     block = re.search(r"^localrules:\n((?:    \w+,\n)+)", (ROOT / "Snakefile").read_text(), re.M)
     local = set(re.findall(r"\w+", block.group(1)))
     on_gpu, on_cpu = set(), set()
     for rule, body in re.findall(r"^rule (\w+):\n((?:    .*\n)+)", paper_from_root.stdout, re.M):
-        if rule in local or re.fullmatch(r"(zip_)?submission_\w+", rule):
+        if rule in local or re.fullmatch(r"(zip_)?submission(_\w+)?", rule):
             continue
         gpu = re.search(r"^    resources: .*\bgpu=(\d+)", body, re.M)
         (on_gpu if gpu and int(gpu.group(1)) > 0 else on_cpu).add(rule)

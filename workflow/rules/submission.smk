@@ -1,15 +1,15 @@
 # ELUE submissions, one per entry of SUBMISSIONS (config.smk: `submission`, then `more_submissions`): a
 # method/setting's test predictions at the first seed, per task, with their `modules` traces, checked by the
 # validator, then zipped for upload. One rule per submission (rule `submission` and `zip_submission` for the
-# first; `submission_<method>`, `zip_submission_<method>` for the others): the folders need no wildcard. All run
-# by Snakemake itself, never submitted to a cluster (the Snakefile's localrules lists the first two).
+# first; `submission_<method>`, `zip_submission_<method>` for the others): the folders need no wildcard. All are
+# local rules: Snakemake runs them itself, never submits them to a cluster.
 
 
 for rule_name, entry, folder in SUBMISSIONS:
     rule:
         name:
             rule_name
-        localrule: rule_name != "submission"  # "submission": in the Snakefile's localrules
+        localrule: True
         input:
             unpack(submission_input(entry)),
         output:
@@ -38,7 +38,7 @@ for rule_name, entry, folder in SUBMISSIONS:
         # the same submission gives a byte-identical zip, written under a temporary name and renamed.
         name:
             f"zip_{rule_name}"
-        localrule: rule_name != "submission"
+        localrule: True
         input:
             folder,
         output:
