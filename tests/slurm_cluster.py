@@ -46,6 +46,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import yaml
+from snakemake_helpers import BIN, ROOT, job_stats, snakemake_cmd
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "srun", "squeue", "scontrol", "scancel", "sinfo", "sacct")
@@ -53,7 +54,6 @@ PARTITION = "cpu"
 # Finished jobs stay in slurmctld's memory this long, so that squeue (the plugin's status command, as
 # there is no accounting) and scontrol still know them when a test asks after a whole run.
 MIN_JOB_AGE = 3600
-ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 MEM_MB = 2000  # per job: the real profile's 16-32 GB would let one job at a time onto this machine
 
@@ -339,24 +339,15 @@ def snakemake_jobs(log: str) -> dict[str, tuple[str, bool]]:
 
 def planned_rules(output: str) -> dict[str, int]:
     """rule -> jobs from a dry run's 'Job stats' table ({} when there is nothing to be done)."""
-    if "Job stats:" not in output:
-        return {}
-    counts = {}
-    for line in output.split("Job stats:", 1)[1].splitlines()[3:]:
-        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not match:
-            break
-        counts[match.group(1)] = int(match.group(2))
-    counts.pop("total", None)
-    return counts
+    return job_stats(output) if "Job stats:" in output else {}
 
 
 def run_through_cluster(snakemake_args: list[str], cwd: Path = ROOT, log_path: Path | None = None) -> int:
     """The Snakemake command `snakemake_args` through a fresh cluster (see the module's docstring); returns
     its exit code, or 1 when a job it submitted did not end COMPLETED in slurmctld's eyes."""
-    snakemake = [str(Path(sys.executable).parent / "snakemake")]
+    snakemake = snakemake_cmd()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") and k != "SNAKEMAKE_PROFILE"}
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])  # the venv's snakemake and hashee
     dry = subprocess.run([*snakemake, *snakemake_args, "-n"], cwd=cwd, env=env, capture_output=True, text=True)
     if dry.returncode != 0:
         print(dry.stdout[-3000:] + dry.stderr[-3000:])

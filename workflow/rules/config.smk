@@ -183,9 +183,10 @@ def check_config(cfg, method_classes):
                     f"config key 'hash.buckets': {buckets} buckets exceed the {layers} layers of {method} setting "
                     f"{setting!r} -- expected hash.buckets <= layers for every {method} setting"
                 )
-    for key, sub in submission_keys(cfg):
+    submissions = submission_keys(cfg)
+    for key, sub in submissions:
         check_submission(key, sub, cfg, methods, method_classes)
-    submitted = [sub["method"] for _, sub in submission_keys(cfg)[1:]]
+    submitted = [sub["method"] for _, sub in submissions[1:]]
     twice = sorted({m for m in submitted if submitted.count(m) > 1})
     if twice:
         raise WorkflowError(
