@@ -54,8 +54,8 @@ def test_layer_with_attention_is_the_layer_and_its_softmax():
 @pytest.mark.parametrize("slice_bytes", [1, 10**9])  # one instance at a time; the whole batch at once
 def test_inference_received_equals_the_explicit_softmax(monkeypatch, slice_bytes):
     """Without gradients the attention a token receives is computed a few instances at a time
-    (RECEIVED_SLICE_BYTES); with them, from the whole probabilities: the same layer output and the same
-    attention received, padding included."""
+    (RECEIVED_SLICE_BYTES); with them, from the whole probabilities: the same layer output on the real
+    tokens and the same attention received, padding included."""
     monkeypatch.setattr("hashee.core.modeling.RECEIVED_SLICE_BYTES", slice_bytes)
     method, model = tiny_pruning("powerbert", halve)
     data = batch()
@@ -68,6 +68,7 @@ def test_inference_received_equals_the_explicit_softmax(monkeypatch, slice_bytes
     torch.testing.assert_close(sliced, attention_received(probs, key_mask), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(sliced_out[key_mask], out[key_mask], atol=1e-5, rtol=1e-5)
     assert torch.all(sliced[~key_mask] == 0) and sliced[key_mask].gt(0).all()
+    assert torch.all(sliced_out[~key_mask] == 0)  # padding skipped by the output projection and FFN
 
 
 def test_retention_budgets_by_hand_and_monotone():
