@@ -56,6 +56,7 @@ from hashee.core.modeling import (
 )
 from hashee.core.trace import ModuleCall
 from hashee.measure.flops import FlopCounter
+from hashee.measure.timing import keep_freed_memory
 
 LENGTH = 128
 
@@ -459,7 +460,9 @@ def main():
                         help="after each token-exit case, time every layer alone (CPU) against the full layer")
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} length={LENGTH}")
+    kept = keep_freed_memory()  # as the timing stage does (hashee time)
+    print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} length={LENGTH} "
+          f"freed memory {'kept' if kept else 'returned'}")
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     if args.only in (None, "token"):
         for batch_size in batch_sizes:

@@ -37,8 +37,9 @@ def evaluate_model(model_dir, args, device, *, rows_out, splits, test_labels, ba
 def cmd_time(args) -> None:
     import torch
 
-    from hashee.measure.timing import TimingOptions, time_models
+    from hashee.measure.timing import TimingOptions, keep_freed_memory, time_models
 
+    kept = keep_freed_memory()
     if args.threads:
         # Snakemake's cores are job slots (profiles/default: 8) and may outnumber the CPUs this process
         # may use; more torch threads than CPUs would time the threads' contention, not the model.
@@ -48,7 +49,8 @@ def cmd_time(args) -> None:
                             max_instances=args.max_instances, max_points=args.max_points, dtype=args.dtype)
     # The log says what the timing held: a stage that shared its cores would time the sharing.
     print(f"timing {len(args.model)} model(s) on {device} with {torch.get_num_threads()} thread(s)"
-          f"{' (CUDA events)' if device.type == 'cuda' else ''}: {options}", flush=True)
+          f"{' (CUDA events)' if device.type == 'cuda' else ''}, freed memory {'kept' if kept else 'returned'}"
+          f": {options}", flush=True)
     frame = time_models(args.model, args.data_dir, options, device, args.out,
                         log=(lambda text: print(text, flush=True)) if not args.quiet else None)
     print(f"timed {frame['setting'].nunique()} setting(s) x {len(options.batch_sizes)} batch size(s) -> {args.out}")

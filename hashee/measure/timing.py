@@ -12,10 +12,15 @@ one instance, ELUE's setting; batched calls give throughput. A row per sweep poi
   device, threads, dtype
 
 `time_inference` (whole passes, median over repeats) is the summarization study's generation timer.
+
+`keep_freed_memory` (called by `hashee time` and benchmarks/speed.py before anything is timed) makes
+glibc's malloc keep the memory it frees, so CPU times measure the model, not page faults.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import platform
 import statistics
 import time
@@ -25,6 +30,27 @@ import numpy as np
 import torch
 
 from hashee.core.data import collate
+
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc serve every block from its heap (no mmap) and never hand freed memory back to
+    the kernel. By default blocks above a (dynamic, at most 32 MB) threshold are mmapped and unmapped on
+    free, and the heap's top is trimmed: a pass whose tensors change size from layer to layer (token
+    exit, token pruning, instance exits) then page-faults tens of thousands of times, and which of two
+    timed functions pays for it depends on the order of earlier allocations. Kept memory makes both
+    sides of a comparison run on warm pages. Returns False where it does not apply (not glibc)."""
+    name = ctypes.util.find_library("c")
+    if platform.system() != "Linux" or not name:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):  # musl and others have no mallopt
+        return False
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 PERCENTILES = (50, 90, 99)
