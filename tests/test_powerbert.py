@@ -51,8 +51,9 @@ def test_layer_with_attention_is_the_layer_and_its_softmax():
         torch.testing.assert_close(probs[1, 0], torch.softmax(scores, dim=-1))
 
 
+@pytest.mark.parametrize("padded", [True, False])
 @pytest.mark.parametrize("slice_bytes", [1, 10**9])  # one instance at a time; the whole batch at once
-def test_inference_received_equals_the_explicit_softmax(monkeypatch, slice_bytes):
+def test_inference_received_equals_the_explicit_softmax(monkeypatch, slice_bytes, padded):
     """Without gradients the attention a token receives is computed a few instances at a time
     (RECEIVED_SLICE_BYTES); with them, from the whole probabilities: the same layer output on the real
     tokens and the same attention received, padding included."""
@@ -60,6 +61,8 @@ def test_inference_received_equals_the_explicit_softmax(monkeypatch, slice_bytes
     method, model = tiny_pruning("powerbert", halve)
     data = batch()
     key_mask = data["attention_mask"].bool()
+    if not padded:
+        key_mask = torch.ones_like(key_mask)
     layer = model.bert.encoder.layer[1]
     with torch.no_grad():
         hidden = model.bert.embeddings(data["input_ids"])
