@@ -30,6 +30,9 @@ per summary over the demo-en test sources (source length 64, greedy decoding): e
 16 tokens (min_length = max_length), so the decoders do the same work and the FLOPs speed-up is the
 encoder's saving over the whole generation. Target: HashEE no slower per summary (wall x >= 1.0).
 
+Before anything is timed glibc is told to keep freed memory, as the timing stage does
+(`hashee.measure.timing.keep_freed_memory`; the first line printed says so).
+
 Usage: python benchmarks/speed.py [--device cpu|cuda] [--repeats N] [--batch-sizes 32,1]
        [--only token|dynamic|pruning|summarization] [--per-layer]
 Targets (docs/timing.md): (a) >= 0.95 at batch 32 and >= 0.85 at batch 1; (b) >= 1.0 at batch 32 and
