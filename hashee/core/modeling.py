@@ -459,7 +459,7 @@ def layer_with_attention(layer: Layer, hidden, key_mask):
     returns the new states (B, T, H) and the probabilities (B, heads, T_query, T_key); padded keys get 0."""
     attention = layer.attention.self
     q, k, v = _scaled_qkv(attention, hidden)
-    probs = _attention_probs(q, k, key_mask)
+    probs = _attention_probs(q, k, _padded_key_bias(key_mask, hidden.dtype))
     ctx = torch.matmul(F.dropout(probs, attention.dropout_p, layer.training), v)
     return _rest_of_layer(layer, ctx.transpose(1, 2).reshape(hidden.shape[0], hidden.shape[1], -1), hidden), probs
 
@@ -473,17 +473,20 @@ def _scaled_qkv(attention: SelfAttention, hidden):
     return attention.split_heads(q), attention.split_heads(attention.key(hidden)), attention.split_heads(attention.value(hidden))
 
 
-def _attention_probs(q, k, key_mask):
-    """softmax(q k^T) over the real keys: (b, heads, Tq, Tk), padded keys 0."""
+def _attention_probs(q, k, key_bias):
+    """softmax(q k^T) over the real keys: (b, heads, Tq, Tk), padded keys 0 (`key_bias`: `_padded_key_bias`)."""
     scores = torch.matmul(q, k.transpose(-1, -2))
-    if not bool(key_mask.all()):
-        scores.add_(_padded_key_bias(key_mask, scores.dtype))
+    if key_bias is not None:
+        scores.add_(key_bias)
     return torch.softmax(scores, dim=-1)
 
 
 def _padded_key_bias(key_mask, dtype):
     """(B, 1, 1, T): 0 for real keys, the dtype's lowest value for padded ones, added to the scores (a
-    broadcast add is about ten times faster on CPU than `masked_fill_` with a broadcast mask)."""
+    broadcast add is about ten times faster on CPU than `masked_fill_` with a broadcast mask); None when
+    no key is padded."""
+    if bool(key_mask.all()):
+        return None
     return torch.zeros(key_mask.shape, dtype=dtype, device=key_mask.device).masked_fill_(
         ~key_mask, torch.finfo(dtype).min)[:, None, None, :]
 
@@ -541,27 +544,18 @@ def layer_with_received(layer: Layer, hidden, key_mask):
     step = batch
     if hidden.device.type == "cpu":
         step = max(1, RECEIVED_SLICE_BYTES // (attention.num_heads * length * length * hidden.element_size()))
-    padded = not bool(key_mask.all())
-    if padded:
-        key_bias = _padded_key_bias(key_mask, hidden.dtype)
-        real_queries = key_mask.to(hidden.dtype).unsqueeze(1)  # (B, 1, T)
+    key_bias = _padded_key_bias(key_mask, hidden.dtype)
     for start in range(0, batch, step):
         part = slice(start, start + step)
         # Each slice copied contiguous: batched matrix products over the strided head views fall back to
         # one small product per head.
-        scores = torch.matmul(q[part].contiguous(), k[part].contiguous().transpose(-1, -2))
-        if padded:
-            scores.add_(key_bias[part])
-        probs = torch.softmax(scores, dim=-1)
+        probs = _attention_probs(q[part].contiguous(), k[part].contiguous(),
+                                 None if key_bias is None else key_bias[part])
         ctx[part] = torch.matmul(probs, v[part].contiguous()).transpose(1, 2)
-        if padded:  # over heads, then over the real queries only
-            received[part] = torch.matmul(real_queries[part], probs.sum(dim=1)).squeeze(1)
-        else:
-            torch.sum(probs, dim=(1, 2), out=received[part])
+        received[part] = attention_received(probs, key_mask[part])
     ctx = ctx.view(batch, length, -1)
-    if not padded:
+    if key_bias is None:
         return _rest_of_layer(layer, ctx, hidden), received
-    received.masked_fill_(~key_mask, 0.0)
     rows = key_mask.reshape(-1).nonzero().squeeze(1)
     out = _rest_of_layer(layer, ctx.reshape(batch * length, -1).index_select(0, rows),
                          hidden.reshape(batch * length, -1).index_select(0, rows))
