@@ -50,6 +50,20 @@ def test_fewer_active_tokens_cost_less():
     assert half < full and counter.call_flops(ModuleCall("layer_1", (10, 20, 64))) == half
 
 
+def test_counting_leaves_every_module_in_its_own_mode():
+    """The counter's wrappers are never put in eval mode themselves; counting must not hand their mode
+    (training) down to the evaluated model's layers: dropout would then run in every later prediction."""
+    from hashee.core.trace import ModuleCall
+
+    config = EncoderConfig(hidden_size=64, num_heads=4, intermediate_size=128, num_layers=2, vocab_size=50)
+    encoder = TokenExitEncoder(config).eval()
+    modules = encoder_flop_modules(encoder)
+    assert modules["layer_1"].training  # a fresh wrapper
+    FlopCounter(modules).trace_flops((ModuleCall("emb", (9,)), ModuleCall("layer_1", (9, 9, 64))))
+    assert not any(module.training for module in encoder.modules())
+    assert modules["layer_1"].training and modules["emb"].training
+
+
 def test_unsupported_costly_op_fails_loudly():
     class Conv(nn.Module):
         def forward(self, x):

@@ -150,12 +150,15 @@ class FlopCounter:
         key = (self._signatures[call.name], call.shape)
         if key not in self._cache:
             device = next(module.parameters(), torch.zeros(())).device
-            was_training = module.training
+            # Each submodule's own mode back afterwards: `module.train(module.training)` would put every
+            # submodule in the wrapper's mode, e.g. an evaluated model's layers back into training (dropout).
+            modes = [(sub, sub.training) for sub in module.modules()]
             module.eval()
             with torch.no_grad():
                 self._cache[key] = self._new[key] = count_module_flops(
                     module, (torch.zeros(call.shape, device=device),))
-            module.train(was_training)
+            for sub, mode in modes:
+                sub.training = mode
         return self._cache[key]
 
     def trace_flops(self, trace: Trace) -> int:
