@@ -62,7 +62,7 @@ class Ltp(TokenPruningMethod):
         temperature = self.float_setting("temperature")
         count = max(len(thresholds), 1)
 
-        def decide(layer, hidden, received, key_mask):
+        def decide(layer, received, key_mask):
             importance = averaged_received(received, key_mask, heads)
             mask = torch.sigmoid((importance - thresholds[layer - 1]) / temperature)
             mask = torch.where(torch.arange(key_mask.shape[1], device=key_mask.device) == 0, 1.0, mask)
@@ -76,7 +76,7 @@ class Ltp(TokenPruningMethod):
         thresholds = (model.pruner.thresholds().detach() * self.sweep_value(inference)).tolist()
         heads = model.bert.config.num_heads
 
-        def decide(layer, hidden, received, key_mask):
+        def decide(layer, received, key_mask):
             importance = averaged_received(received, key_mask, heads)
             return keep_cls(importance >= thresholds[layer - 1]) & key_mask
 

@@ -81,7 +81,7 @@ class PowerBert(TokenPruningMethod):
     def soft_rule(self, model, attention_mask, penalties):
         retention = model.pruner.values()
 
-        def decide(layer, hidden, received, key_mask):
+        def decide(layer, received, key_mask):
             rank = ranks(received, key_mask).clamp(max=retention.shape[1] - 1)
             weights = retention[layer - 1][rank]
             weights = torch.where(torch.arange(key_mask.shape[1], device=key_mask.device) == 0, 1.0, weights)
@@ -97,7 +97,7 @@ class PowerBert(TokenPruningMethod):
         keep = self.sweep_value(inference)
         budgets = retention_budgets(model.pruner.retention, attention_mask.sum(dim=1), keep)
 
-        def decide(layer, hidden, received, key_mask):
+        def decide(layer, received, key_mask):
             rank = ranks(received, key_mask)
             # rank counts non-[CLS] tokens: k_j - 1 of them are kept beside [CLS]
             return keep_cls(rank < (budgets[:, layer - 1] - 1).to(rank.device).unsqueeze(1)) & key_mask

@@ -369,24 +369,23 @@ def _pruning_case(name, method, model, batches, device, repeats, per_layer_too):
 
 
 def pruning_per_layer(method, model, batch, inference, counter, repeats):
-    """Each layer alone (CPU) on the states it runs on when pruning (what `pruned_forward` runs: the
-    layer and the attention its tokens receive, the last one plain) against the plain layer on every
-    token; the ceiling of the whole pruned encoder's ratio (which adds the ranking and packing between
-    layers)."""
-    from hashee.core.modeling import layer_with_received, pack_tokens
+    """Each layer alone (CPU) on the tokens it runs on when pruning (what `pruned_forward` runs at inference:
+    `packed_layer` over the real tokens, with the attention they receive but in the last layer) against
+    the plain layer on every token; the ceiling of the whole pruned encoder's ratio (which adds the
+    decisions and the row copies between layers)."""
+    from hashee.core.modeling import packed_layer, prefix_mask
 
     cpu, hidden_size = torch.device("cpu"), model.bert.config.hidden_size
     full_mask = batch["attention_mask"].bool()
     rule = method.hard_rule(model, batch["attention_mask"], inference)
     measured = []
     with torch.inference_mode():
-        full_hidden = hidden = model.bert.embeddings(batch["input_ids"])
-        key_mask = full_mask
+        full_hidden = model.bert.embeddings(batch["input_ids"])
+        states, key_mask = full_hidden[full_mask], prefix_mask(full_mask.sum(dim=1))
         layers = list(model.bert.encoder.layer)
         for number, layer in enumerate(layers, start=1):
             last = number == len(layers)
-            run = (lambda layer=layer, h=hidden, m=key_mask: layer(h, m)) if last else \
-                (lambda layer=layer, h=hidden, m=key_mask: layer_with_received(layer, h, m))
+            run = lambda layer=layer, s=states, m=key_mask, r=not last: packed_layer(layer, s, m, with_received=r)
             times = timed({"pruned": run, "full": lambda layer=layer: layer(full_hidden, full_mask)}, cpu, repeats)
             lengths = key_mask.sum(dim=1).tolist()
             flops = sum(counter.trace_flops((ModuleCall(f"layer_{number}", (n, n, hidden_size)),)) for n in lengths)
@@ -395,8 +394,9 @@ def pruning_per_layer(method, model, batch, inference, counter, repeats):
                   f" time {times['pruned'] / times['full']:.3f} of full")
             measured.append((flops, full_flops, times["pruned"], times["full"]))
             if not last:
-                out, received = layer_with_received(layer, hidden, key_mask)
-                hidden, key_mask = pack_tokens(out, rule(number, out, received, key_mask) & key_mask)
+                states, received = packed_layer(layer, states, key_mask)
+                keep = rule(number, received, key_mask) & key_mask
+                states, key_mask = states[keep[key_mask]], prefix_mask(keep.sum(dim=1))
     flops, full_flops, t_pruned, t_full = map(sum, zip(*measured))
     print(f"    layers alone: FLOPs x{full_flops / flops:.2f}  time x{t_full / t_pruned:.2f}  ratio "
           f"{(t_full / t_pruned) / (full_flops / flops):.3f} (the whole pruned encoder's ceiling on this device)")

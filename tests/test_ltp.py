@@ -46,8 +46,8 @@ def test_hard_pruning_drops_tokens_below_the_threshold_keeps_cls_and_shrinks_lay
         kept = {}
         rule = method.hard_rule(model, one["attention_mask"], inference)
 
-        def spy(layer, hidden, probs, key_mask):
-            verdict = rule(layer, hidden, probs, key_mask)
+        def spy(layer, received, key_mask):
+            verdict = rule(layer, received, key_mask)
             kept.setdefault(layer, verdict[0].nonzero().flatten().tolist())
             return verdict
 
@@ -85,7 +85,7 @@ def test_soft_mask_is_the_sigmoid_and_penalised():
     key_mask = data["attention_mask"].bool()
     hidden = model.bert.embeddings(data["input_ids"])
     _, probs = layer_with_attention(model.bert.encoder.layer[0], hidden, key_mask)
-    mask = rule(1, hidden, attention_received(probs, key_mask), key_mask)
+    mask = rule(1, attention_received(probs, key_mask), key_mask)
     importance = attention_received(probs, key_mask, mean=True)
     expected = torch.sigmoid((importance - 0.1025) / 0.001)
     torch.testing.assert_close(mask[:, 1:], expected[:, 1:])

@@ -16,6 +16,7 @@ from pruning_helpers import (
 
 from baselines.powerbert import ranks, retention_budgets
 from hashee.core.methods import get_method
+from hashee.core import modeling
 from hashee.core.modeling import attention_received, layer_with_attention, layer_with_received
 from hashee.core.tasks import get_task
 
@@ -74,6 +75,42 @@ def test_inference_received_equals_the_explicit_softmax(monkeypatch, slice_bytes
     assert torch.all(sliced_out[~key_mask] == 0)  # padding skipped by the output projection and FFN
 
 
+def raise_thresholds(model):  # LTP (tests/test_ltp.py): thresholds 0.1025, 0.105, 0.1075
+    model.pruner.learned.fill_(0.1)
+
+
+@pytest.mark.parametrize("groups", ["cpu", "whole batch"])
+@pytest.mark.parametrize("slice_bytes", [1, 10**9])
+@pytest.mark.parametrize("name, setup", [("powerbert", halve), ("ltp", raise_thresholds)])
+def test_packed_inference_equals_the_padded_training_path(monkeypatch, name, setup, slice_bytes, groups):
+    """Inference runs the real tokens alone (`packed_layer`: no padding in any projection; on CPU the
+    attention by runs of equal lengths, elsewhere the whole batch padded); training runs the padded batch
+    with the probabilities whole. Same tokens kept, same outputs, on a batch of ragged lengths."""
+    monkeypatch.setattr("hashee.core.modeling.RECEIVED_SLICE_BYTES", slice_bytes)
+    if groups == "whole batch":  # what a GPU runs
+        monkeypatch.setattr(modeling, "_attention_groups", lambda counts, size, on_cpu: [(0, len(counts))])
+    method, model = tiny_pruning(name, setup)
+    data = batch()
+    inference = method.inference_settings()[0]
+    logits, out = method._run(model, data, method._decide(model, data, inference))  # gradients on: padded
+    assert logits.requires_grad
+    with torch.no_grad():
+        packed_logits, packed = method._run(model, data, method._decide(model, data, inference))
+    assert torch.equal(packed.layer_lengths, out.layer_lengths) and torch.equal(packed.key_mask, out.key_mask)
+    assert (out.layer_lengths[:, -1] < out.layer_lengths[:, 0]).sum() >= 4  # tokens really left, in most instances
+    assert len(set(out.layer_lengths[:, 1].tolist())) > 1  # ragged: different counts after pruning
+    torch.testing.assert_close(packed_logits, logits.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(packed.last_hidden_state[packed.key_mask], out.last_hidden_state[out.key_mask].detach(),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_attention_groups_are_runs_of_equal_lengths_within_the_slice():
+    half = modeling.RECEIVED_SLICE_BYTES // 2  # each instance's scores: half a slice, two per group on CPU
+    assert modeling._attention_groups([5, 5, 5, 3, 3, 7], half, True) == [(0, 2), (2, 3), (3, 5), (5, 6)]
+    assert modeling._attention_groups([4, 4, 4], 1, True) == [(0, 3)]
+    assert modeling._attention_groups([5, 5, 5, 3, 3, 7], half, False) == [(0, 6)]  # other devices: padded
+
+
 def test_retention_budgets_by_hand_and_monotone():
     retention = torch.tensor([[1.0, 0.5, 0.5, 0.2], [1.0, 1.0, 1.0, 1.0], [0.1, 0.1, 0.0, 0.0]])
     budgets = retention_budgets(retention, torch.tensor([5, 3]), keep=1.0)
@@ -102,8 +139,8 @@ def test_extraction_keeps_cls_and_the_most_significant_and_shrinks_the_layers():
         significance = probs.sum(dim=(0, 1))
         kept = {}
 
-        def spy(layer, hidden, probs, key_mask):
-            verdict = rule(layer, hidden, probs, key_mask)
+        def spy(layer, received, key_mask):
+            verdict = rule(layer, received, key_mask)
             kept.setdefault(layer, verdict[0].nonzero().flatten().tolist())
             return verdict
 
@@ -143,10 +180,10 @@ def test_soft_extraction_scales_by_rank_and_penalises_the_mass():
     hidden = model.bert.embeddings(data["input_ids"])
     _, probs = layer_with_attention(model.bert.encoder.layer[0], hidden, key_mask)
     received = attention_received(probs, key_mask)
-    weights = rule(1, hidden, received, key_mask)
+    weights = rule(1, received, key_mask)
     assert torch.all(weights[:, 0] == 1.0) and torch.allclose(weights[:, 1:][key_mask[:, 1:]], torch.tensor(0.5))
     torch.testing.assert_close(penalties[0], torch.tensor(0.5))  # layer 1 x mass fraction 0.5
-    rule(2, hidden, received, key_mask)
+    rule(2, received, key_mask)
     torch.testing.assert_close(penalties[1], torch.tensor(1.0))  # layer 2 x 0.5: deeper layers weigh more
     penalties[0].backward()
     assert model.pruner.retention.grad[0, :4].gt(0).all()

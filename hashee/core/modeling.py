@@ -458,27 +458,28 @@ def layer_with_attention(layer: Layer, hidden, key_mask):
     """`layer` over (B, T, H) with its attention probabilities made explicit (SDPA does not return them):
     returns the new states (B, T, H) and the probabilities (B, heads, T_query, T_key); padded keys get 0."""
     attention = layer.attention.self
-    q, k, v = _scaled_qkv(attention, hidden)
+    q, k, v = (attention.split_heads(x) for x in _scaled_qkv(attention, hidden))
     probs = _attention_probs(q, k, _padded_key_bias(key_mask, hidden.dtype))
     ctx = torch.matmul(F.dropout(probs, attention.dropout_p, layer.training), v)
     return _rest_of_layer(layer, ctx.transpose(1, 2).reshape(hidden.shape[0], hidden.shape[1], -1), hidden), probs
 
 
 def _scaled_qkv(attention: SelfAttention, hidden):
-    """Queries (already scaled), keys and values, (B, heads, T, head_dim) each. The scale is folded into
+    """Queries (already scaled), keys and values, (..., heads * head_dim) each. The scale is folded into
     the query projection's weights (H x H) rather than applied to the queries or the (B, heads, T, T)
     scores: one pass over memory fewer, as a fused attention kernel scales on the fly."""
     scale = attention.head_dim ** -0.5
     q = F.linear(hidden, attention.query.weight * scale, attention.query.bias * scale)
-    return attention.split_heads(q), attention.split_heads(attention.key(hidden)), attention.split_heads(attention.value(hidden))
+    return q, attention.key(hidden), attention.value(hidden)
 
 
-def _attention_probs(q, k, key_bias):
-    """softmax(q k^T) over the real keys: (b, heads, Tq, Tk), padded keys 0 (`key_bias`: `_padded_key_bias`)."""
+def _attention_probs(q, k, key_bias, in_place: bool = False):
+    """softmax(q k^T) over the real keys: (b, heads, Tq, Tk), padded keys 0 (`key_bias`: `_padded_key_bias`);
+    `in_place` (no gradients): the softmax overwrites the scores, one buffer instead of two."""
     scores = torch.matmul(q, k.transpose(-1, -2))
     if key_bias is not None:
         scores.add_(key_bias)
-    return torch.softmax(scores, dim=-1)
+    return torch.softmax(scores, dim=-1, out=scores) if in_place else torch.softmax(scores, dim=-1)
 
 
 def _padded_key_bias(key_mask, dtype):
@@ -525,41 +526,97 @@ def averaged_received(received, key_mask, num_heads: int):
 RECEIVED_SLICE_BYTES = 2 << 20
 
 
+def prefix_mask(lengths, width: int | None = None):
+    """(B,) token counts -> the (B, width) key mask of instances packed to the left (width: the largest)."""
+    width = int(lengths.max()) if width is None else width
+    return torch.arange(width, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def _attention_groups(counts: list[int], bytes_per_instance: int, on_cpu: bool):
+    """The (start, stop) runs of instances whose attention is computed together. On CPU: consecutive
+    instances with the same token count, at most RECEIVED_SLICE_BYTES of scores at a time, so no group is
+    ever padded (ragged counts after pruning give mostly groups of one, still cheaper than padding: the
+    products run on strided views, nothing copied). Elsewhere: the whole batch, padded, one kernel each."""
+    if not on_cpu:
+        return [(0, len(counts))]
+    step = max(1, RECEIVED_SLICE_BYTES // bytes_per_instance)
+    groups, start = [], 0
+    for index in range(1, len(counts) + 1):
+        if index == len(counts) or counts[index] != counts[start] or index - start == step:
+            groups.append((start, index))
+            start = index
+    return groups
+
+
+def packed_layer(layer: Layer, states, key_mask, with_received: bool = True):
+    """`layer` at inference over packed tokens: `states` (N, H) are the real tokens of B instances, instance
+    after instance, and `key_mask` (B, T) their layout packed to the left (`prefix_mask`). Returns the new
+    (N, H) states and, with `with_received`, the (B, T) attention each token receives
+    (`attention_received`: summed over heads and real queries, padded keys 0), else None.
+
+    Every projection (Q, K, V, output, FFN) runs on the N real tokens only. The attention core runs per
+    `_attention_groups`: on CPU a few instances of one length at a time, never padded, each group's
+    scores in cache from the score product to the sum; elsewhere the whole batch, padded in a buffer of
+    its own (padding rows 0, padded keys masked). The probabilities are explicit only where the received
+    attention is wanted; without `with_received` the core is the fused attention."""
+    attention = layer.attention.self
+    heads, head_dim = attention.num_heads, attention.head_dim
+    q, k, v = _scaled_qkv(attention, states)  # (N, heads * head_dim) each
+    batch, length = key_mask.shape
+    counts = key_mask.sum(dim=1)
+    ends = torch.cumsum(counts, dim=0).tolist()
+    counts = counts.tolist()
+    ctx = torch.empty_like(q)
+    received = states.new_zeros(batch, length) if with_received else None
+    starts = [0] + ends[:-1]
+    for start, stop in _attention_groups(counts, heads * length * length * states.element_size(),
+                                         states.device.type == "cpu"):
+        first, last = starts[start], ends[stop - 1]
+        part, width = stop - start, max(counts[start:stop])
+        mask = key_mask[start:stop, :width]
+        slots = None if min(counts[start:stop]) == width else mask.reshape(-1).nonzero().squeeze(1)
+
+        def by_head(rows):  # (n, heads * head_dim) -> (part, heads, width, head_dim)
+            if slots is not None:  # padding rows 0 (finite: they meet probabilities 0 and masked sums)
+                rows = rows.new_zeros(part * width, rows.shape[1]).index_copy_(0, slots, rows)
+            by_heads = rows.view(part, width, heads, head_dim).transpose(1, 2)
+            # One instance's heads are a strided batch the matrix products take as is; across instances
+            # the strides differ and the products would fall back to one small product per head.
+            return by_heads if part == 1 else by_heads.contiguous()
+
+        q_part, k_part, v_part = by_head(q[first:last]), by_head(k[first:last]), by_head(v[first:last])
+        if with_received:
+            probs = _attention_probs(q_part, k_part, None if slots is None else _padded_key_bias(mask, states.dtype),
+                                     in_place=True)
+            ctx_part = torch.matmul(probs, v_part)
+            received[start:stop, :width] = probs.sum(dim=(1, 2)) if slots is None else attention_received(probs, mask)
+        else:
+            ctx_part = F.scaled_dot_product_attention(  # the queries come scaled (`_scaled_qkv`)
+                q_part, k_part, v_part, attn_mask=None if slots is None else mask[:, None, None, :], scale=1.0)
+        ctx_part = ctx_part.transpose(1, 2)  # (part, width, heads, head_dim)
+        if slots is None:
+            ctx[first:last].view(part, width, heads, head_dim).copy_(ctx_part)
+        else:
+            torch.index_select(ctx_part.reshape(part * width, -1), 0, slots, out=ctx[first:last])
+    return _rest_of_layer(layer, ctx, states), received
+
+
 def layer_with_received(layer: Layer, hidden, key_mask):
     """`layer` over (B, T, H) and the (B, T) attention each token receives in it (`attention_received` of
     its probabilities: summed over heads and real queries; padded keys 0).
 
     With gradients on (the soft and hard stages train through it) this is `layer_with_attention`; without,
-    the same arithmetic on slices of the batch (RECEIVED_SLICE_BYTES), the probabilities never whole, and
-    the output projection and FFN only on real tokens (padding rows come back 0), as the plain layer skips
-    padding (tests/test_powerbert.py checks both paths agree on the real tokens)."""
+    `packed_layer` on the real tokens (padding rows come back 0, as the plain layer skips padding;
+    tests/test_powerbert.py checks both paths agree on the real tokens)."""
     if torch.is_grad_enabled() or layer.training:
         out, probs = layer_with_attention(layer, hidden, key_mask)
         return out, attention_received(probs, key_mask)
-    attention = layer.attention.self
-    q, k, v = _scaled_qkv(attention, hidden)
-    batch, length = key_mask.shape
-    ctx = hidden.new_empty(batch, length, attention.num_heads, attention.head_dim)  # token layout
-    received = hidden.new_empty(batch, length)
-    step = batch
-    if hidden.device.type == "cpu":
-        step = max(1, RECEIVED_SLICE_BYTES // (attention.num_heads * length * length * hidden.element_size()))
-    key_bias = _padded_key_bias(key_mask, hidden.dtype)
-    for start in range(0, batch, step):
-        part = slice(start, start + step)
-        # Each slice copied contiguous: batched matrix products over the strided head views fall back to
-        # one small product per head.
-        probs = _attention_probs(q[part].contiguous(), k[part].contiguous(),
-                                 None if key_bias is None else key_bias[part])
-        ctx[part] = torch.matmul(probs, v[part].contiguous()).transpose(1, 2)
-        received[part] = attention_received(probs, key_mask[part])
-    ctx = ctx.view(batch, length, -1)
-    if key_bias is None:
-        return _rest_of_layer(layer, ctx, hidden), received
+    batch, length, size = hidden.shape
     rows = key_mask.reshape(-1).nonzero().squeeze(1)
-    out = _rest_of_layer(layer, ctx.reshape(batch * length, -1).index_select(0, rows),
-                         hidden.reshape(batch * length, -1).index_select(0, rows))
-    return hidden.new_zeros(batch * length, hidden.shape[-1]).index_copy_(0, rows, out).view(hidden.shape), received
+    packed = prefix_mask(key_mask.sum(dim=1), length)
+    states, received = packed_layer(layer, hidden.reshape(batch * length, size).index_select(0, rows), packed)
+    out = hidden.new_zeros(batch * length, size).index_copy_(0, rows, states).view(hidden.shape)
+    return out, received.new_zeros(batch, length).masked_scatter_(key_mask, received[packed])
 
 
 def pack_tokens(hidden, keep):
@@ -572,7 +629,7 @@ def pack_tokens(hidden, keep):
     # Whole rows by flat index: index_select copies rows, about 4x faster than a gather over an expanded index.
     rows = (order + torch.arange(batch, device=keep.device).unsqueeze(1) * length).reshape(-1)
     packed = hidden.reshape(batch * length, size).index_select(0, rows).view(batch, n_max, size)
-    return packed, torch.arange(n_max, device=keep.device).unsqueeze(0) < counts.unsqueeze(1)
+    return packed, prefix_mask(counts, n_max)
 
 
 @dataclass
@@ -585,14 +642,19 @@ class PrunedOutput:
 def pruned_forward(model: SequenceClassifier, input_ids, attention_mask, token_type_ids, decide):
     """Run `model` (a SequenceClassifier) with token pruning between layers; returns (outputs, PrunedOutput).
 
-    `decide(layer, hidden, received, key_mask)` is called after every layer but the last (`layer` counted
-    from 1; `received`: the (B, T) attention each token received in it, `layer_with_received`): it returns
+    `decide(layer, received, key_mask)` is called after every layer but the last (`layer` counted from 1;
+    `received`: the (B, T) attention each token received in it, `layer_with_received`): it returns
     a (B, T) bool tensor (hard: the tokens kept; the others leave the sequence, really removed)
     or a float tensor (soft, training: each token's states are scaled by it, nothing leaves), or None (no
-    pruning after this layer). [CLS] is kept by the caller's rule, never here."""
+    pruning after this layer). [CLS] is kept by the caller's rule, never here.
+
+    Without gradients the layers run on the real tokens alone, packed (`packed_layer`): no projection
+    ever sees padding, whether the input's or the one that ragged keep counts would leave."""
     encoder = model.bert
     key_mask = attention_mask.bool()
     hidden = encoder.embeddings(input_ids, token_type_ids)
+    if not (torch.is_grad_enabled() or model.training):
+        return _pruned_inference(model, hidden, key_mask, decide)
     lengths = []
     for index, layer in enumerate(encoder.encoder.layer, start=1):
         lengths.append(key_mask.sum(dim=1))
@@ -600,7 +662,7 @@ def pruned_forward(model: SequenceClassifier, input_ids, attention_mask, token_t
             hidden = layer(hidden, key_mask)
             break
         hidden, received = layer_with_received(layer, hidden, key_mask)
-        verdict = decide(index, hidden, received, key_mask)
+        verdict = decide(index, received, key_mask)
         if verdict is None:
             continue
         if verdict.dtype == torch.bool:
@@ -609,6 +671,41 @@ def pruned_forward(model: SequenceClassifier, input_ids, attention_mask, token_t
                 hidden, key_mask = pack_tokens(hidden, keep)
         else:
             hidden = hidden * verdict.unsqueeze(-1).to(hidden.dtype)
+    return _pruned_output(model, hidden, key_mask, lengths)
+
+
+def _pruned_inference(model, hidden, key_mask, decide):
+    """`pruned_forward` without gradients: the (N, H) real tokens through `packed_layer`, a kept token's
+    row taken along after each decision, the batch laid out (padded) again for the head only."""
+    encoder = model.bert
+    batch, length, size = hidden.shape
+    states = hidden.reshape(batch * length, size)
+    if not bool(key_mask.all()):
+        states = states.index_select(0, key_mask.reshape(-1).nonzero().squeeze(1))
+        key_mask = prefix_mask(key_mask.sum(dim=1))
+    lengths = []
+    for index, layer in enumerate(encoder.encoder.layer, start=1):
+        lengths.append(key_mask.sum(dim=1))
+        last = index == encoder.num_layers  # the last layer's attention decides nothing: fused attention
+        states, received = packed_layer(layer, states, key_mask, with_received=not last)
+        if last:
+            break
+        verdict = decide(index, received, key_mask)
+        if verdict is None:
+            continue
+        if verdict.dtype != torch.bool:
+            raise ValueError("pruning without gradients takes a bool keep mask (soft weights are for training)")
+        keep = verdict & key_mask
+        if not bool(keep.equal(key_mask)):
+            states = states.index_select(0, keep[key_mask].nonzero().squeeze(1))
+            key_mask = prefix_mask(keep.sum(dim=1))
+    slots = key_mask.reshape(-1).nonzero().squeeze(1)
+    hidden = states.new_zeros(key_mask.numel(), size).index_copy_(0, slots, states).view(*key_mask.shape, size)
+    return _pruned_output(model, hidden, key_mask, lengths)
+
+
+def _pruned_output(model, hidden, key_mask, lengths):
+    encoder = model.bert
     pooled = pooled_input(hidden, key_mask, encoder.config.pooling)
     logits = model.classifier(model.dropout(encoder.pooler(pooled)))
     return logits, PrunedOutput(hidden, key_mask, torch.stack(lengths, dim=1))
