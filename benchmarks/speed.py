@@ -385,7 +385,9 @@ def pruning_per_layer(method, model, batch, inference, counter, repeats):
         layers = list(model.bert.encoder.layer)
         for number, layer in enumerate(layers, start=1):
             last = number == len(layers)
-            run = lambda layer=layer, s=states, m=key_mask, r=not last: packed_layer(layer, s, m, with_received=r)
+            def run(layer=layer, states=states, key_mask=key_mask, with_received=not last):
+                return packed_layer(layer, states, key_mask, with_received=with_received)
+
             times = timed({"pruned": run, "full": lambda layer=layer: layer(full_hidden, full_mask)}, cpu, repeats)
             lengths = key_mask.sum(dim=1).tolist()
             flops = sum(counter.trace_flops((ModuleCall(f"layer_{number}", (n, n, hidden_size)),)) for n in lengths)

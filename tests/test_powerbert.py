@@ -15,9 +15,9 @@ from pruning_helpers import (
 )
 
 from baselines.powerbert import ranks, retention_budgets
-from hashee.core.methods import get_method
 from hashee.core import modeling
-from hashee.core.modeling import attention_received, layer_with_attention, layer_with_received
+from hashee.core.methods import get_method
+from hashee.core.modeling import attention_received, layer_with_attention
 from hashee.core.tasks import get_task
 
 
@@ -54,10 +54,10 @@ def test_layer_with_attention_is_the_layer_and_its_softmax():
 
 @pytest.mark.parametrize("padded", [True, False])
 @pytest.mark.parametrize("slice_bytes", [1, 10**9])  # one instance at a time; the whole batch at once
-def test_inference_received_equals_the_explicit_softmax(monkeypatch, slice_bytes, padded):
-    """Without gradients the attention a token receives is computed a few instances at a time
-    (RECEIVED_SLICE_BYTES); with them, from the whole probabilities: the same layer output on the real
-    tokens and the same attention received, padding included."""
+def test_packed_layer_equals_the_explicit_softmax(monkeypatch, slice_bytes, padded):
+    """Inference runs a layer over the real tokens alone, their attention a few instances at a time
+    (`packed_layer`, RECEIVED_SLICE_BYTES); training over the padded batch with the whole probabilities:
+    the same outputs and the same attention received, token for token, padded keys 0."""
     monkeypatch.setattr("hashee.core.modeling.RECEIVED_SLICE_BYTES", slice_bytes)
     method, model = tiny_pruning("powerbert", halve)
     data = batch()
@@ -67,12 +67,14 @@ def test_inference_received_equals_the_explicit_softmax(monkeypatch, slice_bytes
     layer = model.bert.encoder.layer[1]
     with torch.no_grad():
         hidden = model.bert.embeddings(data["input_ids"])
-        sliced_out, sliced = layer_with_received(layer, hidden, key_mask)
+        layout = modeling.prefix_mask(key_mask.sum(dim=1))  # real tokens are the first ones here
+        assert torch.equal(layout, key_mask[:, :layout.shape[1]])
+        states, received = modeling.packed_layer(layer, hidden[key_mask], layout)
         out, probs = layer_with_attention(layer, hidden, key_mask)
-    torch.testing.assert_close(sliced, attention_received(probs, key_mask), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(sliced_out[key_mask], out[key_mask], atol=1e-5, rtol=1e-5)
-    assert torch.all(sliced[~key_mask] == 0) and sliced[key_mask].gt(0).all()
-    assert torch.all(sliced_out[~key_mask] == 0)  # padding skipped by the output projection and FFN
+    expected = attention_received(probs, key_mask)
+    torch.testing.assert_close(received[layout], expected[key_mask], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(states, out[key_mask], atol=1e-5, rtol=1e-5)
+    assert torch.all(received[~layout] == 0) and received[layout].gt(0).all()
 
 
 def raise_thresholds(model):  # LTP (tests/test_ltp.py): thresholds 0.1025, 0.105, 0.1075

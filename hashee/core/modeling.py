@@ -548,6 +548,18 @@ def _attention_groups(counts: list[int], bytes_per_instance: int, on_cpu: bool):
     return groups
 
 
+def _by_head(rows, part: int, width: int, heads: int, slots):
+    """(n, heads * head_dim) rows of `part` instances -> (part, heads, width, head_dim); with `slots` (the
+    rows' places in a padded (part * width) layout) the padding rows are 0 (finite: they meet
+    probabilities 0 and masked sums)."""
+    if slots is not None:
+        rows = rows.new_zeros(part * width, rows.shape[1]).index_copy_(0, slots, rows)
+    by_heads = rows.view(part, width, heads, -1).transpose(1, 2)
+    # One instance's heads are a strided batch the matrix products take as is; across instances the
+    # strides differ and the products would fall back to one small product per head.
+    return by_heads if part == 1 else by_heads.contiguous()
+
+
 def packed_layer(layer: Layer, states, key_mask, with_received: bool = True):
     """`layer` at inference over packed tokens: `states` (N, H) are the real tokens of B instances, instance
     after instance, and `key_mask` (B, T) their layout packed to the left (`prefix_mask`). Returns the new
@@ -576,15 +588,7 @@ def packed_layer(layer: Layer, states, key_mask, with_received: bool = True):
         mask = key_mask[start:stop, :width]
         slots = None if min(counts[start:stop]) == width else mask.reshape(-1).nonzero().squeeze(1)
 
-        def by_head(rows):  # (n, heads * head_dim) -> (part, heads, width, head_dim)
-            if slots is not None:  # padding rows 0 (finite: they meet probabilities 0 and masked sums)
-                rows = rows.new_zeros(part * width, rows.shape[1]).index_copy_(0, slots, rows)
-            by_heads = rows.view(part, width, heads, head_dim).transpose(1, 2)
-            # One instance's heads are a strided batch the matrix products take as is; across instances
-            # the strides differ and the products would fall back to one small product per head.
-            return by_heads if part == 1 else by_heads.contiguous()
-
-        q_part, k_part, v_part = by_head(q[first:last]), by_head(k[first:last]), by_head(v[first:last])
+        q_part, k_part, v_part = (_by_head(rows[first:last], part, width, heads, slots) for rows in (q, k, v))
         if with_received:
             probs = _attention_probs(q_part, k_part, None if slots is None else _padded_key_bias(mask, states.dtype),
                                      in_place=True)
@@ -599,24 +603,6 @@ def packed_layer(layer: Layer, states, key_mask, with_received: bool = True):
         else:
             torch.index_select(ctx_part.reshape(part * width, -1), 0, slots, out=ctx[first:last])
     return _rest_of_layer(layer, ctx, states), received
-
-
-def layer_with_received(layer: Layer, hidden, key_mask):
-    """`layer` over (B, T, H) and the (B, T) attention each token receives in it (`attention_received` of
-    its probabilities: summed over heads and real queries; padded keys 0).
-
-    With gradients on (the soft and hard stages train through it) this is `layer_with_attention`; without,
-    `packed_layer` on the real tokens (padding rows come back 0, as the plain layer skips padding;
-    tests/test_powerbert.py checks both paths agree on the real tokens)."""
-    if torch.is_grad_enabled() or layer.training:
-        out, probs = layer_with_attention(layer, hidden, key_mask)
-        return out, attention_received(probs, key_mask)
-    batch, length, size = hidden.shape
-    rows = key_mask.reshape(-1).nonzero().squeeze(1)
-    packed = prefix_mask(key_mask.sum(dim=1), length)
-    states, received = packed_layer(layer, hidden.reshape(batch * length, size).index_select(0, rows), packed)
-    out = hidden.new_zeros(batch * length, size).index_copy_(0, rows, states).view(hidden.shape)
-    return out, received.new_zeros(batch, length).masked_scatter_(key_mask, received[packed])
 
 
 def pack_tokens(hidden, keep):
@@ -643,7 +629,7 @@ def pruned_forward(model: SequenceClassifier, input_ids, attention_mask, token_t
     """Run `model` (a SequenceClassifier) with token pruning between layers; returns (outputs, PrunedOutput).
 
     `decide(layer, received, key_mask)` is called after every layer but the last (`layer` counted from 1;
-    `received`: the (B, T) attention each token received in it, `layer_with_received`): it returns
+    `received`: the (B, T) attention each token received in it, `attention_received`): it returns
     a (B, T) bool tensor (hard: the tokens kept; the others leave the sequence, really removed)
     or a float tensor (soft, training: each token's states are scaled by it, nothing leaves), or None (no
     pruning after this layer). [CLS] is kept by the caller's rule, never here.
@@ -661,8 +647,8 @@ def pruned_forward(model: SequenceClassifier, input_ids, attention_mask, token_t
         if index == encoder.num_layers:  # the last layer's attention decides nothing: run it plainly
             hidden = layer(hidden, key_mask)
             break
-        hidden, received = layer_with_received(layer, hidden, key_mask)
-        verdict = decide(index, received, key_mask)
+        hidden, probs = layer_with_attention(layer, hidden, key_mask)
+        verdict = decide(index, attention_received(probs, key_mask), key_mask)
         if verdict is None:
             continue
         if verdict.dtype == torch.bool:
