@@ -373,7 +373,7 @@ def pruning_per_layer(method, model, batch, inference, counter, repeats):
     `packed_layer` over the real tokens, with the attention they receive but in the last layer) against
     the plain layer on every token; the ceiling of the whole pruned encoder's ratio (which adds the
     decisions and the row copies between layers)."""
-    from hashee.core.modeling import packed_layer, prefix_mask
+    from hashee.core.modeling import kept_rows, packed_layer
 
     cpu, hidden_size = torch.device("cpu"), model.bert.config.hidden_size
     full_mask = batch["attention_mask"].bool()
@@ -381,7 +381,7 @@ def pruning_per_layer(method, model, batch, inference, counter, repeats):
     measured = []
     with torch.inference_mode():
         full_hidden = model.bert.embeddings(batch["input_ids"])
-        states, key_mask = full_hidden[full_mask], prefix_mask(full_mask.sum(dim=1))
+        states, key_mask = kept_rows(full_hidden, full_mask)
         layers = list(model.bert.encoder.layer)
         for number, layer in enumerate(layers, start=1):
             last = number == len(layers)
@@ -398,7 +398,7 @@ def pruning_per_layer(method, model, batch, inference, counter, repeats):
             if not last:
                 states, received = packed_layer(layer, states, key_mask)
                 keep = rule(number, received, key_mask) & key_mask
-                states, key_mask = states[keep[key_mask]], prefix_mask(keep.sum(dim=1))
+                states, key_mask = kept_rows(states, keep, key_mask)
     flops, full_flops, t_pruned, t_full = map(sum, zip(*measured))
     print(f"    layers alone: FLOPs x{full_flops / flops:.2f}  time x{t_full / t_pruned:.2f}  ratio "
           f"{(t_full / t_pruned) / (full_flops / flops):.3f} (the whole pruned encoder's ceiling on this device)")

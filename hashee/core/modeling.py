@@ -16,6 +16,7 @@ instance, which `encoder_traces()` turns into the per-instance execution traces 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from itertools import accumulate
 
 import torch
 import torch.nn.functional as F
@@ -532,6 +533,14 @@ def prefix_mask(lengths, width: int | None = None):
     return torch.arange(width, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
 
 
+def kept_rows(states, keep, layout=None):
+    """The rows of `states` whose tokens `keep` (B, T) bool marks, in order, and their key mask packed to
+    the left (`prefix_mask`). `layout`: the (B, T) positions the (N, H) rows of `states` sit at (a packed
+    key mask); None: `states` holds every position, (B, T, H) or (B * T, H)."""
+    chosen = keep if layout is None else keep[layout]
+    return states.reshape(-1, states.shape[-1])[chosen.reshape(-1)], prefix_mask(keep.sum(dim=1))
+
+
 def _attention_groups(counts: list[int], bytes_per_instance: int, on_cpu: bool):
     """The (start, stop) runs of instances whose attention is computed together. On CPU: consecutive
     instances with the same token count, at most RECEIVED_SLICE_BYTES of scores at a time, so no group is
@@ -575,9 +584,8 @@ def packed_layer(layer: Layer, states, key_mask, with_received: bool = True):
     heads, head_dim = attention.num_heads, attention.head_dim
     q, k, v = _scaled_qkv(attention, states)  # (N, heads * head_dim) each
     batch, length = key_mask.shape
-    counts = key_mask.sum(dim=1)
-    ends = torch.cumsum(counts, dim=0).tolist()
-    counts = counts.tolist()
+    counts = key_mask.sum(dim=1).tolist()
+    ends = list(accumulate(counts))
     ctx = torch.empty_like(q)
     received = states.new_zeros(batch, length) if with_received else None
     starts = [0] + ends[:-1]
@@ -667,8 +675,7 @@ def _pruned_inference(model, hidden, key_mask, decide):
     batch, length, size = hidden.shape
     states = hidden.reshape(batch * length, size)
     if not bool(key_mask.all()):
-        states = states.index_select(0, key_mask.reshape(-1).nonzero().squeeze(1))
-        key_mask = prefix_mask(key_mask.sum(dim=1))
+        states, key_mask = kept_rows(hidden, key_mask)
     lengths = []
     for index, layer in enumerate(encoder.encoder.layer, start=1):
         lengths.append(key_mask.sum(dim=1))
@@ -683,8 +690,7 @@ def _pruned_inference(model, hidden, key_mask, decide):
             raise ValueError("pruning without gradients takes a bool keep mask (soft weights are for training)")
         keep = verdict & key_mask
         if not bool(keep.equal(key_mask)):
-            states = states.index_select(0, keep[key_mask].nonzero().squeeze(1))
-            key_mask = prefix_mask(keep.sum(dim=1))
+            states, key_mask = kept_rows(states, keep, key_mask)
     slots = key_mask.reshape(-1).nonzero().squeeze(1)
     hidden = states.new_zeros(key_mask.numel(), size).index_copy_(0, slots, states).view(*key_mask.shape, size)
     return _pruned_output(model, hidden, key_mask, lengths)
